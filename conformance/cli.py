@@ -1,0 +1,182 @@
+"""Command line: ``conformance run | list | cleanup``.
+
+Exit codes: 0 every case passed, 1 a case failed, 2 a usage or environment
+error (a message says what to do; never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from . import __version__
+from .errors import ConformanceError, HarnessError
+from .loader import discover
+from .model import Case
+from .timing import DEFAULT_TOLERANCE, Tolerance
+from .values import parse_duration
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+
+
+def select(cases: list[Case], expr: str | None) -> list[Case]:
+    """pytest-style -k: words matched (as substrings) against id, title, group
+    and tags, combined with and / or / not and parentheses."""
+    if not expr:
+        return cases
+    tokens = _TOKEN.findall(expr)
+    code: list[str] = []
+    words: list[str] = []
+    for tok in tokens:
+        if tok in ("and", "or", "not", "(", ")"):
+            code.append(tok)
+        else:
+            code.append(f"_w[{len(words)}] in _h")
+            words.append(tok.lower())
+    program = " ".join(code)
+    try:
+        compiled = compile(program, "-k", "eval")
+        out = []
+        for c in cases:
+            hay = " ".join([c.id, c.title, c.group, *c.tags]).lower()
+            if eval(compiled, {"__builtins__": {}}, {"_w": words, "_h": hay}):  # noqa: S307 - built from our tokens only
+                out.append(c)
+    except SyntaxError:
+        raise ConformanceError(f"-k {expr!r}: not a valid expression (words joined by and, or, not, parentheses)") from None
+    return out
+
+
+def _cases(args: argparse.Namespace) -> list[Case]:
+    paths = args.paths or ["cases"]
+    if not args.paths and not Path("cases").is_dir():
+        raise ConformanceError("no cases/ folder here: run from the project's root, or name case files or folders")
+    cases = select(discover(paths), args.k)
+    if not cases:
+        raise ConformanceError(f"no case matches (paths {' '.join(paths)}{', -k ' + args.k if args.k else ''})")
+    return cases
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    cases = _cases(args)
+    table = Table(title=f"{len(cases)} cases", show_lines=False)
+    for col in ("group", "id", "title", "checks"):
+        table.add_column(col)
+    for c in cases:
+        refs = "; ".join(f"{r.doc} {r.level}" + (f" {r.id}" if r.id not in r.doc else "") for r in c.refs)
+        table.add_row(c.group, c.id, c.title, refs)
+    Console(highlight=False).print(table)
+    return EXIT_OK
+
+
+def _tolerance(args: argparse.Namespace) -> Tolerance | None:
+    if args.tolerance_abs is None and args.tolerance_pct is None:
+        return None
+    try:
+        absolute = parse_duration(args.tolerance_abs) if args.tolerance_abs is not None else DEFAULT_TOLERANCE.absolute
+    except ValueError as exc:
+        raise ConformanceError(f"--tolerance-abs: {exc}") from None
+    pct = args.tolerance_pct if args.tolerance_pct is not None else DEFAULT_TOLERANCE.percent
+    return Tolerance(absolute, pct)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .netns import check_privileges
+    from .reporters import TerminalReporter, render_ladder, write_junit, write_pcap
+    from .runner import RunSettings, run
+
+    cases = _cases(args)
+    check_privileges()
+    settings = RunSettings(target=args.target, jobs=args.jobs, tolerance=_tolerance(args), seed=args.seed)
+    reports = Path(args.reports)
+    junit = Path(args.junit) if args.junit else reports / "junit.xml"
+    reporter = TerminalReporter()
+    started = time.time()
+    results = run(cases, settings, on_start=reporter.case_started, on_result=reporter.case_finished)
+    elapsed = time.time() - started
+    write_junit(results, junit)
+    for r in results:
+        if args.pcap == "all" or (args.pcap == "failed" and not r.passed):
+            write_pcap(r, reports / "pcap")
+        if r.verdict is not None:
+            ladder = reports / "ladders" / f"{r.case.id}.txt"
+            ladder.parent.mkdir(parents=True, exist_ok=True)
+            ladder.write_text(render_ladder(r) + "\n")
+    reporter.summary(results, elapsed)
+    print(f"reports: {junit}, {reports / 'pcap'}, {reports / 'ladders'}")
+    if any(r.status == "error" for r in results):
+        return EXIT_ERROR
+    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from .netns import check_privileges, cleanup
+
+    check_privileges()
+    removed = cleanup()
+    print(f"removed {len(removed)} leftover namespace(s)" + (f": {' '.join(removed)}" if removed else ""))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="conformance", description="TCP conformance tests as packet dialogues.")
+    ap.add_argument("--version", action="version", version=f"conformance {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def selection(p: argparse.ArgumentParser) -> None:
+        p.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
+        p.add_argument("-k", metavar="EXPR", help="select cases by words of id/title/group/tags: 'synack and not ci'")
+
+    p_run = sub.add_parser("run", help="play cases against a target and write reports")
+    selection(p_run)
+    p_run.add_argument("--target", default="embedded",
+                       help="embedded (a fresh Linux namespace, the default) or netns:NAME (a namespace you made)")
+    p_run.add_argument("--jobs", type=int, default=0, help="cases played at once (default: all; waiting costs no CPU)")
+    p_run.add_argument("--junit", metavar="PATH", help="JUnit XML file (default: REPORTS/junit.xml)")
+    p_run.add_argument("--reports", metavar="DIR", default="reports", help="report folder (default: reports)")
+    p_run.add_argument("--pcap", choices=("all", "failed", "none"), default="all", help="pcaps to write (default: all)")
+    p_run.add_argument("--tolerance-abs", metavar="DURATION", help="override every case's absolute tolerance (e.g. 50ms)")
+    p_run.add_argument("--tolerance-pct", type=float, metavar="PERCENT", help="override every case's percent tolerance")
+    p_run.add_argument("--seed", type=int, help="seed for source ports and ISNs (default: random)")
+    p_run.set_defaults(func=cmd_run)
+
+    p_list = sub.add_parser("list", help="list cases and the documents they check")
+    selection(p_list)
+    p_list.set_defaults(func=cmd_list)
+
+    p_clean = sub.add_parser("cleanup", help="remove namespaces left by a run that was killed (SIGKILL)")
+    p_clean.set_defaults(func=cmd_cleanup)
+    return ap
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code: int = args.func(args)
+        return code
+    except HarnessError as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ConformanceError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("conformance: interrupted; everything the run made was removed", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Field-by-field comparison of an observed segment with an expected pattern.
+
+Every checked field yields a :class:`FieldDiff`, matching or not, so a failure
+can show the whole picture (tavern: collect every mismatch of a step, not just
+the first). Sequence numbers are shown both as the expression and its value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import SegmentPattern
+from .segment import Segment, seq_diff
+from .values import Expr
+
+
+@dataclass(frozen=True)
+class FieldDiff:
+    field: str
+    expected: str
+    observed: str
+    ok: bool
+
+
+def _rel(value: int, expr: Expr, names: dict[str, int]) -> str:
+    """Render `value` relative to the name `expr` uses: 1002 -> 'isn+2 (1002)'."""
+    if expr.name is None:
+        return str(value)
+    d = seq_diff(value, names[expr.name])
+    sign = "+" if d >= 0 else "-"
+    rel = expr.name if d == 0 else f"{expr.name}{sign}{abs(d)}"
+    return f"{rel} ({value})"
+
+
+def _flags_text(flags: str, optional: str = "") -> str:
+    text = flags or "<none>"
+    if optional:
+        text += " (" + ",".join(f"{f}?" for f in optional) + ")"
+    return text
+
+
+def compare(
+    pattern: SegmentPattern,
+    seg: Segment,
+    names: dict[str, int],
+    labelled: dict[str, Segment],
+) -> list[FieldDiff]:
+    """All checked fields of `seg` against `pattern`; names resolve expressions."""
+    out: list[FieldDiff] = []
+    if pattern.same_as is not None:
+        orig = labelled[pattern.same_as]
+        out.append(FieldDiff("flags", orig.flags, seg.flags, seg.flags == orig.flags))
+        out.append(FieldDiff("seq", f"{orig.seq} (as {pattern.same_as})", str(seg.seq), seg.seq == orig.seq))
+        out.append(FieldDiff("ack", f"{orig.ack} (as {pattern.same_as})", str(seg.ack), seg.ack == orig.ack))
+        out.append(FieldDiff("len", str(len(orig.payload)), str(len(seg.payload)), seg.payload == orig.payload))
+    if pattern.flags is not None:
+        have = set(seg.flags) - set(pattern.flags_optional)
+        ok = have == set(pattern.flags)
+        out.append(FieldDiff("flags", _flags_text(pattern.flags, pattern.flags_optional), _flags_text(seg.flags), ok))
+    for name, expr, value in (("seq", pattern.seq, seg.seq), ("ack", pattern.ack, seg.ack)):
+        if expr is None:
+            continue
+        want = expr.evaluate(names)
+        out.append(FieldDiff(name, f"{expr} ({want})", _rel(value, expr, names), value == want))
+    if pattern.window is not None:
+        out.append(FieldDiff("win", str(pattern.window), str(seg.window), seg.window == pattern.window))
+    if pattern.length is not None:
+        out.append(FieldDiff("len", str(pattern.length), str(len(seg.payload)), len(seg.payload) == pattern.length))
+    if pattern.data is not None:
+        out.append(FieldDiff("data", repr(pattern.data), repr(seg.payload[:64]), seg.payload == pattern.data))
+    if pattern.options is not None:
+        for spec in pattern.options:
+            if spec.kind == "nop":
+                continue
+            got = [v for k, v in seg.options if k == spec.kind]
+            if not got:
+                out.append(
+                    FieldDiff(
+                        f"option {spec.kind}", "present" if spec.value is None else repr(spec.value), "absent", False
+                    )
+                )
+            elif spec.value is not None:
+                out.append(FieldDiff(f"option {spec.kind}", repr(spec.value), repr(got[0]), got[0] == spec.value))
+            else:
+                out.append(FieldDiff(f"option {spec.kind}", "present", repr(got[0]), True))
+    if seg.checksum_ok is False:
+        out.append(FieldDiff("checksum", "valid (RFC 9293 MUST-2)", "invalid", False))
+    return out
+
+
+def matches(diffs: list[FieldDiff]) -> bool:
+    return all(d.ok for d in diffs)

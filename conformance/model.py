@@ -1,0 +1,144 @@
+"""The case model: what a loaded case file is, independent of YAML.
+
+A :class:`Case` is a dialogue of steps over one or more connections. Every step
+keeps the line it came from so that failures can point at the case file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .timing import Tolerance, Window
+from .values import Expr
+
+LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY", "default")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A documented behaviour a case checks: a document, a section, a level."""
+
+    id: str
+    doc: str
+    level: str
+    says: str = ""
+
+    def cite(self) -> str:
+        text = f"{self.doc} ({self.level}"
+        if self.id and self.id not in self.doc:
+            text += f", {self.id}"
+        text += ")"
+        return text
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """A TCP option we send, or one we expect (value None = present, any value)."""
+
+    kind: str  # mss | wscale | sackok | timestamp | nop | eol
+    value: object = None
+
+
+@dataclass(frozen=True)
+class SegmentPattern:
+    """Fields of an expected segment; None means don't care."""
+
+    flags: str | None = None  # required flags, canonical order
+    flags_optional: str = ""  # flags that may or may not be set ("P?" in the case)
+    seq: Expr | None = None
+    ack: Expr | None = None
+    window: int | None = None
+    length: int | None = None
+    data: bytes | None = None
+    options: tuple[OptionSpec, ...] | None = None
+    #: Label of an earlier expect step whose observed flags, seq, ack and payload
+    #: this pattern repeats (used for retransmissions).
+    same_as: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    line: int
+    conn: str
+    ref: str | None
+
+
+@dataclass(frozen=True)
+class SendStep(Step):
+    flags: str
+    seq: Expr | None  # None: the connection's snd_nxt
+    ack: Expr | None  # None: rcv_nxt when ACK is set, else 0
+    window: int
+    data: bytes
+    options: tuple[OptionSpec, ...]
+
+
+@dataclass(frozen=True)
+class ExpectStep(Step):
+    pattern: SegmentPattern
+    window_: Window
+    label: str | None = None
+    bind: tuple[tuple[str, str], ...] = ()  # (name, field)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SilenceStep(Step):
+    seconds: float | None  # None: the give-up time of the preceding withhold's schedule
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class WithholdStep(Step):
+    """Let time pass without answering while the target retransmits `retransmits`."""
+
+    what: str
+    retransmits: str  # label of an expect step
+    schedule: str  # a name known to :mod:`conformance.schedules`
+    count: int | None  # check only the first `count` retransmissions
+    then_silence: bool  # after the last one, expect nothing until the schedule gives up
+
+
+@dataclass(frozen=True)
+class AssertStep(Step):
+    """A check on bound values, e.g. that ISNs are not predictable."""
+
+    check: str  # "unpredictable"
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    title: str
+    group: str
+    path: str
+    refs: tuple[Reference, ...]
+    service: str  # which service of the target the case talks to (listen/banner/closed)
+    steps: tuple[Step, ...]
+    tolerance: Tolerance
+    sysctls: dict[str, int] = field(default_factory=dict)
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    #: A self-test: the case must fail with a message containing this text.
+    expect_failure: str | None = None
+
+    def reference(self, ref_id: str | None) -> Reference | None:
+        if ref_id is None:
+            return self.refs[0] if self.refs else None
+        for r in self.refs:
+            if r.id == ref_id:
+                return r
+        return None
+
+    @property
+    def needs_own_target(self) -> bool:
+        """A case that changes the target's configuration gets a target of its own."""
+        return bool(self.sysctls)
+
+    def connections(self) -> list[str]:
+        seen: list[str] = []
+        for s in self.steps:
+            if s.conn not in seen:
+                seen.append(s.conn)
+        return seen

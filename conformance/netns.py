@@ -1,0 +1,248 @@
+"""The embedded target: a Linux kernel TCP stack in a network namespace.
+
+Layout (made by :class:`NamespaceTarget`, removed on exit, also on failure)::
+
+    prober namespace cfp-PID-N           target namespace cft-PID-N (or the user's)
+    ┌──────────────────────────┐         ┌──────────────────────────────────┐
+    │ cfPIDpN  (no IP address) │ ─veth─  │ cfPIDtN 198.18.N.2/24            │
+    │ Scapy injects/captures   │         │ services: listen 7000, banner    │
+    └──────────────────────────┘         │ 7001, nothing on 7009            │
+                                         └──────────────────────────────────┘
+
+The prober's interface carries no address and sits in a namespace of its own,
+so no kernel answers for the prober (no stray RSTs) and nothing it sends can be
+forwarded anywhere. The target gets a permanent neighbour entry for the prober's
+address; transmit checksum offload is off on the target's veth so that captured
+checksums are the ones the target computed (RFC 9293 MUST-2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from .errors import HarnessError
+from .params import SYSCTLS, Params, resolve
+
+PREFIX_PROBER = "cfp-"
+PREFIX_TARGET = "cft-"
+LISTEN_PORT, BANNER_PORT, CLOSED_PORT = 7000, 7001, 7009
+READY_TIMEOUT = 10.0
+
+
+@dataclass
+class Endpoint:
+    """Everything the wire and the runner need to reach a target."""
+
+    iface: str
+    netns: str | None  # namespace the prober interface lives in (None: this one)
+    our_mac: str
+    target_mac: str
+    our_ip: str
+    target_ip: str
+    ports: dict[str, int]
+    params: Params
+    description: str
+    kind: str = "netns"
+    sysctls: dict[str, int] = field(default_factory=dict)
+
+
+def check_privileges() -> None:
+    """Fail early, with what to do, when the run cannot make namespaces."""
+    if os.geteuid() != 0:
+        raise HarnessError(
+            "creating network namespaces and raw sockets needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW)",
+            "run as root, e.g. sudo .venv/bin/conformance run",
+        )
+    for tool, package in (("ip", "iproute2"), ("ethtool", "ethtool")):
+        if shutil.which(tool) is None:
+            raise HarnessError(f"the program {tool!r} is missing", f"install it: apt-get install {package} (or run .ci/setup)")
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    if proc.returncode != 0:
+        raise HarnessError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
+
+
+class NamespaceTarget:
+    """Context manager: builds the two namespaces, the veth and the services."""
+
+    def __init__(self, index: int, sysctls: dict[str, int] | None = None, existing: str | None = None) -> None:
+        if not 0 <= index < 250:
+            raise HarnessError(f"target index {index} out of range (at most 250 namespace targets per run)")
+        pid = os.getpid()
+        self.index = index
+        self.sysctls = dict(sysctls or {})
+        self.prober_ns = f"{PREFIX_PROBER}{pid}-{index}"
+        self.existing = existing
+        self.target_ns = existing or f"{PREFIX_TARGET}{pid}-{index}"
+        tag = f"{pid % 100000}"
+        self.prober_if = f"cf{tag}p{index}"
+        self.target_if = f"cf{tag}t{index}"
+        self.our_ip = f"198.18.{index}.1"
+        self.target_ip = f"198.18.{index}.2"
+        self._made_ns: list[str] = []
+        self._services: subprocess.Popen[str] | None = None
+        self.endpoint: Endpoint | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def __enter__(self) -> Endpoint:
+        try:
+            return self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def _setup(self) -> Endpoint:
+        from pyroute2 import IPRoute, NetNS, netns
+
+        check_privileges()
+        existing = set(netns.listnetns())
+        if self.existing is not None and self.existing not in existing:
+            raise HarnessError(
+                f"network namespace {self.existing!r} does not exist",
+                "create it first (ip netns add NAME) or leave out --target to use the embedded one",
+            )
+        for name in (self.prober_ns,) if self.existing else (self.prober_ns, self.target_ns):
+            if name in existing:
+                raise HarnessError(f"network namespace {name!r} exists already", "run `conformance cleanup`")
+            netns.create(name)
+            self._made_ns.append(name)
+        _run(["ip", "netns", "exec", self.prober_ns, "sh", "-c",
+              "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"])
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=self.prober_if, kind="veth", peer={"ifname": self.target_if})
+            try:
+                ipr.link("set", index=ipr.link_lookup(ifname=self.prober_if)[0], net_ns_fd=self.prober_ns)
+                ipr.link("set", index=ipr.link_lookup(ifname=self.target_if)[0], net_ns_fd=self.target_ns)
+            except Exception:
+                for name in (self.prober_if, self.target_if):
+                    found = ipr.link_lookup(ifname=name)
+                    if found:
+                        ipr.link("del", index=found[0])
+                raise
+        self._start_services()
+        with NetNS(self.prober_ns) as ns:
+            i = ns.link_lookup(ifname=self.prober_if)[0]
+            ns.link("set", index=i, state="up")
+            our_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
+        with NetNS(self.target_ns) as ns:
+            i = ns.link_lookup(ifname=self.target_if)[0]
+            ns.addr("add", index=i, address=self.target_ip, prefixlen=24)
+            ns.link("set", index=i, state="up")
+            lo = ns.link_lookup(ifname="lo")
+            if lo:
+                ns.link("set", index=lo[0], state="up")
+            target_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
+            ns.neigh("add", dst=self.our_ip, lladdr=our_mac, ifindex=i, state="permanent")
+        _run(["ip", "netns", "exec", self.target_ns, "ethtool", "-K", self.target_if, "tx", "off"])
+        ready = self._ready
+        sysctls = {k: int(v) for k, v in ready.get("sysctls", {}).items()}
+        where = f"namespace {self.target_ns}" + (" (yours)" if self.existing else "")
+        self.endpoint = Endpoint(
+            iface=self.prober_if, netns=self.prober_ns, our_mac=our_mac, target_mac=target_mac,
+            our_ip=self.our_ip, target_ip=self.target_ip,
+            ports={"listen": LISTEN_PORT, "banner": BANNER_PORT, "closed": CLOSED_PORT},
+            params=resolve(sysctls),
+            description=f"Linux {ready.get('kernel', '?')} in {where}, {self.target_ip}",
+            sysctls=sysctls,
+        )
+        return self.endpoint
+
+    def _start_services(self) -> None:
+        cmd = ["ip", "netns", "exec", self.target_ns, sys.executable, "-m", "conformance.services",
+               "--listen", str(LISTEN_PORT), "--banner", str(BANNER_PORT), "--no-ipv6"]
+        for name, value in self.sysctls.items():
+            cmd += ["--sysctl", f"{name}={value}"]
+        for name in SYSCTLS:
+            cmd += ["--read", name]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self._services = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        assert self._services.stdout is not None
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self._services.stdout, selectors.EVENT_READ)
+        if not sel.select(READY_TIMEOUT):
+            raise HarnessError(f"the target's services did not start within {READY_TIMEOUT:g} s")
+        line = self._services.stdout.readline()
+        try:
+            ready = json.loads(line)
+        except json.JSONDecodeError:
+            err = self._services.stderr.read() if self._services.poll() is not None and self._services.stderr else ""
+            raise HarnessError(f"the target's services failed to start: {line.strip() or err.strip()}") from None
+        if not ready.get("ready"):
+            raise HarnessError(f"the target's services failed to start: {ready.get('error')}")
+        self._ready: dict[str, object] = ready
+
+    # ---------------------------------------------------------------- teardown
+    def close(self) -> None:
+        """Remove everything this target made; safe to call twice."""
+        from pyroute2 import IPRoute, NetNS, netns
+
+        if self._services is not None:
+            proc, self._services = self._services, None
+            try:
+                if proc.stdin:
+                    proc.stdin.close()
+                proc.wait(timeout=3)
+            except (subprocess.TimeoutExpired, OSError):
+                proc.kill()  # our own child, by its Popen handle
+                proc.wait(timeout=3)
+        if self.existing is not None:
+            # The user's namespace stays; our veth end goes (and with it the pair).
+            try:
+                with NetNS(self.existing) as ns:
+                    found = ns.link_lookup(ifname=self.target_if)
+                    if found:
+                        ns.link("del", index=found[0])
+            except Exception:
+                pass
+        for name in reversed(self._made_ns):
+            try:
+                netns.remove(name)
+            except OSError:
+                pass
+        self._made_ns.clear()
+        with IPRoute() as ipr:  # a veth left in this namespace after a failed move
+            for name in (self.prober_if, self.target_if):
+                found = ipr.link_lookup(ifname=name)
+                if found:
+                    ipr.link("del", index=found[0])
+
+
+def leftovers() -> list[str]:
+    """Namespaces of earlier runs whose process is gone (e.g. after SIGKILL)."""
+    from pyroute2 import netns
+
+    out = []
+    for name in netns.listnetns():
+        if name.startswith((PREFIX_PROBER, PREFIX_TARGET)):
+            pid = name[4:].split("-")[0]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                out.append(name)
+    return out
+
+
+def cleanup() -> list[str]:
+    """Remove the leftovers of dead runs; returns what was removed."""
+    from pyroute2 import netns
+
+    removed = []
+    for name in leftovers():
+        netns.remove(name)
+        removed.append(name)
+    time.sleep(0)
+    return removed

@@ -1,0 +1,41 @@
+"""What a run produces for each case: the data every reporter reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .engine import Verdict
+from .model import Case
+from .params import Params
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """Which target a case ran against and the parameters the run used."""
+
+    kind: str  # "netns" ...
+    description: str  # e.g. "Linux 6.18.44 in namespace cft-1234 (198.18.0.2)"
+    address: str
+    params: Params
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    status: str  # passed | failed | error
+    #: The failure (a deviation), or the harness error, as text for people.
+    message: str
+    duration: float
+    target: TargetInfo | None
+    verdict: Verdict | None = None
+    #: Our source port and ISN for each connection of the case.
+    ports: dict[str, int] = field(default_factory=dict)
+    isns: dict[str, int] = field(default_factory=dict)
+    #: Raw Ethernet frames of the case's flows with their capture times, for the pcap.
+    frames: list[tuple[float, bytes]] = field(default_factory=list)
+    #: Set for self-test cases (expect_failure): the case's raw verdict before inversion.
+    raw_status: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"

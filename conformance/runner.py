@@ -1,0 +1,211 @@
+"""The runner: the one place that waits. Plays cases against targets.
+
+For each case it picks source ports and ISNs, subscribes the case's flows on the
+target's :class:`~conformance.wire.Wire`, and loops: advance the engine, send
+what it returns, block on the case's queue until a segment arrives or the
+engine's next deadline passes. Cases run concurrently on a thread pool (each on
+its own 4-tuples); a case that sets sysctls gets a target of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+
+from .engine import Addressing, Dialogue
+from .errors import HarnessError
+from .model import Case
+from .netns import Endpoint, NamespaceTarget
+from .results import CaseResult, TargetInfo
+from .timing import Tolerance
+from .wire import Wire
+
+#: After a dialogue ends, keep listening this long for our own cleanup segments
+#: and stragglers, so the pcap and ladder are complete. Not judged.
+LINGER = 0.15
+
+
+@dataclass
+class RunSettings:
+    target: str = "embedded"  # embedded | netns:NAME
+    jobs: int = 0  # 0: one per case (timer-bound cases cost no CPU while they wait)
+    tolerance: Tolerance | None = None  # overrides every case's tolerance
+    case_timeout: float = 900.0
+    seed: int | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class _Ports:
+    """Source ports unique within a run (so no two dialogues share a 4-tuple)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._next = itertools.count(rng.randrange(20000, 40000))
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            return next(self._next)
+
+
+@dataclass
+class _Target:
+    endpoint: Endpoint
+    wire: Wire
+
+    @property
+    def info(self) -> TargetInfo:
+        e = self.endpoint
+        return TargetInfo(kind=e.kind, description=e.description, address=e.target_ip, params=e.params)
+
+
+@contextmanager
+def open_target(spec: str, index: int, sysctls: dict[str, int]) -> Iterator[_Target]:
+    """A started target with its wire, removed on exit."""
+    if spec == "embedded":
+        ns = NamespaceTarget(index, sysctls)
+    elif spec.startswith("netns:") and spec[6:]:
+        ns = NamespaceTarget(index, sysctls, existing=spec[6:])
+    else:
+        raise HarnessError(f"unknown target {spec!r}", "use --target embedded or --target netns:NAME")
+    with ns as endpoint, Wire(endpoint.iface, endpoint.netns, endpoint.our_mac, endpoint.target_mac,
+                              endpoint.our_ip) as wire:
+        yield _Target(endpoint, wire)
+
+
+def play(case: Case, target: _Target, ports: _Ports, rng: random.Random, settings: RunSettings) -> CaseResult:
+    """Play one case to its verdict. Never raises for a deviation of the target."""
+    started = time.time()
+    conns = case.connections()
+    our_ports = {c: ports.take() for c in conns}
+    isns = {c: rng.getrandbits(32) for c in conns}
+    ep = target.endpoint
+    port = ep.ports.get(case.service)
+    if port is None:
+        return CaseResult(case, "error", f"the target has no {case.service!r} service", 0.0, target.info)
+    dialogue = Dialogue(case, ep.params, Addressing(ep.our_ip, ep.target_ip, port), our_ports, isns)
+    q = target.wire.subscribe(our_ports.values())
+    frames: list[tuple[float, bytes]] = []
+    error = ""
+    try:
+        hard_stop = started + settings.case_timeout
+        while True:
+            now = time.time()
+            for seg in dialogue.advance(now):
+                target.wire.send(seg)
+            if dialogue.done:
+                break
+            if settings.cancel.is_set():
+                error = "interrupted"
+                break
+            if now > hard_stop:
+                error = f"the case did not finish within {settings.case_timeout:g} s (harness time limit)"
+                break
+            deadline = dialogue.next_deadline()
+            timeout = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.time()))
+            try:
+                got = q.get(timeout=timeout)
+            except queue.Empty:
+                continue
+            while True:
+                frames.append((got.segment.time, got.frame))
+                dialogue.receive(got.segment)
+                try:
+                    got = q.get_nowait()
+                except queue.Empty:
+                    break
+        end = time.time() + LINGER
+        while (left := end - time.time()) > 0:
+            try:
+                got = q.get(timeout=left)
+            except queue.Empty:
+                break
+            frames.append((got.segment.time, got.frame))
+            dialogue.receive(got.segment)
+    except HarnessError as exc:
+        error = str(exc)
+    except OSError as exc:
+        error = f"wire error: {exc}"
+    finally:
+        target.wire.unsubscribe(our_ports.values())
+    verdict = dialogue.verdict()
+    duration = time.time() - started
+    frames.sort(key=lambda f: f[0])
+    if error:
+        return CaseResult(case, "error", error, duration, target.info, verdict, our_ports, isns, frames)
+    status = verdict.status
+    message = verdict.failure.render() if verdict.failure else ""
+    result = CaseResult(case, status, message, duration, target.info, verdict, our_ports, isns, frames)
+    if case.expect_failure is not None:
+        result.raw_status = status
+        if status == "failed" and case.expect_failure in message:
+            result.status, result.message = "passed", f"failed as expected:\n{message}"
+        elif status == "failed":
+            result.status = "failed"
+            result.message = f"self-test: expected a failure mentioning {case.expect_failure!r}, got:\n{message}"
+        else:
+            result.status = "failed"
+            result.message = f"self-test: expected a failure mentioning {case.expect_failure!r}, but the case passed"
+    return result
+
+
+def _sysctl_key(case: Case) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(case.sysctls.items()))
+
+
+def run(
+    cases: list[Case],
+    settings: RunSettings,
+    on_start: Callable[[Case], None] = lambda c: None,
+    on_result: Callable[[CaseResult], None] = lambda r: None,
+) -> list[CaseResult]:
+    """Play every case; results come back in the order of `cases`."""
+    if settings.tolerance is not None:
+        cases = [dataclasses.replace(c, tolerance=settings.tolerance) for c in cases]
+    rng = random.Random(settings.seed if settings.seed is not None else int.from_bytes(os.urandom(8), "big"))
+    ports = _Ports(rng)
+    keys = sorted({_sysctl_key(c) for c in cases})
+    if () in keys:  # the shared target first, index 0
+        keys.remove(())
+        keys.insert(0, ())
+    results: dict[int, CaseResult] = {}
+    with ExitStack() as stack:
+        targets: dict[tuple[tuple[str, int], ...], _Target] = {}
+        for index, key in enumerate(keys):
+            targets[key] = stack.enter_context(open_target(settings.target, index, dict(key)))
+        jobs = settings.jobs or len(cases)
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="case"))
+        futures: dict[Future[CaseResult], int] = {}
+        for i, case in enumerate(cases):
+            case_rng = random.Random(rng.getrandbits(64))
+
+            def job(case: Case = case, case_rng: random.Random = case_rng) -> CaseResult:
+                if settings.cancel.is_set():
+                    return CaseResult(case, "error", "interrupted before it started", 0.0, None)
+                on_start(case)
+                try:
+                    return play(case, targets[_sysctl_key(case)], ports, case_rng, settings)
+                except Exception as exc:  # a bug of the tool: report it as a harness error, keep going
+                    return CaseResult(case, "error", f"internal error: {type(exc).__name__}: {exc}", 0.0, None)
+
+            futures[pool.submit(job)] = i
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    res = fut.result()
+                    results[futures[fut]] = res
+                    on_result(res)
+        except BaseException:
+            settings.cancel.set()
+            raise
+    return [results[i] for i in range(len(cases))]

@@ -1,0 +1,73 @@
+"""Retransmission schedules derived from the target's parameters.
+
+A schedule is the list of expected gaps between successive retransmissions and
+the time after the last one at which the sender gives up. Each schedule says how
+it was derived, for the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .params import Params
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    intervals: tuple[float, ...]
+    give_up: float  # seconds after the last retransmission until the sender gives up
+    derivation: str
+    params_used: tuple[str, ...]
+
+
+def synack(params: Params, rtt: float | None = None) -> Schedule:
+    """SYN-ACK retransmissions: initial RTO doubled after each expiry (RFC 6298 §5.5).
+
+    The request is dropped when the timer expires once more after the last retry.
+    """
+    rto = params.value("rto_initial")
+    retries = int(params.value("tcp_synack_retries"))
+    intervals = tuple(rto * 2**i for i in range(retries))
+    return Schedule(
+        name="synack",
+        intervals=intervals,
+        give_up=rto * 2**retries,
+        derivation=(
+            f"initial RTO {rto:g} s (RFC 6298 §2.1) doubled on each expiry (RFC 6298 §5.5), "
+            f"{retries} retransmissions (tcp_synack_retries)"
+        ),
+        params_used=("rto_initial", "tcp_synack_retries"),
+    )
+
+
+def data(params: Params, rtt: float | None = None) -> Schedule:
+    """Data retransmissions after a handshake whose RTT sample is `rtt`.
+
+    RFC 6298 §2.2: after the first sample R, RTO = SRTT + max(G, 4*RTTVAR) with
+    SRTT = R and RTTVAR = R/2, i.e. R + max(G, 2R). Linux bounds the variance term
+    below by rto_min (200 ms), which stands in for G here. Doubling per §5.5.
+    The count is open (tcp_retries2); cases check the first few with `count`.
+    """
+    r = rtt if rtt is not None else 0.0
+    rto_min = params.value("rto_min")
+    first = r + max(rto_min, 2 * r)
+    intervals = tuple(first * 2**i for i in range(8))
+    return Schedule(
+        name="data",
+        intervals=intervals,
+        give_up=intervals[-1] * 2,
+        derivation=(
+            f"first RTO = R + max(rto_min, 2R) = {first * 1000:.1f} ms with handshake RTT "
+            f"R = {r * 1000:.2f} ms and rto_min {rto_min * 1000:g} ms (RFC 6298 §2.2; Linux TCP_RTO_MIN), "
+            "doubled on each expiry (RFC 6298 §5.5)"
+        ),
+        params_used=("rto_min",),
+    )
+
+
+SCHEDULES: dict[str, Callable[[Params, float | None], Schedule]] = {
+    "synack": synack,
+    "data": data,
+}

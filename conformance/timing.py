@@ -1,0 +1,70 @@
+"""Time model of a dialogue: windows and tolerance (the packetdrill idea).
+
+Every timed expectation is counted from the previous event on the wire (a segment
+we sent or one we received). ``within X`` means "no later than X"; ``after X``
+means "at X, neither early nor late". The tolerance of an expected gap ``X`` is
+``max(absolute, percent/100 * X)``: an absolute floor for short gaps (scheduling
+and capture noise) and a percentage for long ones (kernel timers are batched:
+Linux's timer wheel fires a timer up to 1/8 of its length late).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .values import format_duration
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    absolute: float = 0.05
+    percent: float = 15.0
+
+    def of(self, gap: float) -> float:
+        return max(self.absolute, self.percent / 100.0 * gap)
+
+    def __str__(self) -> str:
+        return f"max({format_duration(self.absolute)}, {self.percent:g}%)"
+
+
+#: The default tolerance and why: see the module docstring and the README.
+DEFAULT_TOLERANCE = Tolerance()
+
+
+@dataclass(frozen=True)
+class Window:
+    """When a segment is expected, relative to the previous event."""
+
+    kind: str  # "within" | "after"
+    seconds: float
+
+    def deadline(self, tol: Tolerance) -> float:
+        """Latest acceptable gap."""
+        return self.seconds + tol.of(self.seconds)
+
+    def earliest(self, tol: Tolerance) -> float:
+        if self.kind == "within":
+            return float("-inf")
+        return self.seconds - tol.of(self.seconds)
+
+    def check(self, gap: float, tol: Tolerance) -> str | None:
+        """None when `gap` fits, else the reason it does not."""
+        t = tol.of(self.seconds)
+        if self.kind == "within":
+            if gap <= self.seconds + t:
+                return None
+            return (
+                f"late: expected within {format_duration(self.seconds)} "
+                f"(tolerance {format_duration(t)}), observed after {format_duration(gap)}"
+            )
+        if abs(gap - self.seconds) <= t:
+            return None
+        early_late = "early" if gap < self.seconds else "late"
+        return (
+            f"{early_late}: expected after {format_duration(self.seconds)} ± {format_duration(t)} "
+            f"({tol}), observed after {format_duration(gap)} "
+            f"(off by {format_duration(gap - self.seconds)})"
+        )
+
+    def __str__(self) -> str:
+        return f"{self.kind} {format_duration(self.seconds)}"

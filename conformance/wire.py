@@ -1,0 +1,211 @@
+"""The wire: layer-2 injection and capture with Scapy, demultiplexed by flow.
+
+The only module that touches Scapy sockets. One :class:`Wire` per prober
+interface opens
+
+* a capture socket (Scapy ``L2ListenSocket``) that sees both directions, with
+  the kernel's receive timestamp (``SO_TIMESTAMPNS``) on every frame — our own
+  frames come back too, which gives their true send time;
+* a send socket (Scapy ``L2Socket``).
+
+Both are opened inside the prober's network namespace when it has one. A
+capture thread converts frames to :class:`~conformance.segment.Segment` and
+hands each to the dialogue that owns its 4-tuple (our source port), through a
+queue: a dialogue waiting for a segment blocks on its queue and costs no CPU.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import HarnessError
+from .segment import Segment, canonical_flags
+
+_OPTION_NAMES = {"MSS": "mss", "WScale": "wscale", "SAckOK": "sackok", "Timestamp": "timestamp", "NOP": "nop",
+                 "EOL": "eol", "SAck": "sack"}
+_OPTION_SCAPY = {v: k for k, v in _OPTION_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A segment of a subscribed flow, with its raw frame for the pcap."""
+
+    segment: Segment
+    frame: bytes
+
+
+def to_segment(pkt: Any) -> Segment | None:
+    """Convert a Scapy Ether/IP/TCP packet; None for anything else."""
+    from scapy.layers.inet import IP, TCP
+
+    if IP not in pkt or TCP not in pkt:
+        return None
+    ip, tcp = pkt[IP], pkt[TCP]
+    payload = bytes(tcp.payload)
+    if ip.len is not None:  # drop Ethernet padding of short frames
+        payload = payload[: max(0, ip.len - ip.ihl * 4 - tcp.dataofs * 4)]
+    options = []
+    for opt in tcp.options:
+        name, value = opt if isinstance(opt, tuple) else (opt, None)
+        if isinstance(name, int):
+            options.append((f"kind{name}", value))
+        else:
+            options.append((_OPTION_NAMES.get(name, str(name).lower()), value if value != b"" else None))
+    chk = tcp.chksum
+    ok = _checksum_ok(ip)
+    return Segment(
+        src=ip.src, dst=ip.dst, sport=tcp.sport, dport=tcp.dport, seq=tcp.seq, ack=tcp.ack,
+        flags=canonical_flags(str(tcp.flags)), window=tcp.window, payload=payload,
+        options=tuple(options), time=float(pkt.time), checksum_ok=ok if chk is not None else None,
+        extra={"ttl": ip.ttl, "ip_id": ip.id},
+    )
+
+
+def _checksum_ok(ip: Any) -> bool:
+    """Recompute the TCP checksum of a parsed IPv4 packet and compare."""
+    from scapy.layers.inet import IP, TCP
+
+    raw = bytes(ip)
+    fresh = IP(raw)
+    got = fresh[TCP].chksum
+    del fresh[TCP].chksum
+    fresh = IP(bytes(fresh))
+    return bool(fresh[TCP].chksum == got)
+
+
+def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
+    """Build the Scapy frame for a segment we send."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+
+    opts: list[tuple[str, Any]] = []
+    for kind, value in seg.options:
+        scapy_name = _OPTION_SCAPY.get(kind)
+        if scapy_name is None:
+            continue
+        if kind == "sackok":
+            opts.append((scapy_name, b""))
+        elif kind in ("nop", "eol"):
+            opts.append((scapy_name, None))
+        elif kind == "timestamp":
+            opts.append((scapy_name, tuple(value)))  # type: ignore[arg-type]
+        else:
+            opts.append((scapy_name, value))
+    tcp = TCP(sport=seg.sport, dport=seg.dport, seq=seg.seq, ack=seg.ack, flags=seg.flags or 0,
+              window=seg.window, options=opts)
+    frame = Ether(src=our_mac, dst=target_mac) / IP(src=seg.src, dst=seg.dst) / tcp
+    if seg.payload:
+        frame = frame / seg.payload
+    return frame
+
+
+class Wire:
+    """Injection and capture on one prober interface; see the module docstring."""
+
+    def __init__(self, iface: str, netns: str | None, our_mac: str, target_mac: str, our_ip: str) -> None:
+        self.iface = iface
+        self.netns = netns
+        self.our_mac = our_mac
+        self.target_mac = target_mac
+        self.our_ip = our_ip
+        self._subs: dict[int, queue.Queue[Captured]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cap: Any = None
+        self._out: Any = None
+        self.stray = 0  # frames of no subscribed flow
+
+    def __enter__(self) -> Wire:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        import scapy.layers.inet  # noqa: F401 - registers Ether/IP/TCP for dissection
+        import scapy.layers.l2  # noqa: F401
+        from scapy.arch.linux import L2ListenSocket, L2Socket
+
+        entered = False
+        try:
+            if self.netns:
+                from pyroute2 import netns as pr_netns
+
+                pr_netns.pushns(self.netns)
+                entered = True
+            self._cap = L2ListenSocket(iface=self.iface)
+            self._out = L2Socket(iface=self.iface)
+        except OSError as exc:
+            self.close()
+            raise HarnessError(f"cannot open raw sockets on {self.iface}: {exc.strerror}",
+                               "run as root (CAP_NET_RAW)") from None
+        finally:
+            if entered:
+                from pyroute2 import netns as pr_netns
+
+                pr_netns.popns()
+        self._thread = threading.Thread(target=self._capture, name=f"capture-{self.iface}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        for s in (self._cap, self._out):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+        self._cap = self._out = None
+
+    def subscribe(self, ports: Iterable[int]) -> queue.Queue[Captured]:
+        """Deliver every segment to or from these source ports of ours to one queue."""
+        q: queue.Queue[Captured] = queue.Queue()
+        with self._lock:
+            for p in ports:
+                if p in self._subs:
+                    raise HarnessError(f"internal: port {p} is subscribed twice")
+                self._subs[p] = q
+        return q
+
+    def unsubscribe(self, ports: Iterable[int]) -> None:
+        with self._lock:
+            for p in ports:
+                self._subs.pop(p, None)
+
+    def send(self, seg: Segment) -> None:
+        self._out.send(to_frame(seg, self.our_mac, self.target_mac))
+
+    def _capture(self) -> None:
+        from scapy.supersocket import SuperSocket
+
+        while not self._stop.is_set():
+            ready = SuperSocket.select([self._cap], 0.2)
+            if not ready:
+                continue
+            try:
+                pkt = self._cap.recv()
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue
+            if pkt is None:
+                continue
+            seg = to_segment(pkt)
+            if seg is None:
+                continue
+            port = seg.sport if seg.src == self.our_ip else seg.dport
+            with self._lock:
+                q = self._subs.get(port)
+            if q is None:
+                self.stray += 1
+                continue
+            q.put(Captured(seg, bytes(pkt)))
