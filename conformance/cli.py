@@ -48,7 +48,9 @@ def select(cases: list[Case], expr: str | None) -> list[Case]:
             if eval(compiled, {"__builtins__": {}}, {"_w": words, "_h": hay}):  # noqa: S307 - built from our tokens only
                 out.append(c)
     except SyntaxError:
-        raise ConformanceError(f"-k {expr!r}: not a valid expression (words joined by and, or, not, parentheses)") from None
+        raise ConformanceError(
+            f"-k {expr!r}: not a valid expression (words joined by and, or, not, parentheses)"
+        ) from None
     return out
 
 
@@ -137,13 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_run = sub.add_parser("run", help="play cases against a target and write reports")
     selection(p_run)
-    p_run.add_argument("--target", default="embedded",
-                       help="embedded (a fresh Linux namespace, the default) or netns:NAME (a namespace you made)")
+    p_run.add_argument(
+        "--target",
+        default="embedded",
+        help="embedded (a fresh Linux namespace, the default) or netns:NAME (a namespace you made)",
+    )
     p_run.add_argument("--jobs", type=int, default=0, help="cases played at once (default: all; waiting costs no CPU)")
     p_run.add_argument("--junit", metavar="PATH", help="JUnit XML file (default: REPORTS/junit.xml)")
     p_run.add_argument("--reports", metavar="DIR", default="reports", help="report folder (default: reports)")
     p_run.add_argument("--pcap", choices=("all", "failed", "none"), default="all", help="pcaps to write (default: all)")
-    p_run.add_argument("--tolerance-abs", metavar="DURATION", help="override every case's absolute tolerance (e.g. 50ms)")
+    p_run.add_argument(
+        "--tolerance-abs", metavar="DURATION", help="override every case's absolute tolerance (e.g. 50ms)"
+    )
     p_run.add_argument("--tolerance-pct", type=float, metavar="PERCENT", help="override every case's percent tolerance")
     p_run.add_argument("--seed", type=int, help="seed for source ports and ISNs (default: random)")
     p_run.set_defaults(func=cmd_run)
@@ -175,6 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("conformance: interrupted; everything the run made was removed", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug of the tool: one line that says where, not a traceback
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else ""
+        print(f"conformance: internal error: {type(exc).__name__}: {exc}{where} (please report it)", file=sys.stderr)
         return EXIT_ERROR
 
 

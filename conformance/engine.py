@@ -128,6 +128,7 @@ class _Expect:
     label: str | None = None
     bind: tuple[tuple[str, str], ...] = ()
     ref_index: int | None = None  # trace index of the reference event, set on start
+    note: str = ""  # added to a failure message (e.g. how a schedule was derived)
 
 
 @dataclass
@@ -136,6 +137,7 @@ class _Silence:
     seconds: float
     description: str
     start: float | None = None
+    note: str = ""
 
 
 _Active = SendStep | _Expect | _Silence | AssertStep | WithholdStep
@@ -205,6 +207,10 @@ class Dialogue:
         self.labelled: dict[str, Segment] = {}
         self.schedules: list[Schedule] = []
         self._current: _Active | None = None
+        #: Trace index of the last event the steps have dealt with (a segment we
+        #: sent, or one an expect step took): what the next timing counts from.
+        self._last_event = -1
+        self._out: list[Segment] = []  # the list advance() is filling
         self._last_schedule: Schedule | None = None
         self.failure: Failure | None = None
         self.done = False
@@ -233,6 +239,7 @@ class Dialogue:
         if self._start is None:
             self._start = now
         out: list[Segment] = []
+        self._out = out
         while not self.done:
             if self._current is None:
                 if not self._pending:
@@ -317,7 +324,10 @@ class Dialogue:
         now: float,
         diffs: tuple[FieldDiff, ...] = (),
         time: float | None = None,
+        note: str = "",
     ) -> None:
+        if note:
+            message += f"\n  {note}"
         self.failure = Failure(
             line=step.line,
             step=description,
@@ -328,7 +338,7 @@ class Dialogue:
             time=time,
         )
         self._record(step.line, description, "failed", time, diffs, message if kind == "timing" else "")
-        self._finish(now, [])
+        self._finish(now, self._out)
 
     def _finish(self, now: float, out: list[Segment]) -> None:
         self.done = True
@@ -371,7 +381,7 @@ class Dialogue:
         return step
 
     def _start_expect(self, e: _Expect) -> _Expect:
-        e.ref_index = len(self.trace) - 1
+        e.ref_index = self._last_event
         return e
 
     def _expand_withhold(self, w: WithholdStep) -> None:
@@ -390,6 +400,7 @@ class Dialogue:
                     Window("after", gap),
                     f"withhold {w.what}: retransmission {i}/{n} of {w.retransmits} after {format_duration(gap)} "
                     f"(schedule {schedule.name})",
+                    note=f"schedule {schedule.name}: {schedule.derivation}",
                 )
             )
         if w.then_silence:
@@ -400,6 +411,7 @@ class Dialogue:
                     schedule.give_up + tol,
                     f"withhold {w.what}: no retransmission after the last one; the target gives up "
                     f"{format_duration(schedule.give_up)} after it (+ tolerance {format_duration(tol)})",
+                    note=f"schedule {schedule.name}: {schedule.derivation}",
                 )
             )
         self._pending.extendleft(reversed(expanded))
@@ -459,6 +471,7 @@ class Dialogue:
         seg = seg.at(now)
         out.append(seg)
         self.trace.append(TraceEntry(now, True, conn.name, seg, note=note, provisional=True))
+        self._last_event = len(self.trace) - 1
 
     def _do_send(self, s: SendStep, now: float, out: list[Segment]) -> None:
         conn = self.conns[s.conn]
@@ -505,6 +518,7 @@ class Dialogue:
                     f"{format_duration(tol.of(e.window.seconds))}, {tol}) of the previous event, "
                     f"nothing came in {format_duration(now - ref)}",
                     now,
+                    note=e.note,
                 )
                 return True
             return False
@@ -526,16 +540,18 @@ class Dialogue:
                 now,
                 diffs,
                 seg.time,
+                note=e.note,
             )
             return True
         problem = e.window.check(gap, tol)
         if problem is not None:
             entry.ok = False
             entry.note = f"line {e.step.line}: {problem.split(':')[0]}"
-            self._fail(e.step, e.description, "timing", problem, now, diffs, seg.time)
+            self._fail(e.step, e.description, "timing", problem, now, diffs, seg.time, note=e.note)
             return True
         entry.ok = True
         entry.note = f"line {e.step.line}"
+        self._last_event = index
         self._accept(conn, seg, e)
         self._record(
             e.step.line, e.description, "passed", seg.time, diffs, f"{format_duration(gap)} after the previous event"
@@ -573,6 +589,7 @@ class Dialogue:
                 f"{format_duration(s.seconds)}",
                 now,
                 time=seg.time,
+                note=s.note,
             )
             return True
         if now >= s.start + s.seconds:

@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from .errors import HarnessError
 from .params import SYSCTLS, Params, resolve
@@ -62,7 +63,21 @@ def check_privileges() -> None:
         )
     for tool, package in (("ip", "iproute2"), ("ethtool", "ethtool")):
         if shutil.which(tool) is None:
-            raise HarnessError(f"the program {tool!r} is missing", f"install it: apt-get install {package} (or run .ci/setup)")
+            raise HarnessError(
+                f"the program {tool!r} is missing", f"install it: apt-get install {package} (or run .ci/setup)"
+            )
+
+
+def _wait_link(ns: Any, ifname: str, where: str, timeout: float = 3.0) -> int:
+    """The index of `ifname` in namespace `ns`, waiting for a moved link to appear."""
+    end = time.monotonic() + timeout
+    while True:
+        found = ns.link_lookup(ifname=ifname)
+        if found:
+            return int(found[0])
+        if time.monotonic() > end:
+            raise HarnessError(f"interface {ifname} did not appear in namespace {where} within {timeout:g} s")
+        time.sleep(0.05)
 
 
 def _run(cmd: list[str]) -> None:
@@ -118,8 +133,17 @@ class NamespaceTarget:
                 raise HarnessError(f"network namespace {name!r} exists already", "run `conformance cleanup`")
             netns.create(name)
             self._made_ns.append(name)
-        _run(["ip", "netns", "exec", self.prober_ns, "sh", "-c",
-              "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6"])
+        _run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.prober_ns,
+                "sh",
+                "-c",
+                "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+            ]
+        )
         with IPRoute() as ipr:
             ipr.link("add", ifname=self.prober_if, kind="veth", peer={"ifname": self.target_if})
             try:
@@ -133,11 +157,11 @@ class NamespaceTarget:
                 raise
         self._start_services()
         with NetNS(self.prober_ns) as ns:
-            i = ns.link_lookup(ifname=self.prober_if)[0]
+            i = _wait_link(ns, self.prober_if, self.prober_ns)
             ns.link("set", index=i, state="up")
             our_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
         with NetNS(self.target_ns) as ns:
-            i = ns.link_lookup(ifname=self.target_if)[0]
+            i = _wait_link(ns, self.target_if, self.target_ns)
             ns.addr("add", index=i, address=self.target_ip, prefixlen=24)
             ns.link("set", index=i, state="up")
             lo = ns.link_lookup(ifname="lo")
@@ -150,8 +174,12 @@ class NamespaceTarget:
         sysctls = {k: int(v) for k, v in ready.get("sysctls", {}).items()}
         where = f"namespace {self.target_ns}" + (" (yours)" if self.existing else "")
         self.endpoint = Endpoint(
-            iface=self.prober_if, netns=self.prober_ns, our_mac=our_mac, target_mac=target_mac,
-            our_ip=self.our_ip, target_ip=self.target_ip,
+            iface=self.prober_if,
+            netns=self.prober_ns,
+            our_mac=our_mac,
+            target_mac=target_mac,
+            our_ip=self.our_ip,
+            target_ip=self.target_ip,
             ports={"listen": LISTEN_PORT, "banner": BANNER_PORT, "closed": CLOSED_PORT},
             params=resolve(sysctls),
             description=f"Linux {ready.get('kernel', '?')} in {where}, {self.target_ip}",
@@ -160,15 +188,32 @@ class NamespaceTarget:
         return self.endpoint
 
     def _start_services(self) -> None:
-        cmd = ["ip", "netns", "exec", self.target_ns, sys.executable, "-m", "conformance.services",
-               "--listen", str(LISTEN_PORT), "--banner", str(BANNER_PORT), "--no-ipv6"]
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            self.target_ns,
+            sys.executable,
+            "-m",
+            "conformance.services",
+            "--listen",
+            str(LISTEN_PORT),
+            "--banner",
+            str(BANNER_PORT),
+            "--no-ipv6",
+        ]
         for name, value in self.sysctls.items():
             cmd += ["--sysctl", f"{name}={value}"]
         for name in SYSCTLS:
             cmd += ["--read", name]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._services = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         assert self._services.stdout is not None
         import selectors
@@ -201,8 +246,9 @@ class NamespaceTarget:
             except (subprocess.TimeoutExpired, OSError):
                 proc.kill()  # our own child, by its Popen handle
                 proc.wait(timeout=3)
-        if self.existing is not None:
+        if self.existing is not None and self._made_ns:
             # The user's namespace stays; our veth end goes (and with it the pair).
+            # (Only when we got as far as making ours: NetNS() would create a missing one.)
             try:
                 with NetNS(self.existing) as ns:
                     found = ns.link_lookup(ifname=self.target_if)

@@ -76,8 +76,10 @@ def open_target(spec: str, index: int, sysctls: dict[str, int]) -> Iterator[_Tar
         ns = NamespaceTarget(index, sysctls, existing=spec[6:])
     else:
         raise HarnessError(f"unknown target {spec!r}", "use --target embedded or --target netns:NAME")
-    with ns as endpoint, Wire(endpoint.iface, endpoint.netns, endpoint.our_mac, endpoint.target_mac,
-                              endpoint.our_ip) as wire:
+    with (
+        ns as endpoint,
+        Wire(endpoint.iface, endpoint.netns, endpoint.our_mac, endpoint.target_mac, endpoint.our_ip) as wire,
+    ):
         yield _Target(endpoint, wire)
 
 

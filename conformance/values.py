@@ -76,6 +76,8 @@ def parse_duration(text: object) -> float:
 
 
 def format_duration(seconds: float) -> str:
+    if abs(seconds) < 0.001:
+        return f"{seconds * 1e6:.0f} µs"
     if abs(seconds) < 1.0:
         return f"{seconds * 1000:.1f} ms"
     return f"{seconds:.3f} s"

@@ -25,8 +25,15 @@ from typing import Any
 from .errors import HarnessError
 from .segment import Segment, canonical_flags
 
-_OPTION_NAMES = {"MSS": "mss", "WScale": "wscale", "SAckOK": "sackok", "Timestamp": "timestamp", "NOP": "nop",
-                 "EOL": "eol", "SAck": "sack"}
+_OPTION_NAMES = {
+    "MSS": "mss",
+    "WScale": "wscale",
+    "SAckOK": "sackok",
+    "Timestamp": "timestamp",
+    "NOP": "nop",
+    "EOL": "eol",
+    "SAck": "sack",
+}
 _OPTION_SCAPY = {v: k for k, v in _OPTION_NAMES.items()}
 
 
@@ -58,9 +65,18 @@ def to_segment(pkt: Any) -> Segment | None:
     chk = tcp.chksum
     ok = _checksum_ok(ip)
     return Segment(
-        src=ip.src, dst=ip.dst, sport=tcp.sport, dport=tcp.dport, seq=tcp.seq, ack=tcp.ack,
-        flags=canonical_flags(str(tcp.flags)), window=tcp.window, payload=payload,
-        options=tuple(options), time=float(pkt.time), checksum_ok=ok if chk is not None else None,
+        src=ip.src,
+        dst=ip.dst,
+        sport=tcp.sport,
+        dport=tcp.dport,
+        seq=tcp.seq,
+        ack=tcp.ack,
+        flags=canonical_flags(str(tcp.flags)),
+        window=tcp.window,
+        payload=payload,
+        options=tuple(options),
+        time=float(pkt.time),
+        checksum_ok=ok if chk is not None else None,
         extra={"ttl": ip.ttl, "ip_id": ip.id},
     )
 
@@ -95,8 +111,15 @@ def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
             opts.append((scapy_name, tuple(value)))  # type: ignore[arg-type]
         else:
             opts.append((scapy_name, value))
-    tcp = TCP(sport=seg.sport, dport=seg.dport, seq=seg.seq, ack=seg.ack, flags=seg.flags or 0,
-              window=seg.window, options=opts)
+    tcp = TCP(
+        sport=seg.sport,
+        dport=seg.dport,
+        seq=seg.seq,
+        ack=seg.ack,
+        flags=seg.flags or 0,
+        window=seg.window,
+        options=opts,
+    )
     frame = Ether(src=our_mac, dst=target_mac) / IP(src=seg.src, dst=seg.dst) / tcp
     if seg.payload:
         frame = frame / seg.payload
@@ -143,8 +166,9 @@ class Wire:
             self._out = L2Socket(iface=self.iface)
         except OSError as exc:
             self.close()
-            raise HarnessError(f"cannot open raw sockets on {self.iface}: {exc.strerror}",
-                               "run as root (CAP_NET_RAW)") from None
+            raise HarnessError(
+                f"cannot open raw sockets on {self.iface}: {exc.strerror}", "run as root (CAP_NET_RAW)"
+            ) from None
         finally:
             if entered:
                 from pyroute2 import netns as pr_netns

@@ -5,9 +5,9 @@ renders a :class:`~conformance.results.CaseResult` through this module.
 
 A ladder has one line per :class:`~conformance.engine.TraceEntry`::
 
-          time  us 198.18.0.1:40000                     target 198.18.0.2:7000
+          time  us                                          target
       0.000 ms  │─ S seq=0 ─────────────────────────────────────>│  line 17
-      2.000 ms  │<───────────────────────────── SA seq=0 ack=2 ─│  line 18: not as expected ✗
+      1.900 ms  │<────────────────────────────── SA seq=0 ack=2 ─│  line 18: not as expected ✗
 
 Our segments go left to right, the target's right to left. Sequence numbers
 are relative: ours to our ISN, the target's to the sequence number of the first
@@ -17,6 +17,7 @@ ISN. A value whose base is unknown is shown absolute (the header says which).
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -132,7 +133,13 @@ def _rows(result: CaseResult) -> list[_Row]:
         their_isn, known_from = theirs[e.conn]
         bases = _Bases(ours[e.conn], their_isn if i >= known_from else None)
         rows.append(
-            _Row(format_offset(e.time - origin), e.conn, e.outgoing, segment_label(e.segment, e.outgoing, bases), _note(e))
+            _Row(
+                format_offset(e.time - origin),
+                e.conn,
+                e.outgoing,
+                segment_label(e.segment, e.outgoing, bases),
+                _note(e),
+            )
         )
     failure = verdict.failure
     if failure is not None and failure.kind == "missing" and not any(e.ok is False for e in trace):
@@ -141,7 +148,10 @@ def _rows(result: CaseResult) -> list[_Row]:
         index = next((k for k, e in enumerate(trace) if e.time >= at and e.note.startswith("cleanup")), len(trace))
         conn = _step_conn(result, failure.line) or (trace[-1].conn if trace else "")
         rows.insert(
-            index, _Row(format_offset(at - origin), conn, None, "no segment from the target", f"line {failure.line} ✗")
+            index,
+            _Row(
+                format_offset(at - origin), conn, None, "no segment from the target", f"line {failure.line} {FAIL_MARK}"
+            ),
         )
     return rows
 
@@ -169,11 +179,15 @@ def _header(result: CaseResult) -> list[str]:
     lines.append(f"us {us}  ─>  target {them}:{target_port}")
     for conn in dict.fromkeys([*case.connections(), *(e.conn for e in trace)]):
         our_isn = _our_isn(result, conn, trace)
-        their_isn, _ = _target_isn(conn, trace)
+        their_isn, known_from = _target_isn(conn, trace)
         port = result.ports.get(conn) or next((e.segment.sport for e in trace if e.outgoing and e.conn == conn), None)
         ours = f"our ISN {our_isn}" if our_isn is not None else "our ISN unknown (our seq absolute)"
         if their_isn is not None:
-            theirs = f"target ISN {their_isn} (its seq absolute before its SYN)"
+            syn = trace[known_from].segment
+            theirs = f"target ISN {their_isn} (from its {'SYN-ACK' if 'A' in syn.flags else 'SYN'}"
+            if any(not e.outgoing and e.conn == conn for e in trace[:known_from]):
+                theirs += "; its seq absolute before it"
+            theirs += ")"
         else:
             theirs = "target ISN unknown (its seq and our ack absolute)"
         lines.append(f"  {conn}: port {port if port is not None else '?'}, {ours}, {theirs}")
@@ -181,8 +195,8 @@ def _header(result: CaseResult) -> list[str]:
     return lines
 
 
-def render_ladder(result: CaseResult, width: int = 100) -> str:
-    """The case's packet exchange as a text ladder, then the failure, if any."""
+def render_ladder(result: CaseResult, width: int = 100, with_failure: bool = True) -> str:
+    """The case's packet exchange as a text ladder, then (`with_failure`) the failure, if any."""
     out = _header(result)
     rows = _rows(result)
     if not rows:
@@ -202,7 +216,7 @@ def render_ladder(result: CaseResult, width: int = 100) -> str:
             if r.note:
                 line += f"  {r.note}"
             out.append(line)
-    block = render_failure(result, width)
+    block = render_failure(result, width) if with_failure else ""
     if block:
         out.append("")
         out.append(block)
@@ -210,10 +224,14 @@ def render_ladder(result: CaseResult, width: int = 100) -> str:
 
 
 # -------------------------------------------------------------------- failure
+_GLUE = "\x00"  # holds a number and its unit together while wrapping
+_UNIT = re.compile(r"(\d) (ms|s|µs|min)\b")
+
+
 def _wrap(text: str, width: int) -> list[str]:
-    """Wrap each line of `text` to `width`, continuation lines indented."""
+    """Wrap each line of `text` to `width`, continuation lines indented; never splits "1.5 s"."""
     out: list[str] = []
-    for line in text.splitlines() or [""]:
+    for line in _UNIT.sub(rf"\1{_GLUE}\2", text).splitlines() or [""]:
         indent = " " * (len(line) - len(line.lstrip()))
         out.extend(
             textwrap.wrap(
@@ -225,7 +243,7 @@ def _wrap(text: str, width: int) -> list[str]:
             )
             or [""]
         )
-    return out
+    return [line.replace(_GLUE, " ") for line in out]
 
 
 def diff_table(diffs: Iterable[FieldDiff], width: int = 100) -> list[str]:
@@ -270,7 +288,7 @@ def render_failure(result: CaseResult, width: int = 100) -> str:
         return ""
     for line in _self_test_lines(result):
         lines.extend(_wrap(line, width))
-    if result.case.expect_failure and result.message and failure is None:
+    if result.case.expect_failure and result.message and (failure is None or result.message != failure.render()):
         lines.extend(_wrap(result.message, width))
     if failure is not None:
         title = "expected failure (self-test):" if result.passed else "FAILED:"
@@ -302,13 +320,15 @@ def _failure_line(failure: Failure) -> str:
     if bad:
         text += "; ".join(f"{d.field}: expected {d.expected}, observed {d.observed}" for d in bad)
     else:
-        text += failure.message
+        text += failure.message.strip().splitlines()[0] if failure.message.strip() else failure.kind
     return text
 
 
 def summarize_failure(result: CaseResult) -> str:
-    """One line: what went wrong and which document requires the behaviour."""
+    """One line: what went wrong and which document requires the behaviour ("" for a plain pass)."""
     failure = result.verdict.failure if result.verdict is not None else None
+    if result.passed and not result.case.expect_failure:
+        return ""
     if result.status == "error":
         first = (result.message or "harness error").strip().splitlines()
         return f"harness error: {first[0] if first else 'unknown'}"

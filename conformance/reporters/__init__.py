@@ -1,0 +1,17 @@
+"""Reporters: ladders, JUnit XML, pcaps and the terminal, all reading CaseResults."""
+
+from __future__ import annotations
+
+from .junit import write_junit
+from .ladder import render_failure, render_ladder, summarize_failure
+from .pcap import write_pcap
+from .terminal import TerminalReporter
+
+__all__ = [
+    "TerminalReporter",
+    "render_failure",
+    "render_ladder",
+    "summarize_failure",
+    "write_junit",
+    "write_pcap",
+]

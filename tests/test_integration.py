@@ -1,0 +1,211 @@
+"""End to end against the embedded Linux target: real namespaces, real kernel.
+
+Needs root; skipped with the reason otherwise. Each test checks that nothing it
+made (namespaces, veths) is left behind, also when the run fails or is
+interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conformance.loader import discover
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = ROOT / "cases"
+SELFTEST = ROOT / "tests" / "cases" / "selftest"
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces"),
+    pytest.mark.skipif(shutil.which("ip") is None, reason="needs iproute2 (bash .ci/setup installs it)"),
+]
+
+
+def conformance(*args: str, timeout: float = 400, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,  # type: ignore[call-overload]
+    )
+
+
+def our_leftovers() -> list[str]:
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    names = [line.split()[0] for line in ns.splitlines() if line.startswith(("cfp-", "cft-"))]
+    names += [line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": cf" in line]
+    return names
+
+
+def junit_cases(junit: Path) -> dict[str, ET.Element]:
+    tree = ET.parse(junit)
+    return {tc.attrib["name"]: tc for tc in tree.iter("testcase")}
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> object:
+    before = set(our_leftovers())
+    yield
+    left = set(our_leftovers()) - before
+    assert not left, f"the run left these behind: {sorted(left)}"
+
+
+def test_default_suite_passes_on_linux(tmp_path: Path) -> None:
+    """Every shipped case passes against the kernel, reports written."""
+    proc = conformance("run", "--reports", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shipped = {c.id for c in discover([CASES])}
+    cases = junit_cases(tmp_path / "junit.xml")
+    assert set(cases) == shipped
+    for name, tc in cases.items():
+        assert tc.find("failure") is None and tc.find("error") is None, name
+        props = {p.attrib["name"]: p.attrib["value"] for p in tc.iter("property")}
+        assert any(k.startswith("ref:") for k in props), name
+    # the full default schedule used the target's own value, and says so
+    synack = cases["synack-retransmit"]
+    props = {p.attrib["name"]: p.attrib["value"] for p in synack.iter("property")}
+    assert "target sysctl net.ipv4.tcp_synack_retries" in " ".join(props.values())
+    out = synack.findtext("system-out") or ""
+    assert "5 retransmissions (tcp_synack_retries)" in out
+    ci = cases["synack-retransmit-ci"]
+    assert "2 retransmissions (tcp_synack_retries)" in (ci.findtext("system-out") or "")
+    assert (tmp_path / "pcap" / "synack-ack.pcap").stat().st_size > 0
+
+
+def test_wrong_expectations_fail_with_a_clear_message(tmp_path: Path) -> None:
+    proc = conformance("run", str(SELFTEST), "--reports", str(tmp_path), timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    cases = junit_cases(tmp_path / "junit.xml")
+    wrong = cases["selftest-wrong-ack"].find("failure")
+    assert wrong is not None
+    text = wrong.attrib.get("message", "") + (wrong.text or "")
+    assert "expected isn+2" in text and "observed isn+1" in text
+    assert "RFC 9293 §3.10.7.2" in text
+    early = cases["selftest-early-retransmission"].find("failure")
+    assert early is not None
+    etext = early.attrib.get("message", "") + (early.text or "")
+    assert "early" in etext and "3.000 s" in etext
+    # the self-test that declares its failure passes
+    assert cases["selftest-expect-failure"].find("failure") is None
+    assert (tmp_path / "pcap" / "selftest-wrong-ack.pcap").exists()
+
+
+def test_existing_namespace_is_used_and_kept(tmp_path: Path) -> None:
+    name = f"cftest-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        proc = conformance(
+            "run",
+            str(CASES / "handshake" / "synack-ack.yaml"),
+            str(CASES / "closed"),
+            "--target",
+            f"netns:{name}",
+            "--reports",
+            str(tmp_path),
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"namespace {name}" in (tmp_path / "junit.xml").read_text()
+        assert name in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        links = subprocess.run(["ip", "-n", name, "-o", "link"], capture_output=True, text=True).stdout
+        assert "cf" not in links, links
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def test_missing_namespace_is_a_clear_error(tmp_path: Path) -> None:
+    proc = conformance("run", str(CASES / "closed"), "--target", "netns:does-not-exist", "--reports", str(tmp_path))
+    assert proc.returncode == 2
+    assert "does-not-exist" in proc.stderr and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_interrupted_run_removes_everything(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "run",
+            str(CASES / "handshake" / "synack-retransmit.yaml"),
+            "--reports",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not any(n.startswith(f"cft-{proc.pid}-") for n in our_leftovers()):
+            time.sleep(0.1)
+        assert any(n.startswith(f"cft-{proc.pid}-") for n in our_leftovers()), "the run never made its namespace"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_sigterm_also_cleans_up(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "run", str(CASES / "closed" / "rst.yaml"), "--reports", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and not any(n.startswith(f"cft-{proc.pid}-") for n in our_leftovers()):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (0, 2)
+
+
+def test_malformed_case_is_rejected_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: bad\ntitle: t\nrefs: [{id: X, doc: Y, level: MUST}]\nsteps:\n  - send: {flags: S, sqe: 1}\n")
+    proc = conformance("run", str(bad), "--reports", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert f"{bad}:5" in proc.stderr and "sqe" in proc.stderr and "valid:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_without_root_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The venv's interpreter may not be reachable by an unprivileged user, so the
+    # check is run in-process with the effective uid of one.
+    from conformance import cli
+
+    monkeypatch.setattr(os, "geteuid", lambda: 65534)
+    monkeypatch.chdir(ROOT)
+    code = cli.main(["run", str(CASES / "closed"), "--reports", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "needs root" in err and "CAP_NET_ADMIN" in err and "sudo" in err
