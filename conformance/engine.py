@@ -199,7 +199,7 @@ class Dialogue:
             for name in case.connections()
         }
         self._by_port = {c.sport: c for c in self.conns.values()}
-        self._pending: deque[_Active] = deque(case.steps)
+        self._pending: deque[_Active] = deque(case.steps)  # type: ignore[arg-type]
         self._inbox: deque[tuple[int, Segment]] = deque()  # (trace index, segment)
         self.trace: list[TraceEntry] = []
         self.steps: list[StepRecord] = []

@@ -7,6 +7,7 @@ the first). Sequence numbers are shown both as the expression and its value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .model import SegmentPattern
@@ -88,5 +89,5 @@ def compare(
     return out
 
 
-def matches(diffs: list[FieldDiff]) -> bool:
+def matches(diffs: Sequence[FieldDiff]) -> bool:
     return all(d.ok for d in diffs)

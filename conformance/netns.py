@@ -141,7 +141,7 @@ class NamespaceTarget:
                 self.prober_ns,
                 "sh",
                 "-c",
-                "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+                "for s in all default; do echo 1 > /proc/sys/net/ipv6/conf/$s/disable_ipv6; done",
             ]
         )
         with IPRoute() as ipr:
@@ -230,7 +230,7 @@ class NamespaceTarget:
             raise HarnessError(f"the target's services failed to start: {line.strip() or err.strip()}") from None
         if not ready.get("ready"):
             raise HarnessError(f"the target's services failed to start: {ready.get('error')}")
-        self._ready: dict[str, object] = ready
+        self._ready: dict[str, Any] = ready
 
     # ---------------------------------------------------------------- teardown
     def close(self) -> None:

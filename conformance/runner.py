@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from .engine import Addressing, Dialogue
@@ -42,6 +42,9 @@ class RunSettings:
     case_timeout: float = 900.0
     seed: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    #: Entered once each target is up, exited before it is removed: a place for
+    #: tools such as the benchmark to attach an independent capture.
+    around_target: Callable[[Endpoint], AbstractContextManager[object]] | None = None
 
 
 class _Ports:
@@ -183,6 +186,8 @@ def run(
         targets: dict[tuple[tuple[str, int], ...], _Target] = {}
         for index, key in enumerate(keys):
             targets[key] = stack.enter_context(open_target(settings.target, index, dict(key)))
+            if settings.around_target is not None:
+                stack.enter_context(settings.around_target(targets[key].endpoint))
         jobs = settings.jobs or len(cases)
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="case"))
         futures: dict[Future[CaseResult], int] = {}

@@ -43,11 +43,21 @@ def conformance(*args: str, timeout: float = 400, **kw: object) -> subprocess.Co
 
 
 def our_leftovers() -> list[str]:
+    """Namespaces of finished runs (their PID is gone) and veths stranded in this namespace."""
     ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    names = [line.split()[0] for line in ns.splitlines() if line.startswith(("cfp-", "cft-"))]
+    names = []
+    for line in ns.splitlines():
+        name = line.split()[0]
+        if name.startswith(("cfp-", "cft-")) and not Path(f"/proc/{name[4:].split('-')[0]}").exists():
+            names.append(name)
     names += [line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": cf" in line]
     return names
+
+
+def running_namespaces(pid: int) -> list[str]:
+    ns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in ns.splitlines() if line.startswith(f"cft-{pid}-")]
 
 
 def junit_cases(junit: Path) -> dict[str, ET.Element]:
@@ -152,9 +162,9 @@ def test_interrupted_run_removes_everything(tmp_path: Path) -> None:
     )
     try:
         deadline = time.time() + 20
-        while time.time() < deadline and not any(n.startswith(f"cft-{proc.pid}-") for n in our_leftovers()):
+        while time.time() < deadline and not running_namespaces(proc.pid):
             time.sleep(0.1)
-        assert any(n.startswith(f"cft-{proc.pid}-") for n in our_leftovers()), "the run never made its namespace"
+        assert running_namespaces(proc.pid), "the run never made its namespace"
         time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
@@ -164,6 +174,7 @@ def test_interrupted_run_removes_everything(tmp_path: Path) -> None:
             proc.wait()
     assert proc.returncode == 2
     assert "interrupted" in err and "Traceback" not in err
+    assert not running_namespaces(proc.pid)
 
 
 def test_sigterm_also_cleans_up(tmp_path: Path) -> None:
@@ -176,7 +187,7 @@ def test_sigterm_also_cleans_up(tmp_path: Path) -> None:
     )
     try:
         deadline = time.time() + 20
-        while time.time() < deadline and not any(n.startswith(f"cft-{proc.pid}-") for n in our_leftovers()):
+        while time.time() < deadline and not running_namespaces(proc.pid):
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
