@@ -211,7 +211,6 @@ class Dialogue:
         #: sent, or one an expect step took): what the next timing counts from.
         self._last_event = -1
         self._out: list[Segment] = []  # the list advance() is filling
-        self._last_schedule: Schedule | None = None
         self.failure: Failure | None = None
         self.done = False
         self._start: float | None = None
@@ -261,7 +260,7 @@ class Dialogue:
         if isinstance(cur, _Expect):
             return self._ref_time(cur) + cur.window.deadline(self.case.tolerance) + DELIVERY_GRACE
         if isinstance(cur, _Silence) and cur.start is not None:
-            return cur.start + cur.seconds
+            return cur.start + cur.seconds + DELIVERY_GRACE
         return None
 
     def verdict(self) -> Verdict:
@@ -352,7 +351,7 @@ class Dialogue:
         self._inbox.clear()
         # Leave the target clean: reset every connection that may hold state there.
         for conn in self.conns.values():
-            if conn.reset or conn.rcv_nxt is None:
+            if conn.reset or (conn.rcv_nxt is None and conn.synack_time is None):
                 continue
             seg = self._segment(conn, "R", conn.snd_nxt, 0, 0, b"", ())
             self._emit(conn, seg, now, out, note="cleanup (not judged)")
@@ -371,10 +370,7 @@ class Dialogue:
                 )
             )
         if isinstance(step, SilenceStep):
-            seconds = step.seconds
-            if seconds is None:
-                seconds = 0.0
-            return _Silence(step, seconds, f"silence for {format_duration(seconds)}", start=now)
+            return _Silence(step, step.seconds, f"silence for {format_duration(step.seconds)}")
         if isinstance(step, WithholdStep):
             self._expand_withhold(step)
             return None
@@ -427,8 +423,8 @@ class Dialogue:
                 self._start_expect(cur)
             return self._run_expect(cur, now)
         if isinstance(cur, _Silence):
-            if cur.start is None:
-                cur.start = now
+            if cur.start is None:  # counted from the previous event, like every timing
+                cur.start = self.trace[self._last_event].time if self._last_event >= 0 else now
             return self._run_silence(cur, now)
         if isinstance(cur, AssertStep):
             self._run_assert(cur, now)
@@ -505,9 +501,18 @@ class Dialogue:
         if "R" in s.flags:
             conn.reset = True
 
+    def _take(self, conn: str) -> tuple[int, Segment] | None:
+        """The oldest unexamined segment of connection `conn`, removed from the inbox."""
+        for i, (index, seg) in enumerate(self._inbox):
+            if self.trace[index].conn == conn:
+                del self._inbox[i]
+                return index, seg
+        return None
+
     def _run_expect(self, e: _Expect, now: float) -> bool:
         tol = self.case.tolerance
-        if not self._inbox:
+        taken = self._take(e.step.conn)
+        if taken is None:
             ref = self._ref_time(e)
             if now > ref + e.window.deadline(tol) + DELIVERY_GRACE:
                 self._fail(
@@ -522,9 +527,19 @@ class Dialogue:
                 )
                 return True
             return False
-        index, seg = self._inbox.popleft()
+        index, seg = taken
         conn = self._by_port[seg.dport]
-        diffs = tuple(compare(e.pattern, seg, self._conn_names(conn), self.labelled))
+        try:
+            diffs = tuple(compare(e.pattern, seg, self._conn_names(conn), self.labelled))
+        except KeyError as exc:
+            self._fail(
+                e.step,
+                e.description,
+                "unexpected",
+                f"cannot check the segment: {exc.args[0]} is not known yet on connection {conn.name}",
+                now,
+            )
+            return True
         entry = self.trace[index]
         gap = seg.time - self._ref_time(e)
         if not matches(diffs):
@@ -575,8 +590,14 @@ class Dialogue:
 
     def _run_silence(self, s: _Silence, now: float) -> bool:
         assert s.start is not None
+        end = s.start + s.seconds
         if self._inbox:
-            index, seg = self._inbox.popleft()
+            index, seg = self._inbox[0]
+            if seg.time >= end:  # the first segment after the silence: for the next step
+                self._record(s.step.line, s.description, "passed", end)
+                self._current = None
+                return True
+            self._inbox.popleft()
             entry = self.trace[index]
             entry.ok = False
             entry.note = f"line {s.step.line}: unexpected"
@@ -592,8 +613,8 @@ class Dialogue:
                 note=s.note,
             )
             return True
-        if now >= s.start + s.seconds:
-            self._record(s.step.line, s.description, "passed", now)
+        if now > end + DELIVERY_GRACE:
+            self._record(s.step.line, s.description, "passed", end)
             self._current = None
             return True
         return False

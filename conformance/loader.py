@@ -82,7 +82,7 @@ def _to_python(node: yaml.Node, path: Path_, lines: _Lines, file: str) -> Any:
             if key in out:
                 raise CaseFormatError(file, key_node.start_mark.line + 1, _field(path + (key,)), "duplicate key")
             out[key] = _to_python(value_node, path + (key,), lines, file)
-            lines.by_path.setdefault(path + (key,), key_node.start_mark.line + 1)
+            lines.by_path[path + (key,)] = key_node.start_mark.line + 1  # errors point at the key
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_to_python(v, path + (i,), lines, file) for i, v in enumerate(node.value)]
@@ -108,6 +108,9 @@ def _schema_error(file: str, lines: _Lines, err: jsonschema.ValidationError, sch
     elif err.validator == "enum":
         valid = [str(v) for v in err.validator_value]
         problem = f"{err.instance!r} is not one of the valid values"
+    elif err.validator == "pattern" and path and path[-1] == "flags":
+        problem = f"{err.instance!r} has a letter that is not a TCP flag"
+        valid = list("FSRPAUEC") + (["X? (expect: flag X may be set)"] if "expect" in path else [])
     elif err.validator == "required":
         problem = err.message.replace("is a required property", "is missing (required)")
     return CaseFormatError(file, lines.line(path), _field(path), problem, valid)
@@ -119,7 +122,7 @@ def _options(spec: dict[str, Any] | None) -> tuple[OptionSpec, ...]:
     out: list[OptionSpec] = []
     for kind, value in spec.items():
         if kind == "nop":
-            out.extend(OptionSpec("nop") for _ in range(value or 1))
+            out.extend(OptionSpec("nop") for _ in range(1 if value is None else value))
         else:
             out.append(OptionSpec(kind, tuple(value) if isinstance(value, list) else value))
     return tuple(out)
@@ -373,6 +376,7 @@ def discover(paths: Iterable[str | Path]) -> list[Case]:
     """
     cases: list[Case] = []
     seen: dict[str, str] = {}
+    loaded: set[Path] = set()
     for p in paths:
         p = Path(p)
         if p.is_dir():
@@ -383,9 +387,19 @@ def discover(paths: Iterable[str | Path]) -> list[Case]:
         else:
             raise CaseFormatError(str(p), None, "path", "no such file or folder")
         for f in files:
+            if f.resolve() in loaded:  # named twice (a folder and a file in it)
+                continue
+            loaded.add(f.resolve())
             case = load_case(f, root)
             if case.id in seen:
-                raise CaseFormatError(str(f), 1, "id", f"id {case.id!r} is also used by {seen[case.id]}")
+                raise CaseFormatError(str(f), _id_line(f), "id", f"id {case.id!r} is also used by {seen[case.id]}")
             seen[case.id] = str(f)
             cases.append(case)
     return cases
+
+
+def _id_line(path: Path) -> int | None:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("id:"):
+            return number
+    return None

@@ -84,7 +84,7 @@ class ExpectStep(Step):
 
 @dataclass(frozen=True)
 class SilenceStep(Step):
-    seconds: float | None  # None: the give-up time of the preceding withhold's schedule
+    seconds: float
     description: str = ""
 
 

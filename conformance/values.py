@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -65,6 +66,8 @@ def parse_duration(text: object) -> float:
     if isinstance(text, bool):
         raise ValueError("expected a duration such as 1s or 500ms, not a boolean")
     if isinstance(text, (int, float)):
+        if not math.isfinite(text):
+            raise ValueError("a duration must be a finite number of seconds, not NaN or infinity")
         if text < 0:
             raise ValueError("a duration cannot be negative")
         return float(text)

@@ -1,0 +1,22 @@
+"""The code stays ruff- and mypy-clean: checked by the test command, so CI keeps it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def test_ruff_is_clean() -> None:
+    proc = subprocess.run(
+        [BIN / "ruff", "check", "conformance", "tests", "scripts"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_is_clean() -> None:
+    proc = subprocess.run([BIN / "mypy", "conformance"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,203 @@
+"""Sequence expressions and durations: the small value languages of the case format."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conformance.segment import SEQ_MOD, canonical_flags, seq_add, seq_diff
+from conformance.values import Expr, format_duration, parse_duration, parse_expr
+
+# ---------------------------------------------------------------- expressions
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (0, Expr(None, 0)),
+        (7, Expr(None, 7)),
+        (SEQ_MOD - 1, Expr(None, SEQ_MOD - 1)),
+        ("0", Expr(None, 0)),
+        ("4294967295", Expr(None, SEQ_MOD - 1)),
+        ("isn", Expr("isn", 0)),
+        ("isn+1", Expr("isn", 1)),
+        ("isn-0", Expr("isn", 0)),
+        ("peer_isn + 6", Expr("peer_isn", 6)),
+        ("rcv_nxt-1", Expr("rcv_nxt", -1)),
+        ("  snd_nxt  ", Expr("snd_nxt", 0)),
+        ("_x9 +100", Expr("_x9", 100)),
+    ],
+)
+def test_parse_expr_accepts(text: object, expected: Expr) -> None:
+    assert parse_expr(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "isn+",
+        "+1",
+        "-1",
+        "isn+-1",
+        "isn + x",
+        "1isn",
+        "isn*2",
+        "isn+1+1",
+        "1+isn",
+        "",
+        "   ",
+        "4294967296",
+        -1,
+        SEQ_MOD,
+        True,
+        False,
+        None,
+        1.5,
+        ["isn"],
+    ],
+)
+def test_parse_expr_rejects(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_expr(text)
+
+
+def test_parse_expr_error_messages_help() -> None:
+    with pytest.raises(ValueError, match=r"NAME\+NUMBER"):
+        parse_expr("isn+")
+    with pytest.raises(ValueError, match="outside"):
+        parse_expr(SEQ_MOD)
+    with pytest.raises(ValueError, match="boolean"):
+        parse_expr(True)
+
+
+def test_expr_evaluates_modulo_2_32() -> None:
+    names = {"isn": SEQ_MOD - 1, "zero": 0}
+    assert parse_expr("isn+1").evaluate(names) == 0
+    assert parse_expr("isn+2").evaluate(names) == 1
+    assert parse_expr("zero-1").evaluate(names) == SEQ_MOD - 1
+    assert parse_expr("42").evaluate({}) == 42
+    with pytest.raises(KeyError):
+        parse_expr("peer_isn").evaluate(names)
+
+
+@pytest.mark.parametrize(
+    ("expr", "text"),
+    [
+        (Expr(None, 12), "12"),
+        (Expr("isn", 0), "isn"),
+        (Expr("isn", 1), "isn+1"),
+        (Expr("rcv_nxt", -3), "rcv_nxt-3"),
+    ],
+)
+def test_expr_str(expr: Expr, text: str) -> None:
+    assert str(expr) == text
+
+
+NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)
+SPACES = st.sampled_from(["", " ", "  "])
+
+
+@st.composite
+def expression_texts(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        return draw(SPACES) + str(draw(st.integers(0, SEQ_MOD - 1))) + draw(SPACES)
+    name = draw(NAMES)
+    if draw(st.booleans()):
+        return draw(SPACES) + name + draw(SPACES)
+    sign = draw(st.sampled_from("+-"))
+    offset = draw(st.integers(0, 3 * SEQ_MOD))
+    return f"{draw(SPACES)}{name}{draw(SPACES)}{sign}{draw(SPACES)}{offset}{draw(SPACES)}"
+
+
+@given(expression_texts(), st.integers(0, SEQ_MOD - 1))
+def test_parse_expr_round_trips_through_str(text: str, base: int) -> None:
+    expr = parse_expr(text)
+    again = parse_expr(str(expr))
+    assert again == expr
+    names = {} if expr.name is None else {expr.name: base}
+    assert again.evaluate(names) == expr.evaluate(names)
+    assert 0 <= expr.evaluate(names) < SEQ_MOD
+
+
+@given(st.integers(0, SEQ_MOD - 1), st.integers(-(2**31), 2**31 - 1))
+def test_expr_offset_matches_seq_add(base: int, offset: int) -> None:
+    sign = "+" if offset >= 0 else "-"
+    expr = parse_expr(f"x{sign}{abs(offset)}")
+    assert expr.evaluate({"x": base}) == seq_add(base, offset)
+    assert seq_diff(expr.evaluate({"x": base}), base) == offset
+
+
+# ---------------------------------------------------------------- durations
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (0, 0.0),
+        (2, 2.0),
+        (1.5, 1.5),
+        ("0", 0.0),
+        ("1.5", 1.5),
+        ("1s", 1.0),
+        ("2 s", 2.0),
+        ("1.5s", 1.5),
+        ("500ms", 0.5),
+        ("  250 ms ", 0.25),
+        ("2min", 120.0),
+        ("1.5min", 90.0),
+    ],
+)
+def test_parse_duration_accepts(text: object, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+    assert isinstance(parse_duration(text), float)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["-1", "-1s", "1h", "ms", "s", "", "1,5s", "1 .5s", ".5s", "1 s s", "500 mss", "1e3", -1, -0.5, True, None, [1]],
+)
+def test_parse_duration_rejects(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_parse_duration_rejects_non_finite(value: float) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+@given(st.integers(0, 10**6))
+def test_milliseconds_and_seconds_agree(ms: int) -> None:
+    assert parse_duration(f"{ms}ms") == pytest.approx(ms / 1000)
+    assert parse_duration(f"{ms} s") == pytest.approx(float(ms))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.0125, "12.5 ms"), (0.002, "2.0 ms"), (0.999, "999.0 ms"), (1.0, "1.000 s"), (63.0, "63.000 s")],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+# ---------------------------------------------------------------- segment helpers the values rely on
+
+
+def test_canonical_flags() -> None:
+    assert canonical_flags("AS") == "SA"
+    assert canonical_flags("APF") == "FPA"
+    assert canonical_flags("") == ""
+    with pytest.raises(ValueError, match="X"):
+        canonical_flags("SX")
+
+
+def test_seq_diff_is_signed_and_wraps() -> None:
+    assert seq_diff(5, 3) == 2
+    assert seq_diff(3, 5) == -2
+    assert seq_diff(0, SEQ_MOD - 1) == 1
+    assert seq_diff(SEQ_MOD - 1, 0) == -1
+    assert seq_add(SEQ_MOD - 1, 2) == 1
