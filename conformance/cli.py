@@ -102,7 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     junit = Path(args.junit) if args.junit else reports / "junit.xml"
     reporter = TerminalReporter()
     started = time.time()
-    results = run(cases, settings, on_start=reporter.case_started, on_result=reporter.case_finished)
+    with reporter.live():
+        results = run(cases, settings, on_start=reporter.case_started, on_result=reporter.case_finished)
     elapsed = time.time() - started
     write_junit(results, junit)
     for r in results:

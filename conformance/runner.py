@@ -26,6 +26,7 @@ from .errors import HarnessError
 from .model import Case
 from .netns import Endpoint, NamespaceTarget
 from .results import CaseResult, TargetInfo
+from .schedules import expected_duration
 from .timing import Tolerance
 from .wire import Wire
 
@@ -169,7 +170,7 @@ def _sysctl_key(case: Case) -> tuple[tuple[str, int], ...]:
 def run(
     cases: list[Case],
     settings: RunSettings,
-    on_start: Callable[[Case], None] = lambda c: None,
+    on_start: Callable[[Case, float], None] = lambda c, d: None,
     on_result: Callable[[CaseResult], None] = lambda r: None,
 ) -> list[CaseResult]:
     """Play every case; results come back in the order of `cases`."""
@@ -197,9 +198,10 @@ def run(
             def job(case: Case = case, case_rng: random.Random = case_rng) -> CaseResult:
                 if settings.cancel.is_set():
                     return CaseResult(case, "error", "interrupted before it started", 0.0, None)
-                on_start(case)
+                target = targets[_sysctl_key(case)]
+                on_start(case, expected_duration(case, target.endpoint.params))
                 try:
-                    return play(case, targets[_sysctl_key(case)], ports, case_rng, settings)
+                    return play(case, target, ports, case_rng, settings)
                 except Exception as exc:  # a bug of the tool: report it as a harness error, keep going
                     return CaseResult(case, "error", f"internal error: {type(exc).__name__}: {exc}", 0.0, None)
 

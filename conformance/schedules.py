@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .model import Case, ExpectStep, SilenceStep, WithholdStep
 from .params import Params
 
 
@@ -71,3 +72,26 @@ SCHEDULES: dict[str, Callable[[Params, float | None], Schedule]] = {
     "synack": synack,
     "data": data,
 }
+
+
+def expected_duration(case: Case, params: Params) -> float:
+    """How long a conforming dialogue of `case` takes: its timers, not its round trips.
+
+    The sum of every ``after`` gap, ``silence``, and ``withhold`` schedule (the
+    checked retransmissions, then the give-up silence with its tolerance). The
+    ``data`` schedule is taken with a zero RTT. For progress displays and the
+    benchmark's "longest timer".
+    """
+    total = 0.0
+    for step in case.steps:
+        if isinstance(step, ExpectStep) and step.window_.kind == "after":
+            total += step.window_.seconds
+        elif isinstance(step, SilenceStep):
+            total += step.seconds
+        elif isinstance(step, WithholdStep):
+            schedule = SCHEDULES[step.schedule](params, None)
+            intervals = schedule.intervals[: step.count] if step.count else schedule.intervals
+            total += sum(intervals)
+            if step.then_silence:
+                total += schedule.give_up + case.tolerance.of(schedule.give_up)
+    return total

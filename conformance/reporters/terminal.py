@@ -9,11 +9,14 @@ stdout rich prints plain text (no colours, no control codes).
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import IO
 
 from rich.console import Console
+from rich.live import Live
 from rich.text import Text
 
 from ..model import Case
@@ -38,7 +41,8 @@ class TerminalReporter:
         self.console = console or Console(file=file, highlight=False)
         self.verbose = verbose
         self._lock = threading.Lock()
-        self._running: set[str] = set()
+        self._running: dict[str, tuple[float, float | None]] = {}  # id -> (start, expected duration)
+        self._live: Live | None = None
 
     @property
     def width(self) -> int:
@@ -50,9 +54,38 @@ class TerminalReporter:
             text = item if isinstance(item, Text) else Text(item)
             self.console.print(text, soft_wrap=True, highlight=False)
 
-    def case_started(self, case: Case) -> None:
+    @contextmanager
+    def live(self) -> Iterator[None]:
+        """On a terminal, a status line of the running cases below the results."""
+        if not self.console.is_terminal:
+            yield
+            return
+        live = Live(console=self.console, get_renderable=self._status, refresh_per_second=4, transient=True)
+        with live:
+            self._live = live
+            try:
+                yield
+            finally:
+                self._live = None
+
+    def _status(self) -> Text:
+        now = time.time()
         with self._lock:
-            self._running.add(case.id)
+            running = sorted(self._running.items(), key=lambda kv: -((kv[1][1] or 0) - (now - kv[1][0])))
+        if not running:
+            return Text("")
+        longest_id, (start, expected) = running[0]
+        text = Text.assemble(("running ", "dim"), (str(len(running)), "bold"), (" case(s)", "dim"))
+        if expected:
+            left = max(0.0, expected - (now - start))
+            text.append(f"; longest timer: {longest_id}, about {left:.0f} s left", "dim")
+        names = ", ".join(cid for cid, _ in running[:6]) + (" ..." if len(running) > 6 else "")
+        text.append(f"\n  {names}", "dim")
+        return text
+
+    def case_started(self, case: Case, expected: float | None = None) -> None:
+        with self._lock:
+            self._running[case.id] = (time.time(), expected)
             if self.verbose:
                 self._print(Text.assemble(("RUN   ", "dim"), case.id, (f"  {case.title}", "dim")))
 
@@ -68,7 +101,7 @@ class TerminalReporter:
         if case.expect_failure:
             line.append("  [self-test]", "dim")
         with self._lock:
-            self._running.discard(case.id)
+            self._running.pop(case.id, None)
             self._print(line)
             if not result.passed:
                 # The ladder's first line repeats the case line just printed.
