@@ -7,6 +7,7 @@ error (a message says what to do; never a traceback).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -165,13 +166,25 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+_MAIN_PID = os.getpid()
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM/SIGINT: unwind the run so every `with` removes what it made.
+
+    Only in the tool's own process: a library that forks a copy of it (pyroute2
+    does, to enter namespaces) must not unwind the copy through our clean-up
+    code, which would tear down the run under the real process's feet.
+    """
+    if os.getpid() != _MAIN_PID:
+        os._exit(128 + signum)
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     try:
         code: int = args.func(args)
         return code

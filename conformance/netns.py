@@ -104,6 +104,7 @@ class NamespaceTarget:
         self.our_ip = f"198.18.{index}.1"
         self.target_ip = f"198.18.{index}.2"
         self._made_ns: list[str] = []
+        self._owner = os.getpid()  # clean up only from the process that set up
         self._services: subprocess.Popen[str] | None = None
         self.endpoint: Endpoint | None = None
 
@@ -236,6 +237,9 @@ class NamespaceTarget:
     def close(self) -> None:
         """Remove everything this target made; safe to call twice."""
         from pyroute2 import IPRoute, NetNS, netns
+
+        if os.getpid() != self._owner:  # a forked copy of this process (pyroute2 forks): not ours to undo
+            return
 
         if self._services is not None:
             proc, self._services = self._services, None
