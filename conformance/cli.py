@@ -1,4 +1,4 @@
-"""Command line: ``conformance run | list | cleanup``.
+"""Command line: ``conformance run | list | explain | cleanup``.
 
 Exit codes: 0 every case passed, 1 a case failed, 2 a usage or environment
 error (a message says what to do; never a traceback).
@@ -93,14 +93,17 @@ def _tolerance(args: argparse.Namespace) -> Tolerance | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .netns import check_privileges
-    from .reporters import TerminalReporter, render_ladder, write_junit, write_pcap
+    from .reporters import TerminalReporter, render_ladder, write_html, write_junit, write_pcap
     from .runner import RunSettings, run
+    from .targets import TargetOptions
 
     cases = _cases(args)
     check_privileges()
     settings = RunSettings(target=args.target, jobs=args.jobs, tolerance=_tolerance(args), seed=args.seed)
+    settings.target_options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=args.prober_ip)
     reports = Path(args.reports)
     junit = Path(args.junit) if args.junit else reports / "junit.xml"
+    html = Path(args.html) if args.html else reports / "index.html"
     reporter = TerminalReporter()
     started = time.time()
     with reporter.live():
@@ -114,11 +117,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             ladder = reports / "ladders" / f"{r.case.id}.txt"
             ladder.parent.mkdir(parents=True, exist_ok=True)
             ladder.write_text(render_ladder(r) + "\n")
+    write_html(results, html, reports / "pcap")
     reporter.summary(results, elapsed)
-    print(f"reports: {junit}, {reports / 'pcap'}, {reports / 'ladders'}")
+    print(f"reports: {html}, {junit}, {reports / 'pcap'}, {reports / 'ladders'}")
     if any(r.status == "error" for r in results):
         return EXIT_ERROR
-    return EXIT_OK if all(r.passed for r in results) else EXIT_FAILED
+    return EXIT_OK if all(r.passed or r.status == "skipped" for r in results) else EXIT_FAILED
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain import explain, find_case
+    from .rfctext import RfcText
+
+    case = find_case(args.case, Path(args.cases) if args.cases else None)
+    print(explain(case, RfcText.load()), end="")
+    return EXIT_OK
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
@@ -126,7 +139,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
     check_privileges()
     removed = cleanup()
-    print(f"removed {len(removed)} leftover namespace(s)" + (f": {' '.join(removed)}" if removed else ""))
+    print(f"removed {len(removed)} leftover(s)" + (f": {', '.join(removed)}" if removed else ""))
     return EXIT_OK
 
 
@@ -144,10 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument(
         "--target",
         default="embedded",
-        help="embedded (a fresh Linux namespace, the default) or netns:NAME (a namespace you made)",
+        help="embedded (a fresh Linux namespace, the default), netns:NAME (a namespace you made), HOST:PORT (a "
+        "remote host in 198.18.0.0/15) or tap:IFNAME:ADDR[:PORT] (a stack behind a TAP device)",
     )
+    p_run.add_argument("--iface", metavar="IF", help="remote target: the prober's interface (default: the route's)")
+    p_run.add_argument(
+        "--closed-port", type=int, metavar="N", help="remote/tap target: a port that must be closed there (default 9)"
+    )
+    p_run.add_argument("--prober-ip", metavar="IP", help="tap target: the prober's address (default: ADDR's x.1)")
     p_run.add_argument("--jobs", type=int, default=0, help="cases played at once (default: all; waiting costs no CPU)")
     p_run.add_argument("--junit", metavar="PATH", help="JUnit XML file (default: REPORTS/junit.xml)")
+    p_run.add_argument(
+        "--html", metavar="PATH", help="HTML report, one self-contained file (default: REPORTS/index.html)"
+    )
     p_run.add_argument("--reports", metavar="DIR", default="reports", help="report folder (default: reports)")
     p_run.add_argument("--pcap", choices=("all", "failed", "none"), default="all", help="pcaps to write (default: all)")
     p_run.add_argument(
@@ -161,7 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     selection(p_list)
     p_list.set_defaults(func=cmd_list)
 
-    p_clean = sub.add_parser("cleanup", help="remove namespaces left by a run that was killed (SIGKILL)")
+    p_explain = sub.add_parser(
+        "explain", help="show a case's dialogue, the RFC text it checks and the schedules it would expect"
+    )
+    p_explain.add_argument("case", metavar="CASE", help="a case id (searched under --cases) or a case file")
+    p_explain.add_argument("--cases", metavar="DIR", help="where to look for the id (default: cases/)")
+    p_explain.set_defaults(func=cmd_explain)
+
+    p_clean = sub.add_parser("cleanup", help="remove namespaces and nft tables left by a run that was killed (SIGKILL)")
     p_clean.set_defaults(func=cmd_cleanup)
     return ap
 

@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 
 from .matching import FieldDiff, compare, matches
 from .model import (
+    ANY_CONN,
+    AppResultStep,
+    AppStep,
     AssertStep,
     Case,
     ExpectStep,
@@ -38,6 +41,7 @@ from .model import (
     SegmentPattern,
     SendStep,
     SilenceStep,
+    StateStep,
     Step,
     WithholdStep,
 )
@@ -45,12 +49,31 @@ from .params import Params
 from .schedules import SCHEDULES, Schedule
 from .segment import SEQ_MOD, Segment, seq_add, seq_diff
 from .timing import Window
-from .values import format_duration
+from .values import Expr, format_duration
 
 #: How long past a deadline the engine waits for a segment already on the wire
 #: to reach it (capture delivery). Not part of the tolerance: a segment is judged
 #: by its kernel timestamp, not by when the engine saw it.
 DELIVERY_GRACE = 0.05
+#: A state is read this long after the previous event, so that the target has
+#: processed the segment that changes it (veth delivery takes microseconds).
+STATE_SETTLE = 0.02
+#: How long the agent may take to answer a command that should not block.
+AGENT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class AppRequest:
+    """A command for the target's agent (see :mod:`conformance.agent`)."""
+
+    id: int
+    conn: str
+    cmd: str
+    args: dict[str, object]
+
+
+#: What :meth:`Dialogue.advance` asks the runner to do: send a segment, or give the agent a command.
+Action = Segment | AppRequest
 
 
 @dataclass(frozen=True)
@@ -72,6 +95,9 @@ class Connection:
     synack_time: float | None = None
     rtt: float | None = None
     reset: bool = False  # a RST was sent or received: nothing to clean up
+    #: The target's port: the service's, or learned from its SYN when its application connects.
+    tport: int | None = None
+    sock: int | None = None  # the agent's socket for this connection
 
 
 @dataclass
@@ -140,7 +166,21 @@ class _Silence:
     note: str = ""
 
 
-_Active = SendStep | _Expect | _Silence | AssertStep | WithholdStep
+@dataclass
+class _App:
+    """An app step, a state query or an app_result check in progress."""
+
+    step: Step
+    description: str
+    cmd: str = ""  # agent command to send ("" for app_result)
+    state: str = ""  # expected state, for state queries
+    earliest: float | None = None  # not before this time
+    request: int | None = None
+    sent_at: float | None = None
+    timeout: float = AGENT_TIMEOUT
+
+
+_Active = SendStep | _Expect | _Silence | AssertStep | WithholdStep | _App
 
 
 @dataclass
@@ -190,12 +230,22 @@ class Dialogue:
         addressing: Addressing,
         ports: dict[str, int],
         isns: dict[str, int],
+        white_box: bool = True,
     ) -> None:
         self.case = case
+        #: States are read through the agent (white box) or inferred from probes (black box).
+        self.white_box = white_box
         self.params = params
         self.addr = addressing
+        active = _actively_opened(case)
         self.conns = {
-            name: Connection(name, ports[name], isns[name] % SEQ_MOD, isns[name] % SEQ_MOD)
+            name: Connection(
+                name,
+                ports[name],
+                isns[name] % SEQ_MOD,
+                isns[name] % SEQ_MOD,
+                tport=None if name in active else addressing.target_port,
+            )
             for name in case.connections()
         }
         self._by_port = {c.sport: c for c in self.conns.values()}
@@ -210,11 +260,17 @@ class Dialogue:
         #: Trace index of the last event the steps have dealt with (a segment we
         #: sent, or one an expect step took): what the next timing counts from.
         self._last_event = -1
-        self._out: list[Segment] = []  # the list advance() is filling
+        self._out: list[Action] = []  # the list advance() is filling
         self.failure: Failure | None = None
         self.done = False
         self._start: float | None = None
         self._end: float | None = None
+        self._next_request = 1
+        self._answers: dict[int, tuple[dict[str, object], float]] = {}
+        self._request_label: dict[int, str] = {}
+        self.app_results: dict[str, tuple[dict[str, object], float]] = {}
+        self._listener: int | None = None
+        self._last_give_up: float | None = None
 
     # ------------------------------------------------------------------ inputs
     def receive(self, seg: Segment) -> None:
@@ -223,7 +279,11 @@ class Dialogue:
             self._own_segment_captured(seg)
             return
         conn = self._by_port.get(seg.dport)
-        if conn is None or seg.sport != self.addr.target_port:
+        if conn is None:
+            return
+        if conn.tport is None and "S" in seg.flags:
+            conn.tport = seg.sport  # the target's application connected to us: learn its port
+        if seg.sport != conn.tport:
             return
         self.trace.append(TraceEntry(seg.time, False, conn.name, seg))
         if "S" in seg.flags and "A" in seg.flags:
@@ -233,11 +293,18 @@ class Dialogue:
         else:
             self.trace[-1].note = "after the end of the case"
 
-    def advance(self, now: float) -> list[Segment]:
-        """Run every step that can run at `now`; return the segments to send."""
+    def app_answer(self, request: int, answer: dict[str, object], time: float) -> None:
+        """The agent's answer to an :class:`AppRequest`, with the time it arrived."""
+        self._answers[request] = (answer, time)
+        label = self._request_label.pop(request, None)
+        if label is not None:
+            self.app_results[label] = (answer, time)
+
+    def advance(self, now: float) -> list[Action]:
+        """Run every step that can run at `now`; return segments and agent commands to send."""
         if self._start is None:
             self._start = now
-        out: list[Segment] = []
+        out: list[Action] = []
         self._out = out
         while not self.done:
             if self._current is None:
@@ -261,6 +328,10 @@ class Dialogue:
             return self._ref_time(cur) + cur.window.deadline(self.case.tolerance) + DELIVERY_GRACE
         if isinstance(cur, _Silence) and cur.start is not None:
             return cur.start + cur.seconds + DELIVERY_GRACE
+        if isinstance(cur, _App):
+            if cur.sent_at is not None:
+                return cur.sent_at + cur.timeout
+            return cur.earliest
         return None
 
     def verdict(self) -> Verdict:
@@ -339,7 +410,7 @@ class Dialogue:
         self._record(step.line, description, "failed", time, diffs, message if kind == "timing" else "")
         self._finish(now, self._out)
 
-    def _finish(self, now: float, out: list[Segment]) -> None:
+    def _finish(self, now: float, out: list[Action]) -> None:
         self.done = True
         self._current = None
         self._end = now
@@ -374,7 +445,96 @@ class Dialogue:
         if isinstance(step, WithholdStep):
             self._expand_withhold(step)
             return None
+        if isinstance(step, AppStep):
+            ref = self.trace[self._last_event].time if self._last_event >= 0 else now
+            desc = f"app {step.do}" + "".join(f" {k}={v}" for k, v in step.args)
+            return _App(step, desc, cmd=step.do, earliest=ref + step.at if step.at else None)
+        if isinstance(step, StateStep):
+            self._expand_state(step, now)
+            return None
+        if isinstance(step, AppResultStep):
+            want = step.error or ("ok" if step.ok else "an answer")
+            return _App(step, f"app_result of {step.of}: {want}")
         return step
+
+    def _state_check(self, st: StateStep, state: str, description: str) -> list[_Active]:
+        """Steps that check `state`: an agent query, or probes when there is no agent."""
+        if self.white_box:
+            return [_App(st, description, cmd="state", state=state)]
+        how = "black box"
+        if state == "CLOSED":
+            # RFC 9293 §3.10.7.1/.2: with no connection, an ACK-bearing segment gets <SEQ=SEG.ACK><CTL=RST>.
+            probe = SendStep(
+                line=st.line,
+                conn=st.conn,
+                ref=st.ref,
+                flags="A",
+                seq=None,
+                ack=None,
+                window=65535,
+                data=b"",
+                options=(),
+            )
+            want = SegmentPattern(flags="R", seq=Expr("rcv_nxt", 0))
+            note = f"{how}: an ACK to a connection that does not exist gets a RST with seq = its ack"
+        elif state == "TIME-WAIT":
+            # RFC 9293 §3.10.7.4: in TIME-WAIT a retransmitted FIN is acknowledged again.
+            probe = SendStep(
+                line=st.line,
+                conn=st.conn,
+                ref=st.ref,
+                flags="FA",
+                seq=Expr("snd_nxt", -1),
+                ack=None,
+                window=65535,
+                data=b"",
+                options=(),
+            )
+            want = SegmentPattern(flags="A", ack=Expr("snd_nxt", 0))
+            note = f"{how}: a retransmission of our FIN is acknowledged again (this restarts Linux's TIME-WAIT timer)"
+        elif state == "SYN-RECEIVED":
+            rto = self.params.value("rto_initial")
+            e = _Expect(
+                st,
+                SegmentPattern(flags="SA", ack=Expr("isn", 1)),
+                Window("within", 2 * rto),
+                f"{description} ({how}: the SYN-ACK is retransmitted)",
+                note=f"{how}: a half-open connection retransmits its SYN-ACK (RFC 6298 §2.1 initial RTO)",
+            )
+            return [e]
+        else:
+            self._record(
+                st.line, f"{description} (not checked: no agent, and no black-box inference for {state})", "skipped"
+            )
+            return []
+        return [probe, _Expect(st, want, Window("within", 1.0), f"{description} ({note})", note=note)]
+
+    def _expand_state(self, st: StateStep, now: float) -> None:
+        expanded: list[_Active] = self._state_check(st, st.state, f"state {st.state}")
+        if st.lasts is not None:
+            d = self.params.value(st.lasts) if isinstance(st.lasts, str) else float(st.lasts)
+            tol = self.case.tolerance.of(d)
+            what = f"{st.lasts} = {format_duration(d)}" if isinstance(st.lasts, str) else format_duration(d)
+            if self.white_box:
+                expanded += [
+                    _Silence(st, d - tol, f"{st.state} lasts {what}: nothing from the target meanwhile"),
+                    *self._state_check(
+                        st,
+                        st.state,
+                        f"state {st.state} still, {format_duration(d - tol)} on "
+                        f"({what} less tolerance {format_duration(tol)})",
+                    ),
+                ]
+            expanded += [
+                _Silence(st, d + tol, f"{st.state} lasts {what}: nothing from the target meanwhile"),
+                *self._state_check(
+                    st,
+                    "CLOSED",
+                    f"state CLOSED (4-tuple free) {format_duration(d + tol)} on "
+                    f"({what} plus tolerance {format_duration(tol)})",
+                ),
+            ]
+        self._pending.extendleft(reversed(expanded))
 
     def _start_expect(self, e: _Expect) -> _Expect:
         e.ref_index = self._last_event
@@ -384,6 +544,7 @@ class Dialogue:
         conn = self.conns[w.conn]
         schedule = SCHEDULES[w.schedule](self.params, conn.rtt)
         self.schedules.append(schedule)
+        self._last_give_up = schedule.give_up
         intervals = schedule.intervals[: w.count] if w.count else schedule.intervals
         expanded: list[_Active] = []
         n = len(intervals)
@@ -412,7 +573,7 @@ class Dialogue:
             )
         self._pending.extendleft(reversed(expanded))
 
-    def _run_current(self, now: float, out: list[Segment]) -> bool:
+    def _run_current(self, now: float, out: list[Action]) -> bool:
         cur = self._current
         if isinstance(cur, SendStep):
             self._do_send(cur, now, out)
@@ -430,6 +591,8 @@ class Dialogue:
             self._run_assert(cur, now)
             self._current = None
             return True
+        if isinstance(cur, _App):
+            return self._run_app(cur, now)
         raise AssertionError(f"unknown step {cur!r}")
 
     def _conn_names(self, conn: Connection) -> dict[str, int]:
@@ -454,7 +617,7 @@ class Dialogue:
             src=self.addr.our_ip,
             dst=self.addr.target_ip,
             sport=conn.sport,
-            dport=self.addr.target_port,
+            dport=conn.tport if conn.tport is not None else self.addr.target_port,
             seq=seq,
             ack=ack,
             flags=flags,
@@ -463,13 +626,13 @@ class Dialogue:
             options=options,
         )
 
-    def _emit(self, conn: Connection, seg: Segment, now: float, out: list[Segment], note: str) -> None:
+    def _emit(self, conn: Connection, seg: Segment, now: float, out: list[Action], note: str) -> None:
         seg = seg.at(now)
         out.append(seg)
         self.trace.append(TraceEntry(now, True, conn.name, seg, note=note, provisional=True))
         self._last_event = len(self.trace) - 1
 
-    def _do_send(self, s: SendStep, now: float, out: list[Segment]) -> None:
+    def _do_send(self, s: SendStep, now: float, out: list[Action]) -> None:
         conn = self.conns[s.conn]
         names = self._conn_names(conn)
         try:
@@ -591,13 +754,14 @@ class Dialogue:
     def _run_silence(self, s: _Silence, now: float) -> bool:
         assert s.start is not None
         end = s.start + s.seconds
-        if self._inbox:
-            index, seg = self._inbox[0]
+        mine = [(i, item) for i, item in enumerate(self._inbox) if s.step.conn in (ANY_CONN, self.trace[item[0]].conn)]
+        if mine:
+            position, (index, seg) = mine[0]
             if seg.time >= end:  # the first segment after the silence: for the next step
                 self._record(s.step.line, s.description, "passed", end)
                 self._current = None
                 return True
-            self._inbox.popleft()
+            del self._inbox[position]
             entry = self.trace[index]
             entry.ok = False
             entry.note = f"line {s.step.line}: unexpected"
@@ -619,6 +783,167 @@ class Dialogue:
             return True
         return False
 
+    def _request(self, cur: _App, now: float, conn: Connection) -> AppRequest | str:
+        """Build the agent command of `cur`, or say why it cannot be built."""
+        args: dict[str, object] = {}
+        step = cur.step
+        if isinstance(step, AppStep):
+            args.update(dict(step.args))
+        cmd = cur.cmd
+        if cmd == "state":
+            if conn.tport is None:
+                return f"the target's port of connection {conn.name} is not known yet"
+            args = {"local": [self.addr.target_ip, conn.tport], "remote": [self.addr.our_ip, conn.sport]}
+        elif cmd == "listen":
+            args["port"] = self.addr.target_port
+        elif cmd == "accept":
+            if self._listener is None:
+                return "accept before listen"
+            args.update(sock=self._listener, timeout=float(args.get("timeout", 5.0)))  # type: ignore[arg-type]
+            cur.timeout = float(args["timeout"]) + AGENT_TIMEOUT  # type: ignore[arg-type]
+        elif cmd == "connect":
+            args.update(addr=self.addr.our_ip, port=conn.sport)
+            cur.timeout = 600.0
+        else:
+            if conn.sock is None:
+                return f"the application has no socket for connection {conn.name} (accept or connect first)"
+            args["sock"] = conn.sock
+            if cmd == "recv":
+                cur.timeout = float(args.get("timeout", 5.0)) + AGENT_TIMEOUT  # type: ignore[arg-type]
+        req = AppRequest(self._next_request, conn.name, cmd, args)
+        self._next_request += 1
+        return req
+
+    def _run_app(self, cur: _App, now: float) -> bool:
+        step = cur.step
+        conn = self.conns[step.conn] if step.conn in self.conns else next(iter(self.conns.values()))
+        if isinstance(step, AppResultStep):
+            return self._run_app_result(cur, step, now)
+        if cur.request is None:
+            if cur.earliest is None and cur.cmd == "state":
+                ref = self.trace[self._last_event].time if self._last_event >= 0 else now
+                cur.earliest = ref + STATE_SETTLE
+            if cur.earliest is not None and now < cur.earliest:
+                return False
+            req = self._request(cur, now, conn)
+            if isinstance(req, str):
+                self._fail(step, cur.description, "app", f"cannot run: {req}", now)
+                return True
+            cur.request, cur.sent_at = req.id, now
+            self._out.append(req)
+            if isinstance(step, AppStep) and step.label:
+                self._request_label[req.id] = step.label
+            if isinstance(step, AppStep) and not step.wait:
+                self._record(step.line, cur.description, "passed", now, timing="not waited for")
+                self._current = None
+                return True
+            return True
+        got = self._answers.pop(cur.request, None)
+        if got is None:
+            assert cur.sent_at is not None
+            if now > cur.sent_at + cur.timeout:
+                self._fail(
+                    step, cur.description, "agent", f"the target agent did not answer within {cur.timeout:g} s", now
+                )
+                return True
+            return False
+        answer, when = got
+        if cur.cmd == "state":
+            return self._check_state(cur, conn, answer, when, now)
+        if not answer.get("ok"):
+            self._fail(
+                step,
+                cur.description,
+                "app",
+                f"the target's application failed: {cur.cmd} -> {answer.get('error')} ({answer.get('detail', '')})",
+                now,
+                time=when,
+            )
+            return True
+        if cur.cmd == "listen":
+            self._listener = int(answer["sock"])  # type: ignore[call-overload]
+        elif cur.cmd in ("accept", "connect"):
+            conn.sock = int(answer["sock"])  # type: ignore[call-overload]
+        self._record(step.line, cur.description, "passed", when)
+        self._current = None
+        return True
+
+    def _check_state(self, cur: _App, conn: Connection, answer: dict[str, object], when: float, now: float) -> bool:
+        step = cur.step
+        ref = self.trace[self._last_event].time if self._last_event >= 0 else (self._start or now)
+        how = (
+            f"white box: sock_diag in the target (Linux {answer.get('linux')}), "
+            f"read {format_duration(when - ref)} after the previous event"
+        )
+        if not answer.get("ok"):
+            self._fail(
+                step, cur.description, "agent", f"the agent could not read the state: {answer.get('detail')}", now
+            )
+            return True
+        observed = str(answer.get("state"))
+        if observed != cur.state:
+            self._fail(
+                step,
+                cur.description,
+                "state",
+                f"expected state {cur.state}, observed {observed} ({how})",
+                now,
+                diffs=(FieldDiff("state", cur.state, observed, False),),
+                time=when,
+            )
+            return True
+        self._record(step.line, cur.description, "passed", when, (FieldDiff("state", cur.state, observed, True),), how)
+        self._current = None
+        return True
+
+    def _run_app_result(self, cur: _App, step: AppResultStep, now: float) -> bool:
+        tol = self.case.tolerance
+        ref = self.trace[self._last_event].time if self._last_event >= 0 else (self._start or now)
+        window = step.window
+        if step.give_up and self._last_give_up is not None:
+            window = Window("after", self._last_give_up)
+        got = self.app_results.get(step.of)
+        if got is None:
+            limit = ref + (window.deadline(tol) if window else 600.0) + DELIVERY_GRACE
+            cur.earliest = limit  # for next_deadline
+            if now > limit:
+                self._fail(
+                    step,
+                    cur.description,
+                    "missing",
+                    f"no answer from the application's {step.of} ({window or 'any time'} of the previous event)",
+                    now,
+                )
+                return True
+            return False
+        answer, when = got
+        diffs: list[FieldDiff] = []
+        if step.error is not None:
+            observed = str(answer.get("error")) if not answer.get("ok") else "success"
+            diffs.append(FieldDiff("result", step.error, observed, observed == step.error))
+        if step.ok is not None:
+            diffs.append(FieldDiff("ok", str(step.ok), str(bool(answer.get("ok"))), bool(answer.get("ok")) == step.ok))
+        if not all(d.ok for d in diffs):
+            self._fail(
+                step, cur.description, "app", f"the application's {step.of} ended otherwise", now, tuple(diffs), when
+            )
+            return True
+        if window is not None:
+            problem = window.check(when - ref, tol)
+            if problem is not None:
+                self._fail(step, cur.description, "timing", problem, now, tuple(diffs), when)
+                return True
+        self._record(
+            step.line,
+            cur.description,
+            "passed",
+            when,
+            tuple(diffs),
+            f"{format_duration(when - ref)} after the previous event",
+        )
+        self._current = None
+        return True
+
     def _run_assert(self, a: AssertStep, now: float) -> None:
         values = [self.names[n] for n in a.names]
         desc = f"assert unpredictable: {', '.join(a.names)}"
@@ -633,3 +958,11 @@ class Dialogue:
             )
             return
         self._record(a.line, desc, "passed", now, timing=shown)
+
+
+def _actively_opened(case: Case) -> set[str]:
+    """Connections whose first step is the target's application connecting to us."""
+    first: dict[str, Step] = {}
+    for step in case.steps:
+        first.setdefault(step.conn, step)
+    return {c for c, st in first.items() if isinstance(st, AppStep) and st.do == "connect"}

@@ -18,6 +18,9 @@ import yaml
 
 from .errors import CaseFormatError
 from .model import (
+    ANY_CONN,
+    AppResultStep,
+    AppStep,
     AssertStep,
     Case,
     ExpectStep,
@@ -26,16 +29,18 @@ from .model import (
     SegmentPattern,
     SendStep,
     SilenceStep,
+    StateStep,
     Step,
     WithholdStep,
 )
+from .params import DOCUMENTED
 from .schedules import SCHEDULES
 from .segment import canonical_flags
 from .timing import DEFAULT_TOLERANCE, Tolerance, Window
 from .values import BUILTIN_NAMES, parse_duration, parse_expr
 
 Path_ = tuple[str | int, ...]
-STEP_KINDS = ("send", "expect", "silence", "withhold", "assert")
+STEP_KINDS = ("send", "expect", "silence", "withhold", "assert", "app", "app_result", "state")
 #: Keys allowed beside each step kind.
 STEP_KEYS = {
     "send": {"conn", "ref"},
@@ -43,6 +48,9 @@ STEP_KEYS = {
     "silence": {"conn", "ref"},
     "withhold": {"conn", "ref", "retransmits", "schedule", "count", "then_silence"},
     "assert": {"ref"},
+    "app": {"conn", "ref", "label", "wait"},
+    "app_result": {"conn", "ref"},
+    "state": {"conn", "ref", "lasts"},
 }
 DEFAULT_WITHIN = 1.0
 
@@ -136,6 +144,8 @@ class _Builder:
         self.lines = lines
         self.bound: set[str] = set(BUILTIN_NAMES)
         self.labels: set[str] = set()
+        self.app_labels: set[str] = set()
+        self.seen_withhold = False
         self.ref_ids: set[str] = set()
 
     def error(self, path: Path_, problem: str, valid: Iterable[str] = ()) -> CaseFormatError:
@@ -248,7 +258,8 @@ class _Builder:
                 self.bound.add(name)
             return ExpectStep(line=line, conn=conn, ref=ref, pattern=pattern, window_=window, label=label, bind=bind)
         if kind == "silence":
-            return SilenceStep(line=line, conn=conn, ref=ref, seconds=self.duration(body, kp))
+            # Without conn: the whole case must be silent; with it, that connection.
+            return SilenceStep(line=line, conn=raw.get("conn", ANY_CONN), ref=ref, seconds=self.duration(body, kp))
         if kind == "withhold":
             if "retransmits" not in raw:
                 raise self.error(path, "withhold needs retransmits: LABEL (the segment the target must repeat)")
@@ -262,6 +273,7 @@ class _Builder:
             if schedule not in SCHEDULES:
                 raise self.error(path + ("schedule",), f"unknown schedule {schedule!r}", sorted(SCHEDULES))
             count = raw.get("count")
+            self.seen_withhold = True
             return WithholdStep(
                 line=line,
                 conn=conn,
@@ -272,6 +284,60 @@ class _Builder:
                 count=count,
                 then_silence=raw.get("then_silence", count is None),
             )
+        if kind == "app":
+            label = raw.get("label")
+            if label is not None:
+                if label in self.app_labels:
+                    raise self.error(path + ("label",), f"label {label!r} is used twice")
+                self.app_labels.add(label)
+            args = tuple((k, v) for k, v in body.items() if k not in ("do", "at"))
+            return AppStep(
+                line=line,
+                conn=conn,
+                ref=ref,
+                do=body["do"],
+                args=args,
+                label=label,
+                wait=raw.get("wait", body["do"] != "connect"),
+                at=self.duration(body["at"], kp + ("at",)) if "at" in body else None,
+            )
+        if kind == "app_result":
+            if body["of"] not in self.app_labels:
+                raise self.error(kp + ("of",), f"no earlier app step has label {body['of']!r}", sorted(self.app_labels))
+            if "within" in body and "after" in body:
+                raise self.error(kp + ("after",), "give either within or after, not both")
+            give_up = body.get("after") == "give_up"
+            if give_up and not self.seen_withhold:
+                raise self.error(kp + ("after",), "after: give_up needs a withhold step before it")
+            result_window: Window | None = None
+            if "within" in body:
+                result_window = Window("within", self.duration(body["within"], kp + ("within",)))
+            elif "after" in body and not give_up:
+                result_window = Window("after", self.duration(body["after"], kp + ("after",)))
+            return AppResultStep(
+                line=line,
+                conn=conn,
+                ref=ref,
+                of=body["of"],
+                ok=body.get("ok"),
+                error=body.get("error"),
+                window=result_window,
+                give_up=give_up,
+            )
+        if kind == "state":
+            lasts = raw.get("lasts")
+            if isinstance(lasts, str) and lasts in DOCUMENTED:
+                pass
+            elif lasts is not None:
+                try:
+                    lasts = parse_duration(lasts)
+                except ValueError:
+                    raise self.error(
+                        path + ("lasts",),
+                        f"{lasts!r} is neither a duration nor a documented parameter",
+                        sorted(DOCUMENTED),
+                    ) from None
+            return StateStep(line=line, conn=conn, ref=ref, state=body, lasts=lasts)
         names = tuple(body.get("unpredictable", ()))
         for i, name in enumerate(names):
             if name not in self.bound:

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from .timing import Tolerance, Window
 from .values import Expr
 
+#: The conn of a step that concerns every connection of the case (a silence with no conn:).
+ANY_CONN = "*"
+
 LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY", "default")
 
 
@@ -107,6 +110,56 @@ class AssertStep(Step):
     names: tuple[str, ...]
 
 
+#: Commands a case can give the target's application (see conformance.agent).
+APP_COMMANDS = ("listen", "accept", "connect", "send", "recv", "shutdown", "close", "setsockopt")
+#: TCP states a case can assert, as RFC 9293 names them.
+STATES = (
+    "LISTEN",
+    "SYN-SENT",
+    "SYN-RECEIVED",
+    "ESTABLISHED",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "CLOSE-WAIT",
+    "CLOSING",
+    "LAST-ACK",
+    "TIME-WAIT",
+    "CLOSED",
+)
+
+
+@dataclass(frozen=True)
+class AppStep(Step):
+    """The target's application does something (through the agent)."""
+
+    do: str  # one of APP_COMMANDS
+    args: tuple[tuple[str, object], ...]
+    label: str | None
+    wait: bool  # wait for the agent's answer before the next step
+    at: float | None = None  # seconds after the previous event (None: at once)
+
+
+@dataclass(frozen=True)
+class AppResultStep(Step):
+    """Check the answer of an earlier app step that did not wait (e.g. connect)."""
+
+    of: str  # label of the app step
+    ok: bool | None
+    error: str | None
+    window: Window | None  # None: whenever it came
+    give_up: bool = False  # the window is the give-up time of the preceding withhold
+
+
+@dataclass(frozen=True)
+class StateStep(Step):
+    """The target's TCP state of this connection is `state` (white box, through the agent)."""
+
+    state: str
+    #: How long the state must last from the previous event, then the 4-tuple is free:
+    #: a duration in seconds, or the name of a documented parameter (e.g. time_wait).
+    lasts: float | str | None = None
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -132,13 +185,23 @@ class Case:
         return None
 
     @property
+    def needs_agent(self) -> bool:
+        """True when the case drives the target's application (state checks can be inferred without it)."""
+        return any(isinstance(s, (AppStep, AppResultStep)) for s in self.steps)
+
+    @property
     def needs_own_target(self) -> bool:
         """A case that changes the target's configuration gets a target of its own."""
         return bool(self.sysctls)
 
     def connections(self) -> list[str]:
+        """The case's connections (each gets a source port and an ISN), in order of use."""
         seen: list[str] = []
         for s in self.steps:
+            if s.conn == ANY_CONN or isinstance(s, AssertStep):
+                continue
+            if isinstance(s, AppStep) and s.do == "listen":
+                continue
             if s.conn not in seen:
                 seen.append(s.conn)
-        return seen
+        return seen or ["main"]

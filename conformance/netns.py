@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from .agent_client import AgentClient
 from .errors import HarnessError
 from .params import SYSCTLS, Params, resolve
 
@@ -52,6 +53,8 @@ class Endpoint:
     description: str
     kind: str = "netns"
     sysctls: dict[str, int] = field(default_factory=dict)
+    #: The agent in the target's namespace, when the target has one.
+    agent: AgentClient | None = None
 
 
 def check_privileges() -> None:
@@ -106,6 +109,7 @@ class NamespaceTarget:
         self._made_ns: list[str] = []
         self._owner = os.getpid()  # clean up only from the process that set up
         self._services: subprocess.Popen[str] | None = None
+        self._agent: AgentClient | None = None
         self.endpoint: Endpoint | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -172,6 +176,10 @@ class NamespaceTarget:
             ns.neigh("add", dst=self.our_ip, lladdr=our_mac, ifindex=i, state="permanent")
         _run(["ip", "netns", "exec", self.target_ns, "ethtool", "-K", self.target_if, "tx", "off"])
         ready = self._ready
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self._agent = AgentClient(
+            ["ip", "netns", "exec", self.target_ns, sys.executable, "-m", "conformance.agent"], env=env
+        )
         sysctls = {k: int(v) for k, v in ready.get("sysctls", {}).items()}
         where = f"namespace {self.target_ns}" + (" (yours)" if self.existing else "")
         self.endpoint = Endpoint(
@@ -185,6 +193,7 @@ class NamespaceTarget:
             params=resolve(sysctls),
             description=f"Linux {ready.get('kernel', '?')} in {where}, {self.target_ip}",
             sysctls=sysctls,
+            agent=self._agent,
         )
         return self.endpoint
 
@@ -241,6 +250,9 @@ class NamespaceTarget:
         if os.getpid() != self._owner:  # a forked copy of this process (pyroute2 forks): not ours to undo
             return
 
+        if self._agent is not None:
+            agent, self._agent = self._agent, None
+            agent.close()
         if self._services is not None:
             proc, self._services = self._services, None
             try:
@@ -287,12 +299,15 @@ def leftovers() -> list[str]:
 
 
 def cleanup() -> list[str]:
-    """Remove the leftovers of dead runs; returns what was removed."""
+    """Remove the leftovers of dead runs: namespaces, and the ``conformance_PID`` nftables
+    tables of remote runs in this namespace (:mod:`conformance.firewall`); returns what was removed."""
     from pyroute2 import netns
+
+    from . import firewall
 
     removed = []
     for name in leftovers():
         netns.remove(name)
         removed.append(name)
-    time.sleep(0)
+    removed += firewall.cleanup()
     return removed

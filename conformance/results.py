@@ -22,7 +22,7 @@ class TargetInfo:
 @dataclass
 class CaseResult:
     case: Case
-    status: str  # passed | failed | error
+    status: str  # passed | failed | error | skipped (a case the target cannot play; message = the reason)
     #: The failure (a deviation), or the harness error, as text for people.
     message: str
     duration: float

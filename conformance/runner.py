@@ -10,7 +10,6 @@ its own 4-tuples); a case that sets sysctls gets a target of its own.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 import queue
 import random
@@ -21,14 +20,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 
-from .engine import Addressing, Dialogue
+from .engine import Action, Addressing, AppRequest, Dialogue
 from .errors import HarnessError
 from .model import Case
 from .netns import Endpoint, NamespaceTarget
+from .remote import RemoteSpec, RemoteTarget
 from .results import CaseResult, TargetInfo
 from .schedules import expected_duration
+from .tap import TapSpec, TapTarget
+from .targets import NamespaceSpec, TargetOptions, parse_target
 from .timing import Tolerance
-from .wire import Wire
+from .wire import Captured, Wire
 
 #: After a dialogue ends, keep listening this long for our own cleanup segments
 #: and stragglers, so the pcap and ladder are complete. Not judged.
@@ -37,7 +39,8 @@ LINGER = 0.15
 
 @dataclass
 class RunSettings:
-    target: str = "embedded"  # embedded | netns:NAME
+    target: str = "embedded"  # embedded | netns:NAME | HOST:PORT | tap:IFNAME:ADDR[:PORT] (see conformance.targets)
+    target_options: TargetOptions = field(default_factory=TargetOptions)  # --iface, --closed-port, --prober-ip
     jobs: int = 0  # 0: one per case (timer-bound cases cost no CPU while they wait)
     tolerance: Tolerance | None = None  # overrides every case's tolerance
     case_timeout: float = 900.0
@@ -48,16 +51,41 @@ class RunSettings:
     around_target: Callable[[Endpoint], AbstractContextManager[object]] | None = None
 
 
+#: Source ports a run may use: a window of this many from a random base in 20000-40000.
+PORT_WINDOW = 2000
+
+
 class _Ports:
-    """Source ports unique within a run (so no two dialogues share a 4-tuple)."""
+    """Source ports unique within a run (so no two dialogues share a 4-tuple).
+
+    They come from a fixed window, :attr:`window`, known before the first is
+    taken: a remote target's RST filter covers exactly these ports.
+    """
 
     def __init__(self, rng: random.Random) -> None:
-        self._next = itertools.count(rng.randrange(20000, 40000))
+        base = rng.randrange(20000, 40000)
+        self.window = range(base, base + PORT_WINDOW)
+        self._next = iter(self.window)
         self._lock = threading.Lock()
 
     def take(self) -> int:
         with self._lock:
-            return next(self._next)
+            port = next(self._next, None)
+        if port is None:
+            raise HarnessError(
+                f"the run used every source port of its window {self.window.start}-{self.window[-1]}",
+                "run fewer cases at once (each connection of each case takes one)",
+            )
+        return port
+
+
+@dataclass(frozen=True)
+class _AppAnswer:
+    """The agent's answer to a dialogue's request, queued with the dialogue's segments."""
+
+    request: int
+    answer: dict[str, object]
+    time: float
 
 
 @dataclass
@@ -72,17 +100,41 @@ class _Target:
 
 
 @contextmanager
-def open_target(spec: str, index: int, sysctls: dict[str, int]) -> Iterator[_Target]:
-    """A started target with its wire, removed on exit."""
-    if spec == "embedded":
-        ns = NamespaceTarget(index, sysctls)
-    elif spec.startswith("netns:") and spec[6:]:
-        ns = NamespaceTarget(index, sysctls, existing=spec[6:])
+def open_target(
+    spec: str,
+    index: int,
+    sysctls: dict[str, int],
+    options: TargetOptions | None = None,
+    sports: range | None = None,
+) -> Iterator[_Target]:
+    """A started target with its wire, removed on exit.
+
+    `sports` is the run's source-port window (a remote target filters its
+    kernel's RSTs for exactly these); default: every port the allocator may use.
+    """
+    parsed = parse_target(spec, options)
+    if isinstance(parsed, TapSpec):
+        with TapTarget(parsed, index, sysctls) as (endpoint, tap_wire):
+            yield _Target(endpoint, tap_wire)
+        return
+    target: AbstractContextManager[Endpoint]
+    if isinstance(parsed, RemoteSpec):
+        if sysctls:
+            raise HarnessError("internal: cases that set sysctls are skipped on a remote target")
+        target = RemoteTarget(parsed, index, sports if sports is not None else range(20000, 40000 + PORT_WINDOW))
     else:
-        raise HarnessError(f"unknown target {spec!r}", "use --target embedded or --target netns:NAME")
+        assert isinstance(parsed, NamespaceSpec)
+        target = NamespaceTarget(index, sysctls, existing=parsed.existing)
     with (
-        ns as endpoint,
-        Wire(endpoint.iface, endpoint.netns, endpoint.our_mac, endpoint.target_mac, endpoint.our_ip) as wire,
+        target as endpoint,
+        Wire(
+            endpoint.iface,
+            endpoint.netns,
+            endpoint.our_mac,
+            endpoint.target_mac,
+            endpoint.our_ip,
+            peer_ip=endpoint.target_ip,
+        ) as wire,
     ):
         yield _Target(endpoint, wire)
 
@@ -94,19 +146,40 @@ def play(case: Case, target: _Target, ports: _Ports, rng: random.Random, setting
     our_ports = {c: ports.take() for c in conns}
     isns = {c: rng.getrandbits(32) for c in conns}
     ep = target.endpoint
-    port = ep.ports.get(case.service)
+    if case.needs_agent and ep.agent is None:
+        return CaseResult(case, "skipped", "needs the target agent (app steps); this target has none", 0.0, target.info)
+    port = ports.take() if case.service == "agent" else ep.ports.get(case.service)
     if port is None:
         return CaseResult(case, "error", f"the target has no {case.service!r} service", 0.0, target.info)
-    dialogue = Dialogue(case, ep.params, Addressing(ep.our_ip, ep.target_ip, port), our_ports, isns)
+    dialogue = Dialogue(
+        case, ep.params, Addressing(ep.our_ip, ep.target_ip, port), our_ports, isns, white_box=ep.agent is not None
+    )
     q = target.wire.subscribe(our_ports.values())
+    agent = ep.agent
+
+    def deliver(item: Captured | _AppAnswer) -> None:
+        if isinstance(item, _AppAnswer):
+            dialogue.app_answer(item.request, item.answer, item.time)
+        else:
+            frames.append((item.segment.time, item.frame))
+            dialogue.receive(item.segment)
+
+    def perform(action: Action) -> None:
+        if isinstance(action, AppRequest):
+            assert agent is not None
+            rid = action.id
+            agent.request(action.cmd, action.args, lambda answer, t: q.put(_AppAnswer(rid, answer, t)))  # type: ignore[arg-type]
+        else:
+            target.wire.send(action)
+
     frames: list[tuple[float, bytes]] = []
     error = ""
     try:
         hard_stop = started + settings.case_timeout
         while True:
             now = time.time()
-            for seg in dialogue.advance(now):
-                target.wire.send(seg)
+            for action in dialogue.advance(now):
+                perform(action)
             if dialogue.done:
                 break
             if settings.cancel.is_set():
@@ -122,8 +195,7 @@ def play(case: Case, target: _Target, ports: _Ports, rng: random.Random, setting
             except queue.Empty:
                 continue
             while True:
-                frames.append((got.segment.time, got.frame))
-                dialogue.receive(got.segment)
+                deliver(got)
                 try:
                     got = q.get_nowait()
                 except queue.Empty:
@@ -134,8 +206,7 @@ def play(case: Case, target: _Target, ports: _Ports, rng: random.Random, setting
                 got = q.get(timeout=left)
             except queue.Empty:
                 break
-            frames.append((got.segment.time, got.frame))
-            dialogue.receive(got.segment)
+            deliver(got)
     except HarnessError as exc:
         error = str(exc)
     except OSError as exc:
@@ -144,6 +215,8 @@ def play(case: Case, target: _Target, ports: _Ports, rng: random.Random, setting
         target.wire.unsubscribe(our_ports.values())
     verdict = dialogue.verdict()
     duration = time.time() - started
+    if not error and verdict.failure is not None and verdict.failure.kind == "agent":
+        error = verdict.failure.render()  # the harness failed, not the target
     frames.sort(key=lambda f: f[0])
     if error:
         return CaseResult(case, "error", error, duration, target.info, verdict, our_ports, isns, frames)
@@ -178,7 +251,11 @@ def run(
         cases = [dataclasses.replace(c, tolerance=settings.tolerance) for c in cases]
     rng = random.Random(settings.seed if settings.seed is not None else int.from_bytes(os.urandom(8), "big"))
     ports = _Ports(rng)
-    keys = sorted({_sysctl_key(c) for c in cases})
+    spec = parse_target(settings.target, settings.target_options)
+    # Cases this kind of target cannot play (a service it lacks, sysctls it cannot set): skipped, with
+    # the reason, and no target is opened for them.
+    skips = {i: why for i, c in enumerate(cases) if (why := spec.skip_reason(c)) is not None}
+    keys = sorted({_sysctl_key(c) for i, c in enumerate(cases) if i not in skips})
     if () in keys:  # the shared target first, index 0
         keys.remove(())
         keys.insert(0, ())
@@ -186,14 +263,21 @@ def run(
     with ExitStack() as stack:
         targets: dict[tuple[tuple[str, int], ...], _Target] = {}
         for index, key in enumerate(keys):
-            targets[key] = stack.enter_context(open_target(settings.target, index, dict(key)))
+            targets[key] = stack.enter_context(
+                open_target(settings.target, index, dict(key), settings.target_options, ports.window)
+            )
             if settings.around_target is not None:
                 stack.enter_context(settings.around_target(targets[key].endpoint))
         jobs = settings.jobs or len(cases)
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="case"))
         futures: dict[Future[CaseResult], int] = {}
+        info = next(iter(targets.values())).info if targets else None
         for i, case in enumerate(cases):
             case_rng = random.Random(rng.getrandbits(64))
+            if i in skips:
+                results[i] = CaseResult(case, "skipped", skips[i], 0.0, info)
+                on_result(results[i])
+                continue
 
             def job(case: Case = case, case_rng: random.Random = case_rng) -> CaseResult:
                 if settings.cancel.is_set():

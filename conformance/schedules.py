@@ -68,9 +68,45 @@ def data(params: Params, rtt: float | None = None) -> Schedule:
     )
 
 
+def syn(params: Params, rtt: float | None = None) -> Schedule:
+    """SYN retransmissions of an active open (Linux >= 6.5).
+
+    ip-sysctl.rst, tcp_syn_linear_timeouts: "With an initial RTO of 1 and
+    tcp_syn_linear_timeouts = 4 we would expect SYN RTOs to be: 1, 1, 1, 1, 1,
+    2, 4, ...". The connection gives up at the first expiry at which the time
+    since the first SYN reaches the budget of tcp_syn_retries exponential
+    backoffs, rto_initial * (2^(retries+1) - 1) (seen here: 7 s for 2 retries).
+    """
+    rto = params.value("rto_initial")
+    retries = int(params.value("tcp_syn_retries"))
+    linear = int(params.value("tcp_syn_linear_timeouts"))
+    budget = rto * (2 ** (retries + 1) - 1)
+    gaps: list[float] = []
+    elapsed, i = 0.0, 0
+    while True:
+        gap = rto if i <= linear else rto * 2 ** (i - linear)
+        if elapsed + gap >= budget - 1e-9:
+            break
+        gaps.append(gap)
+        elapsed += gap
+        i += 1
+    return Schedule(
+        name="syn",
+        intervals=tuple(gaps),
+        give_up=gap,
+        derivation=(
+            f"initial RTO {rto:g} s (RFC 6298 §2.1), {linear + 1} timeouts of that length then doubling "
+            f"(tcp_syn_linear_timeouts={linear}), giving up once {budget:g} s have passed "
+            f"(tcp_syn_retries={retries}: rto_initial x (2^(retries+1) - 1))"
+        ),
+        params_used=("rto_initial", "tcp_syn_retries", "tcp_syn_linear_timeouts"),
+    )
+
+
 SCHEDULES: dict[str, Callable[[Params, float | None], Schedule]] = {
     "synack": synack,
     "data": data,
+    "syn": syn,
 }
 
 

@@ -1,6 +1,7 @@
 """The wire: layer-2 injection and capture with Scapy, demultiplexed by flow.
 
-The only module that touches Scapy sockets. One :class:`Wire` per prober
+It carries the dialogues' segments (:mod:`conformance.arp` asks a remote target's
+next hop on a short-lived socket of its own). One :class:`Wire` per prober
 interface opens
 
 * a capture socket (Scapy ``L2ListenSocket``) that sees both directions, with
@@ -12,6 +13,9 @@ Both are opened inside the prober's network namespace when it has one. A
 capture thread converts frames to :class:`~conformance.segment.Segment` and
 hands each to the dialogue that owns its 4-tuple (our source port), through a
 queue: a dialogue waiting for a segment blocks on its queue and costs no CPU.
+With ``peer_ip`` only segments between our address and the target's are
+delivered (a remote target's interface carries its host's own traffic too).
+:class:`conformance.tap.TapWire` has the same interface on a TAP descriptor.
 """
 
 from __future__ import annotations
@@ -129,12 +133,17 @@ def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
 class Wire:
     """Injection and capture on one prober interface; see the module docstring."""
 
-    def __init__(self, iface: str, netns: str | None, our_mac: str, target_mac: str, our_ip: str) -> None:
+    def __init__(
+        self, iface: str, netns: str | None, our_mac: str, target_mac: str, our_ip: str, peer_ip: str | None = None
+    ) -> None:
         self.iface = iface
         self.netns = netns
         self.our_mac = our_mac
         self.target_mac = target_mac
         self.our_ip = our_ip
+        #: When set, only segments between our_ip and this address are delivered (an interface
+        #: with an address, such as a remote target's, also carries the host's own traffic).
+        self.peer_ip = peer_ip
         self._subs: dict[int, queue.Queue[Captured]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -226,10 +235,17 @@ class Wire:
             seg = to_segment(pkt)
             if seg is None:
                 continue
-            port = seg.sport if seg.src == self.our_ip else seg.dport
-            with self._lock:
-                q = self._subs.get(port)
-            if q is None:
-                self.stray += 1
-                continue
-            q.put(Captured(seg, bytes(pkt)))
+            self._route(seg, bytes(pkt))
+
+    def _route(self, seg: Segment, frame: bytes) -> None:
+        """Hand a captured segment to the dialogue that owns its flow (our source port)."""
+        if self.peer_ip is not None and {seg.src, seg.dst} != {self.our_ip, self.peer_ip}:
+            self.stray += 1
+            return
+        port = seg.sport if seg.src == self.our_ip else seg.dport
+        with self._lock:
+            q = self._subs.get(port)
+        if q is None:
+            self.stray += 1
+            return
+        q.put(Captured(seg, frame))

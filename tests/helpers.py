@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from conformance.engine import Addressing, Dialogue, Verdict
+from conformance.engine import Addressing, AppRequest, Dialogue, Verdict
 from conformance.loader import load_case
 from conformance.model import Case
 from conformance.params import resolve
@@ -90,16 +90,22 @@ class FakeWire:
         self.dialogue = Dialogue(case, resolve(dict(sysctls or {})), ADDR, self.ports, self.isns)
         self.capture_delay = capture_delay
         self.sent: list[Segment] = []
+        self.requests: list[AppRequest] = []  # agent commands the engine gave, in order
         self.now = 0.0
 
     # -------------------------------------------------------------- clock
     def advance(self, now: float, capture_delay: float | None = None) -> list[Segment]:
         self.now = now
-        out = self.dialogue.advance(now)
+        actions = self.dialogue.advance(now)
         delay = self.capture_delay if capture_delay is None else capture_delay
-        for seg in out:
-            self.sent.append(seg)
-            self.dialogue.receive(seg.at(now + delay))
+        out: list[Segment] = []
+        for action in actions:
+            if isinstance(action, AppRequest):
+                self.requests.append(action)
+                continue
+            out.append(action)
+            self.sent.append(action)
+            self.dialogue.receive(action.at(now + delay))
         return out
 
     def run_until(self, until: float) -> None:

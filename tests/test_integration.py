@@ -109,6 +109,11 @@ def test_wrong_expectations_fail_with_a_clear_message(tmp_path: Path) -> None:
     assert early is not None
     etext = early.attrib.get("message", "") + (early.text or "")
     assert "early" in etext and "3.000 s" in etext
+    state = cases["selftest-wrong-state"].find("failure")
+    assert state is not None
+    stext = state.attrib.get("message", "") + (state.text or "")
+    assert "expected state FIN-WAIT-2, observed TIME-WAIT" in stext
+    assert "white box: sock_diag" in stext and "after the previous event" in stext
     # the self-test that declares its failure passes
     assert cases["selftest-expect-failure"].find("failure") is None
     assert (tmp_path / "pcap" / "selftest-wrong-ack.pcap").exists()

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from conformance.errors import CaseFormatError
 from conformance.loader import discover, load_case, load_schema
 from conformance.model import (
+    ANY_CONN,
+    AppStep,
     AssertStep,
     ExpectStep,
     OptionSpec,
@@ -30,7 +32,7 @@ CASE_DIRS = [ROOT / "cases", ROOT / "tests" / "cases"]
 CASE_FILES = sorted(p for d in CASE_DIRS for p in [*d.rglob("*.yaml"), *d.rglob("*.yml")])
 TOP_LEVEL = sorted(load_schema()["properties"])
 STEP_FIELDS = sorted(load_schema()["$defs"]["step"]["properties"])
-STEP_KINDS = ["send", "expect", "silence", "withhold", "assert"]
+STEP_KINDS = ["send", "expect", "silence", "withhold", "assert", "app", "app_result", "state"]
 BUILTINS = ["isn", "rcv_nxt", "snd_nxt"]
 
 
@@ -68,7 +70,11 @@ def test_every_case_file_loads(path: Path) -> None:
         assert case.group == ".".join(path.parent.relative_to(root).parts)
     for step in case.steps:
         assert step.line >= 1
-        assert step.conn in case.connections()
+        # every step names a connection of the case, but for those that concern none or all
+        if not (
+            isinstance(step, AssertStep) or step.conn == ANY_CONN or (isinstance(step, AppStep) and step.do == "listen")
+        ):
+            assert step.conn in case.connections()
         assert step.ref is None or case.reference(step.ref) is not None
 
 
@@ -306,7 +312,7 @@ def test_unknown_schedule(tmp_path: Path) -> None:
     err = load_error(path)
     assert_where(err, path, line_of(path, "schedule: weekly"), "steps[1].schedule")
     assert "'weekly'" in err.problem
-    assert sorted(err.valid) == ["data", "synack"]
+    assert sorted(err.valid) == ["data", "syn", "synack"]
 
 
 def test_withhold_of_an_unknown_label(tmp_path: Path) -> None:
@@ -400,7 +406,7 @@ def test_enum_error_lists_valid_values(tmp_path: Path) -> None:
     path = write_case(tmp_path, "  - send: {flags: S}\n", extra="service: http\n")
     err = load_error(path)
     assert_where(err, path, line_of(path, "service: http"), "service")
-    assert err.valid == ["listen", "banner", "closed"]
+    assert err.valid == ["listen", "banner", "closed", "agent"]
 
 
 def test_missing_required_field(tmp_path: Path) -> None:

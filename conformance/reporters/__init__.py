@@ -1,7 +1,8 @@
-"""Reporters: ladders, JUnit XML, pcaps and the terminal, all reading CaseResults."""
+"""Reporters: ladders, JUnit XML, HTML, pcaps and the terminal, all reading CaseResults."""
 
 from __future__ import annotations
 
+from .html import write_html
 from .junit import write_junit
 from .ladder import render_failure, render_ladder, summarize_failure
 from .pcap import write_pcap
@@ -12,6 +13,7 @@ __all__ = [
     "render_failure",
     "render_ladder",
     "summarize_failure",
+    "write_html",
     "write_junit",
     "write_pcap",
 ]

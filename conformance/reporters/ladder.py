@@ -89,12 +89,20 @@ def segment_label(seg: Segment, outgoing: bool, bases: _Bases) -> str:
 
 # --------------------------------------------------------------------- ladder
 @dataclass(frozen=True)
-class _Row:
-    time: str
+class LadderRow:
+    """One row of a ladder, for every drawing of it (text here, SVG in the HTML report)."""
+
+    offset: float  # seconds since the first packet of the case
     conn: str
     outgoing: bool | None  # None: a row without a segment (e.g. a missing reply)
-    label: str
-    note: str
+    label: str  # flags, relative seq/ack, len
+    note: str  # the engine's note with the ✓/✗ mark
+    ok: bool | None = None  # False: the failing segment (or the missing reply); True: matched a step
+    provisional: bool = False  # a segment we sent whose capture never came back
+
+    @property
+    def time(self) -> str:
+        return format_offset(self.offset)
 
 
 def _note(entry: TraceEntry) -> str:
@@ -108,7 +116,8 @@ def _note(entry: TraceEntry) -> str:
     return note
 
 
-def _arrow(outgoing: bool | None, label: str, inner: int) -> str:
+def arrow(outgoing: bool | None, label: str, inner: int) -> str:
+    """A text arrow of `inner` characters: ours to the right, the target's to the left, None dotted."""
     if outgoing is None:  # a dotted row across the diagram
         text = f" {label} "
         pad = max(inner - len(text), 2)
@@ -119,7 +128,8 @@ def _arrow(outgoing: bool | None, label: str, inner: int) -> str:
     return "<" + "─" * dashes + f" {label} ─"
 
 
-def _rows(result: CaseResult) -> list[_Row]:
+def ladder_rows(result: CaseResult) -> list[LadderRow]:
+    """The rows of the case's ladder: its trace with relative numbering, and a missing reply if any."""
     verdict = result.verdict
     if verdict is None or not verdict.trace:
         return []
@@ -128,19 +138,23 @@ def _rows(result: CaseResult) -> list[_Row]:
     conns = list(dict.fromkeys([*result.case.connections(), *(e.conn for e in trace)]))
     ours = {c: _our_isn(result, c, trace) for c in conns}
     theirs = {c: _target_isn(c, trace) for c in conns}
-    rows: list[_Row] = []
+    rows: list[LadderRow] = []
     for i, e in enumerate(trace):
         their_isn, known_from = theirs[e.conn]
         bases = _Bases(ours[e.conn], their_isn if i >= known_from else None)
         rows.append(
-            _Row(
-                format_offset(e.time - origin),
+            LadderRow(
+                e.time - origin,
                 e.conn,
                 e.outgoing,
                 segment_label(e.segment, e.outgoing, bases),
                 _note(e),
+                e.ok,
+                e.provisional,
             )
         )
+    rows.extend(_step_rows(result, origin))
+    rows.sort(key=lambda r: r.offset)
     failure = verdict.failure
     if failure is not None and failure.kind == "missing" and not any(e.ok is False for e in trace):
         # Nothing came: show where the reply should have been, before the cleanup.
@@ -149,9 +163,40 @@ def _rows(result: CaseResult) -> list[_Row]:
         conn = _step_conn(result, failure.line) or (trace[-1].conn if trace else "")
         rows.insert(
             index,
-            _Row(
-                format_offset(at - origin), conn, None, "no segment from the target", f"line {failure.line} {FAIL_MARK}"
-            ),
+            LadderRow(at - origin, conn, None, "no segment from the target", f"line {failure.line} {FAIL_MARK}", False),
+        )
+    return rows
+
+
+#: Steps that happen off the wire and get a row of their own: the application's, state checks, asserts.
+_OFF_WIRE = ("app ", "app_result", "state ", "assert ")
+
+
+def _step_rows(result: CaseResult, origin: float) -> list[LadderRow]:
+    """Rows for the steps that are not segments, with how a state was decided."""
+    verdict = result.verdict
+    assert verdict is not None
+    rows = []
+    for rec in verdict.steps:
+        if rec.time is None or not rec.description.startswith(_OFF_WIRE) or "(black box:" in rec.description:
+            continue
+        mark = {"passed": OK_MARK, "failed": FAIL_MARK}.get(rec.status, "")
+        how = (
+            " white box (sock_diag)"
+            if "white box" in rec.timing
+            or "white box" in (verdict.failure.message if verdict.failure and rec.status == "failed" else "")
+            else ""
+        )
+        label = rec.description if len(rec.description) <= 48 else rec.description[:47] + "…"
+        rows.append(
+            LadderRow(
+                rec.time - origin,
+                _step_conn(result, rec.line) or "",
+                None,
+                label,
+                f"line {rec.line} {mark}{how}".strip(),
+                {"passed": True, "failed": False}.get(rec.status),
+            )
         )
     return rows
 
@@ -168,15 +213,20 @@ def _header(result: CaseResult) -> list[str]:
     status = result.status.upper()
     if case.expect_failure:
         status += f", self-test (raw verdict {result.raw_status or 'unknown'})"
-    lines = [f"{case.id}: {case.title} [{status}]"]
+    return [f"{case.id}: {case.title} [{status}]", *numbering_lines(result)]
+
+
+def numbering_lines(result: CaseResult) -> list[str]:
+    """Who talks to whom and the ISNs the ladder's relative numbers count from ([] without packets)."""
+    case = result.case
     verdict = result.verdict
     trace = verdict.trace if verdict is not None else []
     if not trace:
-        return lines
+        return []
     first = trace[0].segment
     us, them = (first.src, first.dst) if trace[0].outgoing else (first.dst, first.src)
     target_port = first.dport if trace[0].outgoing else first.sport
-    lines.append(f"us {us}  ─>  target {them}:{target_port}")
+    lines = [f"us {us}  ─>  target {them}:{target_port}"]
     for conn in dict.fromkeys([*case.connections(), *(e.conn for e in trace)]):
         our_isn = _our_isn(result, conn, trace)
         their_isn, known_from = _target_isn(conn, trace)
@@ -198,7 +248,7 @@ def _header(result: CaseResult) -> list[str]:
 def render_ladder(result: CaseResult, width: int = 100, with_failure: bool = True) -> str:
     """The case's packet exchange as a text ladder, then (`with_failure`) the failure, if any."""
     out = _header(result)
-    rows = _rows(result)
+    rows = ladder_rows(result)
     if not rows:
         out.append("(no packets exchanged)")
     else:
@@ -212,7 +262,7 @@ def render_ladder(result: CaseResult, width: int = 100, with_failure: bool = Tru
         out.append(f"{'time':>{_TIME_W}}  {'':{conn_w}}{left}{right:>{inner + 2 - len(left)}}")
         for r in rows:
             conn = f"{r.conn:{conn_w - 2}}  " if multi else ""
-            line = f"{r.time:>{_TIME_W}}  {conn}│{_arrow(r.outgoing, r.label, inner)}│"
+            line = f"{r.time:>{_TIME_W}}  {conn}│{arrow(r.outgoing, r.label, inner)}│"
             if r.note:
                 line += f"  {r.note}"
             out.append(line)
@@ -284,6 +334,10 @@ def render_failure(result: CaseResult, width: int = 100) -> str:
         lines.append("ERROR (harness, not a verdict about the target):")
         lines.extend("  " + line for line in _wrap(result.message or "unknown error", width - 2))
         return "\n".join(lines)
+    if result.status == "skipped":
+        lines.append("SKIPPED (not played on this target, no verdict):")
+        lines.extend("  " + line for line in _wrap(result.message or "no reason given", width - 2))
+        return "\n".join(lines)
     if result.passed and failure is None:
         return ""
     for line in _self_test_lines(result):
@@ -332,6 +386,9 @@ def summarize_failure(result: CaseResult) -> str:
     if result.status == "error":
         first = (result.message or "harness error").strip().splitlines()
         return f"harness error: {first[0] if first else 'unknown'}"
+    if result.status == "skipped":
+        first = (result.message or "no reason given").strip().splitlines()
+        return first[0] if first else "no reason given"
     if failure is not None:
         text = _failure_line(failure)
         if result.case.expect_failure and result.message:

@@ -1,0 +1,204 @@
+"""End to end against a "remote" host two hops away, all inside namespaces of the test.
+
+    prober ns                router ns                          host ns
+    prb0 198.18.1.2/24 ─── rtr0 198.18.1.1 | rtr1 198.18.2.1 ─── hst0 198.18.2.2/24
+    (the CLI runs here:      (ip_forward=1)                      conformance.services
+     ip netns exec prober)                                       listening on 7000
+
+The tool runs inside the prober namespace (``ip netns exec``), so nothing touches
+the machine's root namespace; every namespace is removed in a finally (the Lab).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .lab import ROOT, Lab, missing_tools, nft_tables, remote_lab, run
+
+CASES = ROOT / "cases"
+LISTEN, BANNER = 7000, 7001
+HOST = "198.18.2.2"
+
+_skip = missing_tools("ip", "nft", "ethtool")
+pytestmark = [pytest.mark.integration, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
+
+
+@pytest.fixture
+def remote() -> Iterator[dict[str, str]]:
+    with Lab() as lab:
+        yield remote_lab(lab, LISTEN, BANNER)
+
+
+def command(ns: str, *args: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, sys.executable, "-m", "conformance", *args]
+
+
+def conformance_in(ns: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command(ns, *args), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def junit_cases(path: Path) -> dict[str, ET.Element]:
+    return {tc.attrib["name"]: tc for tc in ET.parse(path).iter("testcase")}
+
+
+def mac_of(ns: str, ifname: str) -> str:
+    return run("ip", "-n", ns, "-br", "link", "show", ifname).stdout.split()[2]
+
+
+def test_remote_host_two_hops_away(remote: dict[str, str], tmp_path: Path) -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import rdpcap
+
+    prober = remote["prober"]
+    proc = conformance_in(
+        prober,
+        "run",
+        "--target",
+        f"{HOST}:{LISTEN}",
+        "--iface",
+        remote["iface"],
+        str(CASES / "closed"),
+        str(CASES / "handshake" / "synack-ack.yaml"),
+        str(CASES / "data" / "retransmit-backoff.yaml"),  # needs the banner service
+        str(CASES / "handshake" / "synack-retransmit-ci.yaml"),  # sets a sysctl
+        "--reports",
+        str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cases = junit_cases(tmp_path / "junit.xml")
+    played = ["closed-syn", "closed-ack", "closed-rst", "closed-synfin-data", "synack-ack"]
+    for name in played:
+        tc = cases[name]
+        assert not [child.tag for child in tc if child.tag in ("failure", "error", "skipped")], name
+    banner = cases["data-retransmit-backoff"].find("skipped")
+    assert banner is not None and "'banner' service" in banner.attrib["message"]
+    sysctl = cases["synack-retransmit-ci"].find("skipped")
+    assert sysctl is not None and "tcp_synack_retries=2" in sysctl.attrib["message"]
+    assert "2 skipped" in proc.stdout
+
+    router_mac = mac_of(remote["router"], "rtr0")
+    props = {p.attrib["name"]: p.attrib["value"] for p in cases["synack-ack"].iter("property")}
+    assert f"next hop 198.18.1.1 at {router_mac}" in props["target"]
+    assert "documented defaults" in props["target"]
+    assert props["rto_initial"].endswith("(documented default)")
+
+    # on the wire: our SYN went to the router's MAC, from our address and a port of the run's window
+    frames = rdpcap(str(tmp_path / "pcap" / "synack-ack.pcap"))
+    syn, synack = frames[0], frames[1]
+    assert syn[Ether].dst == router_mac and syn[IP].src == "198.18.1.2" and syn[IP].dst == HOST
+    assert 20000 <= syn[TCP].sport < 42000
+    assert str(synack[TCP].flags) == "SA" and synack[IP].src == HOST
+
+    assert "conformance" not in nft_tables(prober)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_removes_its_nft_table(remote: dict[str, str], tmp_path: Path, signum: int) -> None:
+    prober = remote["prober"]
+    proc = subprocess.Popen(
+        command(
+            prober,
+            "run",
+            "--target",
+            f"{HOST}:{LISTEN}",
+            str(CASES / "handshake" / "synack-retransmit.yaml"),  # 63 s: interrupted long before
+            "--reports",
+            str(tmp_path),
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # `ip netns exec` execs the command: the Popen's PID is the tool's, which names the table
+        table = f"conformance_{proc.pid}"
+        deadline = time.time() + 20
+        while time.time() < deadline and table not in nft_tables(prober) and proc.poll() is None:
+            time.sleep(0.1)
+        assert table in nft_tables(prober), "the run never installed its table"
+        time.sleep(1.0)  # mid-run: the case is waiting on the SYN-ACK retransmissions
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # ours, by its handle
+            proc.wait()
+    assert proc.returncode == 2, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert "conformance" not in nft_tables(prober)
+
+
+def test_unreachable_target_fails_within_seconds(remote: dict[str, str], tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = conformance_in(
+        remote["prober"],
+        "run",
+        "--target",
+        "198.18.1.99:7000",
+        "--iface",
+        remote["iface"],
+        str(CASES / "closed" / "syn.yaml"),
+        "--reports",
+        str(tmp_path),
+        timeout=30,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2
+    assert "no ARP answer from 198.18.1.99 on prb0 within 3 s" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert elapsed < 10, elapsed
+    assert "conformance" not in nft_tables(remote["prober"])
+
+
+def test_address_outside_the_benchmark_range_is_refused(remote: dict[str, str], tmp_path: Path) -> None:
+    proc = conformance_in(
+        remote["prober"], "run", "--target", "192.0.2.1:80", str(CASES / "closed"), "--reports", str(tmp_path)
+    )
+    assert proc.returncode == 2
+    assert "192.0.2.1 is outside 198.18.0.0/15: refused" in proc.stderr
+
+
+def test_missing_interface_is_a_clear_error(remote: dict[str, str], tmp_path: Path) -> None:
+    proc = conformance_in(
+        remote["prober"],
+        "run",
+        "--target",
+        f"{HOST}:{LISTEN}",
+        "--iface",
+        "nope0",
+        str(CASES / "closed" / "syn.yaml"),
+        "--reports",
+        str(tmp_path),
+    )
+    assert proc.returncode == 2
+    assert "no interface 'nope0'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cleanup_removes_tables_of_dead_runs_only(remote: dict[str, str]) -> None:
+    """The nftables part of `conformance cleanup` (netns.cleanup calls it; tested offline), run in the
+    prober namespace. Not the CLI itself: its namespace part would act on the whole machine's namespaces."""
+    prober = remote["prober"]
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead, alive = f"conformance_{gone.pid}", f"conformance_{os.getpid()}"
+    for name in (dead, alive):
+        run("ip", "netns", "exec", prober, "nft", "add", "table", "inet", name)
+    code = "from conformance import firewall; print(firewall.cleanup())"
+    proc = subprocess.run(
+        ["ip", "netns", "exec", prober, sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"nft table inet {dead}" in proc.stdout
+    tables = nft_tables(prober)
+    assert dead not in tables and alive in tables  # a live run's table stays

@@ -1,0 +1,306 @@
+"""Offline: target specs and their options, the nft rule text, ARP frames, the port window, skips.
+
+Nothing here opens a socket, runs a program or needs root.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from conformance import arp, firewall
+from conformance.errors import HarnessError
+from conformance.loader import load_case
+from conformance.remote import RemoteSpec
+from conformance.runner import PORT_WINDOW, RunSettings, _Ports, run
+from conformance.tap import TapSpec, default_prober_ip
+from conformance.targets import NamespaceSpec, TargetOptions, parse_target
+
+from .helpers import ROOT
+
+CASES = ROOT / "cases"
+
+
+# ------------------------------------------------------------------ specs
+def test_namespace_targets() -> None:
+    assert parse_target("embedded") == NamespaceSpec("embedded")
+    spec = parse_target("netns:lab1")
+    assert isinstance(spec, NamespaceSpec) and spec.existing == "lab1"
+
+
+def test_remote_spec_defaults() -> None:
+    spec = parse_target("198.18.2.2:80")
+    assert isinstance(spec, RemoteSpec)
+    assert (spec.host, spec.port, spec.iface, spec.closed_port) == ("198.18.2.2", 80, None, 9)
+    assert spec.services() == {"listen": 80, "closed": 9}
+    assert "banner" in spec.unavailable()
+
+
+def test_remote_spec_options() -> None:
+    spec = parse_target("198.19.255.254:8080", TargetOptions(iface="eth1", closed_port=7))
+    assert isinstance(spec, RemoteSpec)
+    assert (spec.host, spec.port, spec.iface, spec.closed_port) == ("198.19.255.254", 8080, "eth1", 7)
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "198.17.255.255", "198.20.0.0", "192.0.2.1", "127.0.0.1", "0.0.0.0"])
+def test_remote_host_outside_the_benchmark_range_is_refused(host: str) -> None:
+    with pytest.raises(HarnessError, match=r"outside 198\.18\.0\.0/15: refused"):
+        parse_target(f"{host}:80")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("example.com:80", "not an IPv4 address"),
+        ("198.18.2.2:", "expected HOST:PORT"),
+        (":80", "expected HOST:PORT"),
+        ("198.18.2.2:0", "not a TCP port"),
+        ("198.18.2.2:65536", "not a TCP port"),
+        ("198.18.2.2:http", "not a TCP port"),
+        ("[2001:db8::1]:80", "not an IPv4 address"),
+        ("nonsense", "unknown target"),
+        ("netns:", "needs a namespace name"),
+    ],
+)
+def test_bad_target_specs_say_what_is_wrong(text: str, problem: str) -> None:
+    with pytest.raises(HarnessError, match=problem):
+        parse_target(text)
+
+
+def test_closed_port_must_differ_from_listen_port() -> None:
+    with pytest.raises(HarnessError, match="listening port"):
+        parse_target("198.18.2.2:9")
+    with pytest.raises(HarnessError, match="not a TCP port"):
+        parse_target("198.18.2.2:80", TargetOptions(closed_port=70000))
+
+
+@pytest.mark.parametrize(
+    ("target", "options", "wrong"),
+    [
+        ("embedded", TargetOptions(iface="eth0"), "--iface"),
+        ("netns:x", TargetOptions(closed_port=9), "--closed-port"),
+        ("198.18.2.2:80", TargetOptions(prober_ip="198.18.2.9"), "--prober-ip"),
+        ("tap:tap0:198.18.3.2:80", TargetOptions(iface="eth0"), "--iface"),
+    ],
+)
+def test_options_of_another_kind_are_refused(target: str, options: TargetOptions, wrong: str) -> None:
+    with pytest.raises(HarnessError, match=f"{wrong} does not apply"):
+        parse_target(target, options)
+
+
+def test_tap_spec() -> None:
+    spec = parse_target("tap:tap0:198.18.3.2:7000")
+    assert isinstance(spec, TapSpec)
+    assert (spec.ifname, spec.addr, spec.port, spec.prober_ip, spec.closed_port) == (
+        "tap0",
+        "198.18.3.2",
+        7000,
+        "198.18.3.1",
+        9,
+    )
+    assert spec.services() == {"listen": 7000, "closed": 9}
+
+
+def test_tap_spec_without_port_has_no_listen_service() -> None:
+    spec = parse_target("tap:tap0:198.18.3.2", TargetOptions(prober_ip="198.18.3.77", closed_port=1))
+    assert isinstance(spec, TapSpec)
+    assert spec.port is None and spec.prober_ip == "198.18.3.77"
+    assert spec.services() == {"closed": 1}
+    assert "no listening port" in spec.unavailable()["listen"]
+
+
+def test_default_prober_ip() -> None:
+    assert default_prober_ip("198.18.3.2") == "198.18.3.1"
+    assert default_prober_ip("198.19.200.17") == "198.19.200.1"
+    assert default_prober_ip("198.18.3.1") == "198.18.3.254"
+
+
+@pytest.mark.parametrize(
+    ("text", "options", "problem"),
+    [
+        ("tap:tap0:10.0.0.2:80", TargetOptions(), "outside 198.18.0.0/15"),
+        ("tap:tap0:198.18.3.2:80", TargetOptions(prober_ip="10.0.0.1"), "outside 198.18.0.0/15"),
+        ("tap:tap0:198.18.3.2:80", TargetOptions(prober_ip="198.18.3.2"), "is the target's address"),
+        ("tap::198.18.3.2:80", TargetOptions(), "expected tap:IFNAME:ADDR"),
+        ("tap:tap0", TargetOptions(), "expected tap:IFNAME:ADDR"),
+        ("tap:tap0:198.18.3.2:80:1", TargetOptions(), "expected tap:IFNAME:ADDR"),
+        ("tap:a-very-long-ifname0:198.18.3.2", TargetOptions(), "not an interface name"),
+        ("tap:tap0:198.18.3.2:x", TargetOptions(), "not a TCP port"),
+    ],
+)
+def test_bad_tap_specs(text: str, options: TargetOptions, problem: str) -> None:
+    with pytest.raises(HarnessError, match=problem):
+        parse_target(text, options)
+
+
+# ------------------------------------------------------------------ skips
+def test_skip_reasons() -> None:
+    banner = load_case(CASES / "data" / "retransmit-backoff.yaml")
+    sysctl = load_case(CASES / "handshake" / "synack-retransmit-ci.yaml")
+    closed = load_case(CASES / "closed" / "syn.yaml")
+    listen = load_case(CASES / "handshake" / "synack-ack.yaml")
+    remote = parse_target("198.18.2.2:80")
+    reason = remote.skip_reason(banner)
+    assert reason is not None and "'banner' service" in reason
+    reason = remote.skip_reason(sysctl)
+    assert reason is not None and "tcp_synack_retries=2" in reason and "cannot be set" in reason
+    assert remote.skip_reason(closed) is None and remote.skip_reason(listen) is None
+    tap = parse_target("tap:tap0:198.18.3.2")
+    reason = tap.skip_reason(listen)
+    assert reason is not None and "no listening port" in reason
+    assert tap.skip_reason(closed) is None
+    embedded = parse_target("embedded")
+    assert all(embedded.skip_reason(c) is None for c in (banner, sysctl, closed, listen))
+
+
+def test_run_reports_skipped_cases_without_opening_a_target() -> None:
+    """Every case skipped: the runner opens no target (nothing is sent) and reports each with its reason."""
+    cases = [
+        load_case(CASES / "data" / "retransmit-backoff.yaml"),
+        load_case(CASES / "handshake" / "synack-retransmit-ci.yaml"),
+    ]
+    seen: list[str] = []
+    results = run(cases, RunSettings(target="198.18.2.2:80"), on_result=lambda r: seen.append(r.case.id))
+    assert [r.status for r in results] == ["skipped", "skipped"]
+    assert "banner" in results[0].message and "sysctls" in results[1].message
+    assert sorted(seen) == sorted(c.id for c in cases)
+
+
+def test_run_refuses_a_bad_target_before_anything_is_sent() -> None:
+    with pytest.raises(HarnessError, match="outside"):
+        run([load_case(CASES / "closed" / "syn.yaml")], RunSettings(target="192.0.2.1:80"))
+
+
+# ------------------------------------------------------------------ ports
+def test_port_window_is_known_before_the_first_port() -> None:
+    ports = _Ports(random.Random(7))
+    window = ports.window
+    assert len(window) == PORT_WINDOW == 2000
+    assert 20000 <= window.start < 40000
+    taken = [ports.take() for _ in range(PORT_WINDOW)]
+    assert taken == list(window)
+    with pytest.raises(HarnessError, match="every source port of its window"):
+        ports.take()
+
+
+def test_port_window_follows_the_seed() -> None:
+    assert _Ports(random.Random(1)).window == _Ports(random.Random(1)).window
+
+
+# ------------------------------------------------------------------ nft
+def test_ruleset_text() -> None:
+    text = firewall.ruleset("conformance_4242", "198.18.1.2", "198.18.2.2", [7000, 9], range(30000, 32000))
+    assert text == (
+        "table inet conformance_4242\n"
+        "delete table inet conformance_4242\n"
+        "table inet conformance_4242 {\n"
+        "\tchain output {\n"
+        "\t\ttype filter hook output priority filter; policy accept;\n"
+        "\t\tip saddr 198.18.1.2 ip daddr 198.18.2.2 tcp sport 30000-31999 tcp dport { 9, 7000 } "
+        "tcp flags & rst == rst counter drop\n"
+        "\t}\n"
+        "}\n"
+    )
+
+
+def test_ruleset_one_port() -> None:
+    text = firewall.ruleset("conformance_1", "198.18.1.2", "198.18.2.2", [80], range(20000, 20001))
+    assert "tcp sport 20000 tcp dport 80 tcp flags" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (("conformance_x", "198.18.1.2", "198.18.2.2", [80], range(1, 2)), "table name"),
+        (("inet; flush ruleset", "198.18.1.2", "198.18.2.2", [80], range(1, 2)), "table name"),
+        (("conformance_1", "198.18.1.2; flush ruleset", "198.18.2.2", [80], range(1, 2)), "decimal digits"),
+        (("conformance_1", "198.18.1.2", "198.18.2.2", [], range(1, 2)), "target ports"),
+        (("conformance_1", "198.18.1.2", "198.18.2.2", [0], range(1, 2)), "target ports"),
+        (("conformance_1", "198.18.1.2", "198.18.2.2", [80], range(5, 5)), "source ports"),
+        (("conformance_1", "198.18.1.2", "198.18.2.2", [80], range(65000, 66000)), "source ports"),
+    ],
+)
+def test_ruleset_refuses_bad_values(args: tuple, problem: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match=problem):
+        firewall.ruleset(*args)
+
+
+def test_table_name() -> None:
+    assert firewall.table_name(123) == "conformance_123"
+
+
+def test_leftover_tables_are_those_of_dead_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    alive = os.getpid()
+    dead = 4194304 + 1  # above the kernel's largest PID: never a live process
+    monkeypatch.setattr(
+        firewall,
+        "list_tables",
+        lambda: [
+            ("inet", f"conformance_{alive}"),
+            ("inet", f"conformance_{dead}"),
+            ("inet", "conformance_notapid"),
+            ("ip", "filter"),
+        ],
+    )
+    assert firewall.leftovers() == [("inet", f"conformance_{dead}")]
+
+
+def test_cleanup_command_removes_tables_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conformance import cli, netns
+
+    monkeypatch.setattr(netns, "check_privileges", lambda: None)
+    monkeypatch.setattr(netns, "leftovers", lambda: [])
+    monkeypatch.setattr(firewall, "cleanup", lambda: ["nft table inet conformance_99999999"])
+    assert cli.main(["cleanup"]) == 0
+    assert "removed 1 leftover(s): nft table inet conformance_99999999" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ ARP
+def test_arp_request_frame() -> None:
+    frame = arp.request("02:cf:c6:12:03:01", "198.18.3.1", "198.18.3.2")
+    assert len(frame) == 60
+    assert frame[:6] == b"\xff" * 6 and frame[6:12] == bytes.fromhex("02cfc6120301")
+    assert struct.unpack("!H", frame[12:14])[0] == arp.ETH_P_ARP
+    parsed = arp.parse(frame)
+    assert parsed == arp.Arp(
+        op=arp.OP_REQUEST,
+        sender_mac="02:cf:c6:12:03:01",
+        sender_ip="198.18.3.1",
+        target_mac="00:00:00:00:00:00",
+        target_ip="198.18.3.2",
+        eth_src="02:cf:c6:12:03:01",
+        eth_dst="ff:ff:ff:ff:ff:ff",
+    )
+
+
+def test_arp_reply_answers_the_request() -> None:
+    req = arp.parse(arp.request("aa:bb:cc:dd:ee:ff", "198.18.3.2", "198.18.3.1"))
+    assert req is not None
+    reply = arp.parse(arp.reply_to(req, "02:cf:c6:12:03:01"))
+    assert reply is not None
+    assert (reply.op, reply.sender_ip, reply.sender_mac) == (arp.OP_REPLY, "198.18.3.1", "02:cf:c6:12:03:01")
+    assert (reply.target_ip, reply.target_mac, reply.eth_dst) == (
+        "198.18.3.2",
+        "aa:bb:cc:dd:ee:ff",
+        "aa:bb:cc:dd:ee:ff",
+    )
+    assert arp.is_answer(reply, "198.18.3.1", "198.18.3.2")
+    assert not arp.is_answer(reply, "198.18.3.9", "198.18.3.2")
+    assert not arp.is_answer(req, "198.18.3.2", "198.18.3.1")  # a request is no answer
+
+
+def test_arp_parse_ignores_other_frames() -> None:
+    ipv4 = b"\x00" * 12 + b"\x08\x00" + b"\x45" + b"\x00" * 45
+    assert arp.parse(ipv4) is None
+    assert arp.parse(b"\x00" * 10) is None
+
+
+def test_local_mac() -> None:
+    assert arp.local_mac("198.18.3.1") == "02:cf:c6:12:03:01"
+    assert int(arp.local_mac("198.19.0.1").split(":")[0], 16) & 0x03 == 0x02  # locally administered, unicast
