@@ -19,6 +19,7 @@ from . import __version__
 from .errors import ConformanceError, HarnessError
 from .loader import discover
 from .model import Case
+from .profiles import builtin_names, load_profile
 from .timing import DEFAULT_TOLERANCE, Tolerance
 from .values import parse_duration
 
@@ -98,8 +99,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .targets import TargetOptions
 
     cases = _cases(args)
+    if args.profile:
+        load_profile(args.profile)  # a bad profile is a usage error, before anything is set up
     check_privileges()
-    settings = RunSettings(target=args.target, jobs=args.jobs, tolerance=_tolerance(args), seed=args.seed)
+    settings = RunSettings(
+        target=args.target,
+        jobs=args.jobs,
+        tolerance=_tolerance(args),
+        seed=args.seed,
+        profile=args.profile,
+        strict=args.strict,
+    )
     settings.target_options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=args.prober_ip)
     reports = Path(args.reports)
     junit = Path(args.junit) if args.junit else reports / "junit.xml"
@@ -122,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"reports: {html}, {junit}, {reports / 'pcap'}, {reports / 'ladders'}")
     if any(r.status == "error" for r in results):
         return EXIT_ERROR
-    return EXIT_OK if all(r.passed or r.status == "skipped" for r in results) else EXIT_FAILED
+    return EXIT_OK if all(r.status in ("passed", "warning", "skipped") for r in results) else EXIT_FAILED
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -131,6 +141,33 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     case = find_case(args.case, Path(args.cases) if args.cases else None)
     print(explain(case, RfcText.load()), end="")
+    return EXIT_OK
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .params import DOCUMENTED
+
+    console = Console(highlight=False)
+    names = [args.name] if args.name else builtin_names()
+    for name in names:
+        profile = load_profile(name)
+        table = Table(title=f"{profile.name}: {profile.title}", title_justify="left")
+        for col in ("value", "expected", "level", "source"):
+            table.add_column(col)
+        for key, pv in profile.values.items():
+            unit = DOCUMENTED[key].unit
+            shown = f"{pv.value:g}" + ("" if unit in ("count", "mode", "bool") else f" {unit}")
+            table.add_row(key, shown, pv.level if pv.level != "default" else f"{profile.stack} default", pv.source)
+        console.print(table)
+        extra = (
+            "the target's sysctls override these"
+            if profile.read_sysctls
+            else ("the target's sysctls fill only the values left open here")
+        )
+        console.print(f"  stack: {profile.stack or '(none: standards only)'}; {extra}; file: {profile.path}\n")
     return EXIT_OK
 
 
@@ -177,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("--tolerance-pct", type=float, metavar="PERCENT", help="override every case's percent tolerance")
     p_run.add_argument("--seed", type=int, help="seed for source ports and ISNs (default: random)")
+    p_run.add_argument(
+        "--profile",
+        metavar="NAME|FILE",
+        help="expectations and how binding they are: rfc, linux, freebsd, lwip, windows or a profile file "
+        "(default: linux for a Linux namespace target, rfc for others); see `conformance profiles`",
+    )
+    p_run.add_argument("--strict", action="store_true", help="a violated SHOULD fails the case instead of warning")
     p_run.set_defaults(func=cmd_run)
 
     p_list = sub.add_parser("list", help="list cases and the documents they check")
@@ -189,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_explain.add_argument("case", metavar="CASE", help="a case id (searched under --cases) or a case file")
     p_explain.add_argument("--cases", metavar="DIR", help="where to look for the id (default: cases/)")
     p_explain.set_defaults(func=cmd_explain)
+
+    p_prof = sub.add_parser("profiles", help="list the stack profiles, their values, levels and sources")
+    p_prof.add_argument("name", nargs="?", help="one profile (default: all)")
+    p_prof.set_defaults(func=cmd_profiles)
 
     p_clean = sub.add_parser("cleanup", help="remove namespaces and nft tables left by a run that was killed (SIGKILL)")
     p_clean.set_defaults(func=cmd_cleanup)

@@ -27,6 +27,7 @@ diffs, the timing, and the document that requires the behaviour.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .matching import FieldDiff, compare, matches
@@ -135,11 +136,27 @@ class Failure:
         return text
 
 
+@dataclass(frozen=True)
+class Finding:
+    """A check that did not hold but does not fail the case under the run's profile."""
+
+    failure: Failure
+    outcome: str  # warn (a SHOULD) | info (a MAY, or another stack's documented default)
+
+
+#: Decides what a failed check means: "fail", "warn" or "info" (see conformance.profiles.outcome).
+Policy = Callable[[Reference | None], str]
+
+
+def _strict(ref: Reference | None) -> str:
+    return "fail"
+
+
 @dataclass
 class StepRecord:
     line: int
     description: str
-    status: str  # passed | failed | pending
+    status: str  # passed | failed | warning | info | skipped
     time: float | None = None
     diffs: tuple[FieldDiff, ...] = ()
     timing: str = ""
@@ -178,18 +195,39 @@ class _App:
     request: int | None = None
     sent_at: float | None = None
     timeout: float = AGENT_TIMEOUT
+    ref: Reference | None = None  # the document the check answers to, when not the step's ref
 
 
-_Active = SendStep | _Expect | _Silence | AssertStep | WithholdStep | _App
+@dataclass
+class _Retrans:
+    """A withhold in progress: the target's retransmissions, judged one by one.
+
+    The first gap is checked against the schedule's initial value (at that
+    value's level: RFC 6298 §2.1 SHOULD, or a stack's documented default); each
+    later gap against the previous *observed* gap times the schedule's factor
+    (RFC 6298 §5.5: double the current RTO, at the withhold's own level); the
+    number of retransmissions against the documented count.
+    """
+
+    step: WithholdStep
+    schedule: Schedule
+    count: int  # retransmissions to see
+    seen: int = 0
+    prev_gap: float | None = None
+    extra: int = 0  # retransmissions beyond the documented count
+
+
+_Active = SendStep | _Expect | _Silence | AssertStep | WithholdStep | _App | _Retrans
 
 
 @dataclass
 class Verdict:
-    status: str  # passed | failed
+    status: str  # passed | warning | failed
     failure: Failure | None
     steps: list[StepRecord]
     trace: list[TraceEntry]
     schedules: list[Schedule] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     start: float = 0.0
     end: float = 0.0
 
@@ -231,10 +269,13 @@ class Dialogue:
         ports: dict[str, int],
         isns: dict[str, int],
         white_box: bool = True,
+        policy: Policy = _strict,
     ) -> None:
         self.case = case
         #: States are read through the agent (white box) or inferred from probes (black box).
         self.white_box = white_box
+        self.policy = policy
+        self.findings: list[Finding] = []
         self.params = params
         self.addr = addressing
         active = _actively_opened(case)
@@ -332,11 +373,20 @@ class Dialogue:
             if cur.sent_at is not None:
                 return cur.sent_at + cur.timeout
             return cur.earliest
+        if isinstance(cur, _Retrans):
+            ref = self.trace[self._last_event].time if self._last_event >= 0 else (self._start or 0.0)
+            return ref + self._retrans_wait(cur) + DELIVERY_GRACE
         return None
 
     def verdict(self) -> Verdict:
+        status = "passed"
+        if self.failure:
+            status = "failed"
+        elif any(f.outcome == "warn" for f in self.findings):
+            status = "warning"
         return Verdict(
-            status="failed" if self.failure else "passed",
+            status=status,
+            findings=self.findings,
             failure=self.failure,
             steps=self.steps,
             trace=self.trace,
@@ -395,20 +445,36 @@ class Dialogue:
         diffs: tuple[FieldDiff, ...] = (),
         time: float | None = None,
         note: str = "",
-    ) -> None:
+        ref: Reference | None | bool = True,
+        fatal: bool = False,
+    ) -> bool:
+        """A check did not hold. Returns True when that ends the case.
+
+        `ref` is the document the check answers to (True: the step's ref). Unless
+        `fatal`, the run's policy decides: a failure ends the case; a warning or
+        a note is recorded as a finding and the dialogue goes on.
+        """
         if note:
             message += f"\n  {note}"
-        self.failure = Failure(
+        reference = self.case.reference(step.ref) if ref is True else (ref or None)
+        failure = Failure(
             line=step.line,
             step=description,
             kind=kind,
             message=message,
             diffs=diffs,
-            reference=self.case.reference(step.ref),
+            reference=reference,  # type: ignore[arg-type]
             time=time,
         )
+        outcome = "fail" if fatal else self.policy(failure.reference)
+        if outcome != "fail":
+            self.findings.append(Finding(failure, outcome))
+            self._record(step.line, description, "warning" if outcome == "warn" else "info", time, diffs, message)
+            return False
+        self.failure = failure
         self._record(step.line, description, "failed", time, diffs, message if kind == "timing" else "")
         self._finish(now, self._out)
+        return True
 
     def _finish(self, now: float, out: list[Action]) -> None:
         self.done = True
@@ -457,10 +523,10 @@ class Dialogue:
             return _App(step, f"app_result of {step.of}: {want}")
         return step
 
-    def _state_check(self, st: StateStep, state: str, description: str) -> list[_Active]:
+    def _state_check(self, st: StateStep, state: str, description: str, ref: Reference | None = None) -> list[_Active]:
         """Steps that check `state`: an agent query, or probes when there is no agent."""
         if self.white_box:
-            return [_App(st, description, cmd="state", state=state)]
+            return [_App(st, description, cmd="state", state=state, ref=ref)]
         how = "black box"
         if state == "CLOSED":
             # RFC 9293 §3.10.7.1/.2: with no connection, an ACK-bearing segment gets <SEQ=SEG.ACK><CTL=RST>.
@@ -515,6 +581,8 @@ class Dialogue:
             d = self.params.value(st.lasts) if isinstance(st.lasts, str) else float(st.lasts)
             tol = self.case.tolerance.of(d)
             what = f"{st.lasts} = {format_duration(d)}" if isinstance(st.lasts, str) else format_duration(d)
+            # how long it lasts answers to the document of the value (a profile's, or the target's)
+            lref = self.params[st.lasts].reference() if isinstance(st.lasts, str) else None
             if self.white_box:
                 expanded += [
                     _Silence(st, d - tol, f"{st.state} lasts {what}: nothing from the target meanwhile"),
@@ -523,6 +591,7 @@ class Dialogue:
                         st.state,
                         f"state {st.state} still, {format_duration(d - tol)} on "
                         f"({what} less tolerance {format_duration(tol)})",
+                        lref,
                     ),
                 ]
             expanded += [
@@ -532,6 +601,7 @@ class Dialogue:
                     "CLOSED",
                     f"state CLOSED (4-tuple free) {format_duration(d + tol)} on "
                     f"({what} plus tolerance {format_duration(tol)})",
+                    lref,
                 ),
             ]
         self._pending.extendleft(reversed(expanded))
@@ -545,33 +615,160 @@ class Dialogue:
         schedule = SCHEDULES[w.schedule](self.params, conn.rtt)
         self.schedules.append(schedule)
         self._last_give_up = schedule.give_up
-        intervals = schedule.intervals[: w.count] if w.count else schedule.intervals
-        expanded: list[_Active] = []
-        n = len(intervals)
-        for i, gap in enumerate(intervals, 1):
-            pattern = SegmentPattern(same_as=w.retransmits)
-            expanded.append(
-                _Expect(
+        count = min(w.count, len(schedule.intervals)) if w.count else len(schedule.intervals)
+        self._pending.appendleft(_Retrans(w, schedule, count))
+
+    # --------------------------------------------------------- retransmissions
+    def _retrans_expected(self, r: _Retrans) -> float:
+        """The gap expected before the next retransmission, from what was observed so far."""
+        iv = r.schedule.intervals
+        i = r.seen
+        if i == 0 or r.prev_gap is None:
+            return iv[0]
+        if i < len(iv):
+            return r.prev_gap * iv[i] / iv[i - 1]
+        return r.prev_gap * r.schedule.give_up / iv[-1]  # beyond the count: when it should give up
+
+    def _retrans_wait(self, r: _Retrans) -> float:
+        """How long to wait for the next one before calling it missing (generous: judged after)."""
+        expected = self._retrans_expected(r)
+        tol = self.case.tolerance.of(expected)
+        if r.seen >= r.count:
+            return expected + tol  # the give-up silence
+        return (3 if r.seen == 0 else 2) * expected + tol
+
+    def _retrans_ref(self, r: _Retrans, what: str) -> Reference | None | bool:
+        param = r.schedule.initial_param if what == "initial" else r.schedule.count_param
+        if param is None or param not in self.params:
+            return True
+        return self.params[param].reference()
+
+    def _run_retrans(self, r: _Retrans, now: float) -> bool:
+        w, sched = r.step, r.schedule
+        tol = self.case.tolerance
+        ref_time = self.trace[self._last_event].time if self._last_event >= 0 else now
+        n = r.count
+        label = f"withhold {w.what}: retransmission {r.seen + 1}/{n} of {w.retransmits}"
+        note = f"schedule {sched.name}: {sched.derivation}"
+        taken = self._take(w.conn)
+        if taken is None:
+            if now <= ref_time + self._retrans_wait(r) + DELIVERY_GRACE:
+                return False
+            if r.seen >= r.count:  # the silence after the last one held: done
+                if w.then_silence:
+                    self._record(w.line, f"withhold {w.what}: no retransmission after the last one", "passed", now)
+                self._current = None
+                return True
+            waited = format_duration(now - ref_time)
+            if r.seen == 0:
+                self._fail(
                     w,
-                    pattern,
-                    Window("after", gap),
-                    f"withhold {w.what}: retransmission {i}/{n} of {w.retransmits} after {format_duration(gap)} "
-                    f"(schedule {schedule.name})",
-                    note=f"schedule {schedule.name}: {schedule.derivation}",
+                    label,
+                    "missing",
+                    f"the target never retransmitted {w.retransmits} (waited {waited})",
+                    now,
+                    note=note,
                 )
-            )
-        if w.then_silence:
-            tol = self.case.tolerance.of(schedule.give_up)
-            expanded.append(
-                _Silence(
+            else:
+                self._fail(
                     w,
-                    schedule.give_up + tol,
-                    f"withhold {w.what}: no retransmission after the last one; the target gives up "
-                    f"{format_duration(schedule.give_up)} after it (+ tolerance {format_duration(tol)})",
-                    note=f"schedule {schedule.name}: {schedule.derivation}",
+                    label,
+                    "missing",
+                    f"only {r.seen} retransmission(s) came, the schedule has {n} (nothing in {waited} "
+                    f"after the last one)",
+                    now,
+                    note=note,
+                    ref=self._retrans_ref(r, "count"),
                 )
+            self._current = None
+            return True
+        index, seg = taken
+        entry = self.trace[index]
+        conn = self._by_port[seg.dport]
+        gap = seg.time - ref_time
+        diffs = tuple(compare(SegmentPattern(same_as=w.retransmits), seg, self._conn_names(conn), self.labelled))
+        if r.seen >= r.count:
+            # more than the documented count: a deviation of the count (or, without then_silence, not ours)
+            if not w.then_silence:
+                self._inbox.appendleft(taken)
+                self._current = None
+                return True
+            entry.ok, entry.note = False, f"line {w.line}: one more than the schedule"
+            r.extra += 1
+            if self._fail(
+                w,
+                f"withhold {w.what}: no retransmission after the last one",
+                "unexpected",
+                f"a retransmission beyond the schedule's {n} came {format_duration(gap)} after the last "
+                f"one (expected silence for {format_duration(self._retrans_expected(r))})",
+                now,
+                diffs,
+                seg.time,
+                note=note,
+                ref=self._retrans_ref(r, "count"),
+            ):
+                return True
+            self._last_event = index
+            r.prev_gap = gap
+            if r.extra > 2 * max(1, n):
+                self._current = None
+            return True
+        if not matches(diffs):
+            entry.ok, entry.note = False, f"line {w.line}: not a retransmission of {w.retransmits}"
+            if self._fail(
+                w,
+                label,
+                "mismatch",
+                f"the target sent {seg.flags} seq={seg.seq} ack={seg.ack} len={len(seg.payload)} "
+                f"{format_duration(gap)} after the previous event, not a retransmission of {w.retransmits}",
+                now,
+                diffs,
+                seg.time,
+                note=note,
+            ):
+                return True
+        expected = self._retrans_expected(r)
+        window = Window("after", expected)
+        problem = window.check(gap, tol)
+        if r.seen == 0:
+            basis = f"the initial value {format_duration(expected)} ({sched.initial_param})"
+            what = "initial"
+        else:
+            basis = (
+                f"{format_duration(r.prev_gap or 0)} (the previous gap) x "
+                f"{sched.intervals[r.seen] / sched.intervals[r.seen - 1]:g}"
             )
-        self._pending.extendleft(reversed(expanded))
+            what = "backoff"
+        if problem is not None:
+            entry.ok, entry.note = False, f"line {w.line}: {problem.split(':')[0]}"
+            if self._fail(
+                w,
+                label + f" after {basis}",
+                "timing",
+                problem,
+                now,
+                diffs,
+                seg.time,
+                note=note,
+                ref=self._retrans_ref(r, "initial") if what == "initial" else True,
+            ):
+                return True
+        else:
+            entry.ok, entry.note = True, f"line {w.line}"
+            self._record(
+                w.line,
+                f"{label} after {basis}",
+                "passed",
+                seg.time,
+                diffs,
+                f"{format_duration(gap)} after the previous event",
+            )
+        self._last_event = index
+        r.seen += 1
+        r.prev_gap = gap
+        if r.seen >= r.count and not w.then_silence:
+            self._current = None
+        return True
 
     def _run_current(self, now: float, out: list[Action]) -> bool:
         cur = self._current
@@ -593,6 +790,8 @@ class Dialogue:
             return True
         if isinstance(cur, _App):
             return self._run_app(cur, now)
+        if isinstance(cur, _Retrans):
+            return self._run_retrans(cur, now)
         raise AssertionError(f"unknown step {cur!r}")
 
     def _conn_names(self, conn: Connection) -> dict[str, int]:
@@ -652,6 +851,7 @@ class Dialogue:
                 "unexpected",
                 f"cannot send: {exc.args[0]} is not known yet (nothing received on connection {conn.name})",
                 now,
+                fatal=True,
             )
             return
         options = tuple((o.kind, o.value) for o in s.options)
@@ -688,6 +888,7 @@ class Dialogue:
                     now,
                     note=e.note,
                 )
+                self._current = None  # (when the policy lets the case go on)
                 return True
             return False
         index, seg = taken
@@ -701,6 +902,7 @@ class Dialogue:
                 "unexpected",
                 f"cannot check the segment: {exc.args[0]} is not known yet on connection {conn.name}",
                 now,
+                fatal=True,
             )
             return True
         entry = self.trace[index]
@@ -708,7 +910,7 @@ class Dialogue:
         if not matches(diffs):
             entry.ok = False
             entry.note = f"line {e.step.line}: not as expected"
-            self._fail(
+            if self._fail(
                 e.step,
                 e.description,
                 "mismatch",
@@ -719,21 +921,29 @@ class Dialogue:
                 diffs,
                 seg.time,
                 note=e.note,
-            )
-            return True
-        problem = e.window.check(gap, tol)
-        if problem is not None:
-            entry.ok = False
-            entry.note = f"line {e.step.line}: {problem.split(':')[0]}"
-            self._fail(e.step, e.description, "timing", problem, now, diffs, seg.time, note=e.note)
-            return True
-        entry.ok = True
-        entry.note = f"line {e.step.line}"
+            ):
+                return True
+        else:
+            problem = e.window.check(gap, tol)
+            if problem is not None:
+                entry.ok = False
+                entry.note = f"line {e.step.line}: {problem.split(':')[0]}"
+                if self._fail(e.step, e.description, "timing", problem, now, diffs, seg.time, note=e.note):
+                    return True
+            else:
+                entry.ok = True
+                entry.note = f"line {e.step.line}"
+                self._record(
+                    e.step.line,
+                    e.description,
+                    "passed",
+                    seg.time,
+                    diffs,
+                    f"{format_duration(gap)} after the previous event",
+                )
+        # matched, or a deviation the profile lets pass: the dialogue goes on with this segment
         self._last_event = index
         self._accept(conn, seg, e)
-        self._record(
-            e.step.line, e.description, "passed", seg.time, diffs, f"{format_duration(gap)} after the previous event"
-        )
         self._current = None
         return True
 
@@ -827,7 +1037,7 @@ class Dialogue:
                 return False
             req = self._request(cur, now, conn)
             if isinstance(req, str):
-                self._fail(step, cur.description, "app", f"cannot run: {req}", now)
+                self._fail(step, cur.description, "app", f"cannot run: {req}", now, fatal=True)
                 return True
             cur.request, cur.sent_at = req.id, now
             self._out.append(req)
@@ -843,7 +1053,12 @@ class Dialogue:
             assert cur.sent_at is not None
             if now > cur.sent_at + cur.timeout:
                 self._fail(
-                    step, cur.description, "agent", f"the target agent did not answer within {cur.timeout:g} s", now
+                    step,
+                    cur.description,
+                    "agent",
+                    f"the target agent did not answer within {cur.timeout:g} s",
+                    now,
+                    fatal=True,
                 )
                 return True
             return False
@@ -858,6 +1073,7 @@ class Dialogue:
                 f"the target's application failed: {cur.cmd} -> {answer.get('error')} ({answer.get('detail', '')})",
                 now,
                 time=when,
+                fatal=True,
             )
             return True
         if cur.cmd == "listen":
@@ -877,7 +1093,12 @@ class Dialogue:
         )
         if not answer.get("ok"):
             self._fail(
-                step, cur.description, "agent", f"the agent could not read the state: {answer.get('detail')}", now
+                step,
+                cur.description,
+                "agent",
+                f"the agent could not read the state: {answer.get('detail')}",
+                now,
+                fatal=True,
             )
             return True
         observed = str(answer.get("state"))
@@ -890,7 +1111,9 @@ class Dialogue:
                 now,
                 diffs=(FieldDiff("state", cur.state, observed, False),),
                 time=when,
+                ref=cur.ref if cur.ref is not None else True,
             )
+            self._current = None
             return True
         self._record(step.line, cur.description, "passed", when, (FieldDiff("state", cur.state, observed, True),), how)
         self._current = None
@@ -914,6 +1137,7 @@ class Dialogue:
                     f"no answer from the application's {step.of} ({window or 'any time'} of the previous event)",
                     now,
                 )
+                self._current = None
                 return True
             return False
         answer, when = got
@@ -927,11 +1151,13 @@ class Dialogue:
             self._fail(
                 step, cur.description, "app", f"the application's {step.of} ended otherwise", now, tuple(diffs), when
             )
+            self._current = None
             return True
         if window is not None:
             problem = window.check(when - ref, tol)
             if problem is not None:
                 self._fail(step, cur.description, "timing", problem, now, tuple(diffs), when)
+                self._current = None
                 return True
         self._record(
             step.line,

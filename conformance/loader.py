@@ -396,7 +396,10 @@ def _best(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationErro
 
 def _build(data: dict[str, Any], file: str, lines: _Lines, root: str | Path | None) -> Case:
     b = _Builder(file, lines)
-    refs = tuple(Reference(id=r["id"], doc=r["doc"], level=r["level"], says=r.get("says", "")) for r in data["refs"])
+    refs = tuple(
+        Reference(id=r["id"], doc=r["doc"], level=r["level"], says=r.get("says", ""), stack=_stack(r, file, lines, i))
+        for i, r in enumerate(data["refs"])
+    )
     b.ref_ids = {r.id for r in refs}
     steps = tuple(b.step(s, ("steps", i)) for i, s in enumerate(data["steps"]))
     tol_raw = data.get("tolerance", {})
@@ -420,6 +423,27 @@ def _build(data: dict[str, Any], file: str, lines: _Lines, root: str | Path | No
         description=data.get("description", ""),
         tags=tuple(data.get("tags", ())),
         expect_failure=data.get("expect_failure"),
+    )
+
+
+STACKS = ("linux", "freebsd", "lwip", "windows")
+
+
+def _stack(ref: dict[str, Any], file: str, lines: _Lines, index: int) -> str | None:
+    """The stack of a default-level ref: given, or the doc's first word when it names one."""
+    if "stack" in ref:
+        return str(ref["stack"])
+    if ref["level"] != "default":
+        return None
+    first = ref["doc"].split()[0].lower() if ref["doc"].split() else ""
+    if first in STACKS:
+        return first
+    raise CaseFormatError(
+        file,
+        lines.line(("refs", index, "level")),
+        f"refs[{index}].stack",
+        "a 'default' level names the stack that documents the value",
+        STACKS,
     )
 
 

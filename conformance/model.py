@@ -25,9 +25,12 @@ class Reference:
     doc: str
     level: str
     says: str = ""
+    #: For level "default": the stack whose documentation states the value (linux, freebsd ...).
+    stack: str | None = None
 
     def cite(self) -> str:
-        text = f"{self.doc} ({self.level}"
+        level = f"{self.stack} default" if self.level == "default" and self.stack else self.level
+        text = f"{self.doc} ({level}"
         if self.id and self.id not in self.doc:
             text += f", {self.id}"
         text += ")"

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .model import Reference
+
+if TYPE_CHECKING:
+    from .profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -109,8 +115,15 @@ class Param:
     name: str
     value: float
     unit: str
-    origin: str  # "target sysctl net.ipv4.X" or "documented default"
+    origin: str  # "target sysctl net.ipv4.X", "profile NAME" or "documented default"
     source: str
+    #: How binding the value is: MUST/SHOULD from a standard, "default" for a stack's documented value.
+    level: str = "default"
+    stack: str | None = "linux"
+
+    def reference(self) -> Reference:
+        """The document a check against this value cites, at the value's level."""
+        return Reference(id=self.name, doc=self.source, level=self.level, stack=self.stack)
 
     def __str__(self) -> str:
         v = int(self.value) if float(self.value).is_integer() else self.value
@@ -136,14 +149,35 @@ class Params(Mapping[str, Param]):
         return self._values[name].value
 
 
-def resolve(sysctls: Mapping[str, int]) -> Params:
-    """Documented defaults overridden by the values read from the target."""
+def resolve(sysctls: Mapping[str, int], profile: Profile | None = None) -> Params:
+    """The values a run uses: documented defaults, then the profile's values, then
+    the target's own sysctls (over every value when the profile reads them, else only
+    over the values the profile leaves open)."""
     out: dict[str, Param] = {}
+    read = profile is None or profile.read_sysctls
+    stack = profile.stack if profile is not None else "linux"
     for d in DOCUMENTED.values():
-        if d.sysctl and d.sysctl in sysctls:
+        pv = profile.values.get(d.name) if profile is not None else None
+        if (read or pv is None) and d.sysctl and d.sysctl in sysctls:
             out[d.name] = Param(
-                d.name, sysctls[d.sysctl] * d.scale, d.unit, f"target sysctl net.ipv4.{d.sysctl}", d.source
+                d.name,
+                sysctls[d.sysctl] * d.scale,
+                d.unit,
+                f"target sysctl net.ipv4.{d.sysctl}",
+                pv.source if pv else d.source,
+                "default",
+                "linux",  # a sysctl is Linux's own configuration, documented in ip-sysctl
+            )
+        elif pv is not None:
+            out[d.name] = Param(
+                d.name,
+                pv.value,
+                d.unit,
+                f"profile {profile.name}",  # type: ignore[union-attr]
+                pv.source,
+                pv.level,
+                stack if pv.level == "default" else None,
             )
         else:
-            out[d.name] = Param(d.name, d.value, d.unit, "documented default", d.source)
+            out[d.name] = Param(d.name, d.value, d.unit, "documented default", d.source, "default", "linux")
     return Params(out)

@@ -17,12 +17,13 @@ class TargetInfo:
     description: str  # e.g. "Linux 6.18.44 in namespace cft-1234 (198.18.0.2)"
     address: str
     params: Params
+    profile: str = ""  # the profile the verdicts were made under
 
 
 @dataclass
 class CaseResult:
     case: Case
-    status: str  # passed | failed | error | skipped (a case the target cannot play; message = the reason)
+    status: str  # passed | warning | failed | error | skipped (a case the target cannot play; message = the reason)
     #: The failure (a deviation), or the harness error, as text for people.
     message: str
     duration: float

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 
 from .engine import Action, Addressing, AppRequest, Dialogue
 from .errors import HarnessError
-from .model import Case
+from .model import Case, Reference
 from .netns import Endpoint, NamespaceTarget
+from .params import resolve
+from .profiles import Profile, load_profile, outcome
 from .remote import RemoteSpec, RemoteTarget
 from .results import CaseResult, TargetInfo
 from .schedules import expected_duration
@@ -49,6 +51,9 @@ class RunSettings:
     #: Entered once each target is up, exited before it is removed: a place for
     #: tools such as the benchmark to attach an independent capture.
     around_target: Callable[[Endpoint], AbstractContextManager[object]] | None = None
+    #: A profile name or file (None: linux for a Linux namespace target, rfc for any other).
+    profile: str | None = None
+    strict: bool = False  # SHOULD deviations fail instead of warning
 
 
 #: Source ports a run may use: a window of this many from a random base in 20000-40000.
@@ -92,11 +97,18 @@ class _AppAnswer:
 class _Target:
     endpoint: Endpoint
     wire: Wire
+    profile: Profile | None = None
 
     @property
     def info(self) -> TargetInfo:
         e = self.endpoint
-        return TargetInfo(kind=e.kind, description=e.description, address=e.target_ip, params=e.params)
+        return TargetInfo(
+            kind=e.kind,
+            description=e.description,
+            address=e.target_ip,
+            params=e.params,
+            profile=self.profile.name if self.profile else "",
+        )
 
 
 @contextmanager
@@ -151,8 +163,19 @@ def play(case: Case, target: _Target, ports: _Ports, rng: random.Random, setting
     port = ports.take() if case.service == "agent" else ep.ports.get(case.service)
     if port is None:
         return CaseResult(case, "error", f"the target has no {case.service!r} service", 0.0, target.info)
+    profile = target.profile
+
+    def policy(ref: Reference | None) -> str:
+        return outcome(ref, profile, settings.strict)
+
     dialogue = Dialogue(
-        case, ep.params, Addressing(ep.our_ip, ep.target_ip, port), our_ports, isns, white_box=ep.agent is not None
+        case,
+        ep.params,
+        Addressing(ep.our_ip, ep.target_ip, port),
+        our_ports,
+        isns,
+        white_box=ep.agent is not None,
+        policy=policy,
     )
     q = target.wire.subscribe(our_ports.values())
     agent = ep.agent
@@ -222,6 +245,11 @@ def play(case: Case, target: _Target, ports: _Ports, rng: random.Random, setting
         return CaseResult(case, "error", error, duration, target.info, verdict, our_ports, isns, frames)
     status = verdict.status
     message = verdict.failure.render() if verdict.failure else ""
+    if verdict.findings:
+        notes = "\n".join(
+            f"{'warning' if f.outcome == 'warn' else 'note'}: {f.failure.render()}" for f in verdict.findings
+        )
+        message = f"{message}\n{notes}" if message else notes
     result = CaseResult(case, status, message, duration, target.info, verdict, our_ports, isns, frames)
     if case.expect_failure is not None:
         result.raw_status = status
@@ -266,6 +294,9 @@ def run(
             targets[key] = stack.enter_context(
                 open_target(settings.target, index, dict(key), settings.target_options, ports.window)
             )
+            target = targets[key]
+            target.profile = load_profile(settings.profile or ("linux" if target.endpoint.kind == "netns" else "rfc"))
+            target.endpoint.params = resolve(target.endpoint.sysctls, target.profile)
             if settings.around_target is not None:
                 stack.enter_context(settings.around_target(targets[key].endpoint))
         jobs = settings.jobs or len(cases)

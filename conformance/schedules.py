@@ -21,6 +21,9 @@ class Schedule:
     give_up: float  # seconds after the last retransmission until the sender gives up
     derivation: str
     params_used: tuple[str, ...]
+    #: The parameter the first gap is checked against, and the one that sets the count.
+    initial_param: str | None = None
+    count_param: str | None = None
 
 
 def synack(params: Params, rtt: float | None = None) -> Schedule:
@@ -40,6 +43,8 @@ def synack(params: Params, rtt: float | None = None) -> Schedule:
             f"{retries} retransmissions (tcp_synack_retries)"
         ),
         params_used=("rto_initial", "tcp_synack_retries"),
+        initial_param="rto_initial",
+        count_param="tcp_synack_retries",
     )
 
 
@@ -65,6 +70,7 @@ def data(params: Params, rtt: float | None = None) -> Schedule:
             "doubled on each expiry (RFC 6298 §5.5)"
         ),
         params_used=("rto_min",),
+        initial_param="rto_min",
     )
 
 
@@ -100,6 +106,8 @@ def syn(params: Params, rtt: float | None = None) -> Schedule:
             f"(tcp_syn_retries={retries}: rto_initial x (2^(retries+1) - 1))"
         ),
         params_used=("rto_initial", "tcp_syn_retries", "tcp_syn_linear_timeouts"),
+        initial_param="rto_initial",
+        count_param="tcp_syn_retries",
     )
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from conformance.engine import Addressing, AppRequest, Dialogue, Verdict
+from conformance.engine import Addressing, AppRequest, Dialogue, Policy, Verdict
 from conformance.loader import load_case
 from conformance.model import Case
 from conformance.params import resolve
+from conformance.profiles import Profile, outcome
 from conformance.segment import Segment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,11 +84,16 @@ class FakeWire:
         *,
         capture_delay: float = 0.0005,
         isn: int = ISN,
+        profile: Profile | None = None,
+        strict: bool = False,
     ) -> None:
         conns = case.connections()
         self.ports = {name: SPORT + i for i, name in enumerate(conns)}
         self.isns = {name: isn + 1000 * i for i, name in enumerate(conns)}
-        self.dialogue = Dialogue(case, resolve(dict(sysctls or {})), ADDR, self.ports, self.isns)
+        policy: Policy = (lambda ref: outcome(ref, profile, strict)) if profile is not None else (lambda ref: "fail")
+        self.dialogue = Dialogue(
+            case, resolve(dict(sysctls or {}), profile), ADDR, self.ports, self.isns, policy=policy
+        )
         self.capture_delay = capture_delay
         self.sent: list[Segment] = []
         self.requests: list[AppRequest] = []  # agent commands the engine gave, in order

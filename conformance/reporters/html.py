@@ -50,7 +50,7 @@ from .ladder import (
 )
 from .pcap import pcap_name
 
-STATUSES = ("passed", "failed", "error")
+STATUSES = ("passed", "warning", "failed", "error")
 _OURS, _THEIRS, _BAD, _GOOD, _MUTED = "#1f5fa8", "#333333", "#d00000", "#1a7f37", "#6e7781"
 
 CSS = """

@@ -47,6 +47,10 @@ def system_out(result: CaseResult, width: int = 100) -> str:
     schedules = result.verdict.schedules if result.verdict is not None else []
     if schedules:
         text += "\n\nschedules used:\n" + "\n".join("  " + describe_schedule(s) for s in schedules)
+    findings = result.verdict.findings if result.verdict is not None else []
+    for f in findings:
+        word = "WARNING (does not fail the case)" if f.outcome == "warn" else "NOTE (not required under this profile)"
+        text += f"\n\n{word}:\n{f.failure.render()}"
     return text + "\n"
 
 
@@ -63,6 +67,16 @@ def case_properties(result: CaseResult) -> list[tuple[str, str]]:
         props.append(("target", result.target.description))
         for name, param in result.target.params.items():
             props.append((name, str(param)))
+    if result.target is not None and result.target.profile:
+        props.append(("profile", result.target.profile))
+    findings = result.verdict.findings if result.verdict is not None else []
+    for i, f in enumerate(findings, 1):
+        cited = f.failure.reference
+        level = cited.cite() if cited is not None else ""
+        kind = "warning" if f.outcome == "warn" else "note"
+        props.append((f"{kind}:{i}", f"line {f.failure.line}: {f.failure.message.splitlines()[0]} [{level}]"))
+    if findings:
+        props.append(("warnings", str(sum(1 for f in findings if f.outcome == "warn"))))
     if case.expect_failure is not None:
         props.append(("expect_failure", case.expect_failure))
         if result.raw_status is not None:
@@ -111,6 +125,8 @@ def _testcase(result: CaseResult) -> TestCase:
             output=(result.message or "harness error") + "\n",
             error_type="harness",
         )
+    elif result.status == "warning":
+        pass  # a SHOULD deviation: not a JUnit failure; system-out and the warning:N properties carry it
     elif not result.passed:  # e.g. skipped
         tc.add_skipped_info(message=result.message or result.status)
     return tc

@@ -338,8 +338,17 @@ def render_failure(result: CaseResult, width: int = 100) -> str:
         lines.append("SKIPPED (not played on this target, no verdict):")
         lines.extend("  " + line for line in _wrap(result.message or "no reason given", width - 2))
         return "\n".join(lines)
-    if result.passed and failure is None:
+    findings = result.verdict.findings if result.verdict is not None else []
+    if result.passed and failure is None and not findings:
         return ""
+    for f in findings:  # deviations that the profile does not count as failures
+        word = (
+            "WARNING (a SHOULD; not a failure):" if f.outcome == "warn" else "NOTE (not required under this profile):"
+        )
+        lines.append(word)
+        lines.extend(_wrap(f.failure.render(), width))
+    if failure is None and not result.case.expect_failure and result.status in ("passed", "warning"):
+        return "\n".join(lines)
     for line in _self_test_lines(result):
         lines.extend(_wrap(line, width))
     if result.case.expect_failure and result.message and (failure is None or result.message != failure.render()):
@@ -389,6 +398,11 @@ def summarize_failure(result: CaseResult) -> str:
     if result.status == "skipped":
         first = (result.message or "no reason given").strip().splitlines()
         return first[0] if first else "no reason given"
+    findings = result.verdict.findings if result.verdict is not None else []
+    if failure is None and findings and result.status == "warning":
+        warned = findings[0].failure
+        cited = warned.reference
+        return f"warning: {_failure_line(warned)}" + (f" — {cited.cite()}" if cited is not None else "")
     if failure is not None:
         text = _failure_line(failure)
         if result.case.expect_failure and result.message:

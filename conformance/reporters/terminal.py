@@ -24,7 +24,13 @@ from ..results import CaseResult
 from ..values import format_duration
 from .ladder import render_ladder, summarize_failure
 
-_LABELS = {"passed": ("PASS", "bold green"), "failed": ("FAIL", "bold red"), "error": ("ERROR", "bold magenta")}
+_LABELS = {
+    "passed": ("PASS", "bold green"),
+    "warning": ("WARN", "bold yellow"),
+    "failed": ("FAIL", "bold red"),
+    "error": ("ERROR", "bold magenta"),
+    "skipped": ("SKIP", "dim"),
+}
 #: Ladder width when stdout is not a terminal (CI logs have no width).
 DEFAULT_WIDTH = 100
 _INDENT = "    "  # ladders are indented below their case's line
