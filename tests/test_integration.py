@@ -225,3 +225,31 @@ def test_without_root_says_what_is_missing(
     err = capsys.readouterr().err
     assert code == 2
     assert "needs root" in err and "CAP_NET_ADMIN" in err and "sudo" in err
+
+
+def test_profile_decides_the_outcome_of_the_same_deviation(tmp_path: Path) -> None:
+    """Linux's 200 ms RTO floor: a pass under linux, a SHOULD warning under rfc, a failure with --strict."""
+    case = str(CASES / "data" / "retransmit-backoff.yaml")
+    linux = conformance("run", case, "--reports", str(tmp_path / "linux"), timeout=120)
+    assert linux.returncode == 0, linux.stdout + linux.stderr
+    rfc = conformance("run", case, "--profile", "rfc", "--reports", str(tmp_path / "rfc"), timeout=120)
+    assert rfc.returncode == 0, rfc.stdout + rfc.stderr
+    assert "WARN" in rfc.stdout and "RFC 6298 §2.4" in rfc.stdout
+    tc = junit_cases(tmp_path / "rfc" / "junit.xml")["data-retransmit-backoff"]
+    assert tc.find("failure") is None and tc.find("skipped") is None
+    props = {p.attrib["name"]: p.attrib["value"] for p in tc.iter("property")}
+    assert props["warnings"] == "1" and props["profile"] == "rfc" and "SHOULD" in props["warning:1"]
+    assert "WARNING (does not fail the case)" in (tc.findtext("system-out") or "")
+    strict = conformance(
+        "run", case, "--profile", "rfc", "--strict", "--reports", str(tmp_path / "strict"), timeout=120
+    )
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+
+
+def test_profiles_are_listed_and_a_bad_one_is_a_usage_error(tmp_path: Path) -> None:
+    listed = conformance("profiles", timeout=60)
+    assert listed.returncode == 0
+    for name in ("rfc", "linux", "freebsd", "lwip", "windows"):
+        assert f"{name}:" in listed.stdout
+    bad = conformance("run", str(CASES / "closed"), "--profile", "bsd-ish", "--reports", str(tmp_path), timeout=60)
+    assert bad.returncode == 2 and "no such profile" in bad.stderr and "Traceback" not in bad.stderr
