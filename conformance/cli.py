@@ -109,6 +109,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         profile=args.profile,
         strict=args.strict,
+        ip=args.ip,
     )
     settings.target_options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=args.prober_ip)
     reports = Path(args.reports)
@@ -221,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: linux for a Linux namespace target, rfc for others); see `conformance profiles`",
     )
     p_run.add_argument("--strict", action="store_true", help="a violated SHOULD fails the case instead of warning")
+    p_run.add_argument(
+        "--ip",
+        choices=("4", "6", "both"),
+        default="both",
+        help="address family: 4 (198.18.0.0/15), 6 (2001:2::/48; cases get the suffix .ipv6) or both "
+        "(default: both; on a target without IPv6 the .ipv6 copies are skipped)",
+    )
     p_run.set_defaults(func=cmd_run)
 
     p_list = sub.add_parser("list", help="list cases and the documents they check")

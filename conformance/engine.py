@@ -1006,6 +1006,7 @@ class Dialogue:
             args = {"local": [self.addr.target_ip, conn.tport], "remote": [self.addr.our_ip, conn.sport]}
         elif cmd == "listen":
             args["port"] = self.addr.target_port
+            args["addr"] = "::" if ":" in self.addr.target_ip else "0.0.0.0"
         elif cmd == "accept":
             if self._listener is None:
                 return "accept before listen"

@@ -18,6 +18,7 @@ checksums are the ones the target computed (RFC 9293 MUST-2).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -55,6 +56,9 @@ class Endpoint:
     sysctls: dict[str, int] = field(default_factory=dict)
     #: The agent in the target's namespace, when the target has one.
     agent: AgentClient | None = None
+    #: IPv6 addresses (2001:2::/48), when the target has IPv6.
+    our_ip6: str | None = None
+    target_ip6: str | None = None
 
 
 def check_privileges() -> None:
@@ -106,6 +110,8 @@ class NamespaceTarget:
         self.target_if = f"cf{tag}t{index}"
         self.our_ip = f"198.18.{index}.1"
         self.target_ip = f"198.18.{index}.2"
+        self.our_ip6 = ipaddress.ip_address(f"2001:2:0:{index:x}::1").compressed
+        self.target_ip6 = ipaddress.ip_address(f"2001:2:0:{index:x}::2").compressed
         self._made_ns: list[str] = []
         self._owner = os.getpid()  # clean up only from the process that set up
         self._services: subprocess.Popen[str] | None = None
@@ -175,6 +181,7 @@ class NamespaceTarget:
             target_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
             ns.neigh("add", dst=self.our_ip, lladdr=our_mac, ifindex=i, state="permanent")
         _run(["ip", "netns", "exec", self.target_ns, "ethtool", "-K", self.target_if, "tx", "off"])
+        has_ipv6 = self._setup_ipv6(our_mac)
         ready = self._ready
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self._agent = AgentClient(
@@ -194,8 +201,38 @@ class NamespaceTarget:
             description=f"Linux {ready.get('kernel', '?')} in {where}, {self.target_ip}",
             sysctls=sysctls,
             agent=self._agent,
+            our_ip6=self.our_ip6 if has_ipv6 else None,
+            target_ip6=self.target_ip6 if has_ipv6 else None,
         )
         return self.endpoint
+
+    def _setup_ipv6(self, our_mac: str) -> bool:
+        """The target's IPv6 address (no DAD wait) and a permanent ND entry for the prober.
+
+        The prober's namespace keeps IPv6 off: its interface carries no address of either
+        family, so its kernel never answers for the prober. False when the target has no IPv6.
+        """
+        ns = ["ip", "-n", self.target_ns]
+        try:
+            _run([*ns, "-6", "addr", "add", f"{self.target_ip6}/64", "dev", self.target_if, "nodad"])
+            _run(
+                [
+                    *ns,
+                    "-6",
+                    "neigh",
+                    "replace",
+                    self.our_ip6,
+                    "lladdr",
+                    our_mac,
+                    "dev",
+                    self.target_if,
+                    "nud",
+                    "permanent",
+                ]
+            )
+        except HarnessError:
+            return False
+        return True
 
     def _start_services(self) -> None:
         cmd = [
@@ -210,7 +247,6 @@ class NamespaceTarget:
             str(LISTEN_PORT),
             "--banner",
             str(BANNER_PORT),
-            "--no-ipv6",
         ]
         for name, value in self.sysctls.items():
             cmd += ["--sysctl", f"{name}={value}"]

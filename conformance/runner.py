@@ -54,6 +54,7 @@ class RunSettings:
     #: A profile name or file (None: linux for a Linux namespace target, rfc for any other).
     profile: str | None = None
     strict: bool = False  # SHOULD deviations fail instead of warning
+    ip: str = "4"  # 4 | 6 | both: the address families each case is played over
 
 
 #: Source ports a run may use: a window of this many from a random base in 20000-40000.
@@ -146,18 +147,26 @@ def open_target(
             endpoint.target_mac,
             endpoint.our_ip,
             peer_ip=endpoint.target_ip,
+            our_ip6=endpoint.our_ip6,
+            peer_ip6=endpoint.target_ip6,
         ) as wire,
     ):
         yield _Target(endpoint, wire)
 
 
-def play(case: Case, target: _Target, ports: _Ports, rng: random.Random, settings: RunSettings) -> CaseResult:
+def play(
+    case: Case, target: _Target, ports: _Ports, rng: random.Random, settings: RunSettings, family: int = 4
+) -> CaseResult:
     """Play one case to its verdict. Never raises for a deviation of the target."""
     started = time.time()
     conns = case.connections()
     our_ports = {c: ports.take() for c in conns}
     isns = {c: rng.getrandbits(32) for c in conns}
     ep = target.endpoint
+    if family == 6 and (ep.our_ip6 is None or ep.target_ip6 is None):
+        return CaseResult(case, "skipped", "this target has no IPv6 address", 0.0, target.info)
+    our_ip, target_ip = (ep.our_ip6, ep.target_ip6) if family == 6 else (ep.our_ip, ep.target_ip)
+    assert our_ip is not None and target_ip is not None
     if case.needs_agent and ep.agent is None:
         return CaseResult(case, "skipped", "needs the target agent (app steps); this target has none", 0.0, target.info)
     port = ports.take() if case.service == "agent" else ep.ports.get(case.service)
@@ -171,7 +180,7 @@ def play(case: Case, target: _Target, ports: _Ports, rng: random.Random, setting
     dialogue = Dialogue(
         case,
         ep.params,
-        Addressing(ep.our_ip, ep.target_ip, port),
+        Addressing(our_ip, target_ip, port),
         our_ports,
         isns,
         white_box=ep.agent is not None,
@@ -274,9 +283,18 @@ def run(
     on_start: Callable[[Case, float], None] = lambda c, d: None,
     on_result: Callable[[CaseResult], None] = lambda r: None,
 ) -> list[CaseResult]:
-    """Play every case; results come back in the order of `cases`."""
+    """Play every case (over each address family asked for); results come back in order.
+
+    Over IPv6 a case is played as a copy whose id ends in ``.ipv6``.
+    """
     if settings.tolerance is not None:
         cases = [dataclasses.replace(c, tolerance=settings.tolerance) for c in cases]
+    wanted = {"4": (4,), "6": (6,), "both": (4, 6)}.get(settings.ip)
+    if wanted is None:
+        raise HarnessError(f"--ip {settings.ip}: not 4, 6 or both")
+    jobs_of = [(c if fam == 4 else dataclasses.replace(c, id=f"{c.id}.ipv6"), fam) for c in cases for fam in wanted]
+    cases = [c for c, _ in jobs_of]
+    families = [fam for _, fam in jobs_of]
     rng = random.Random(settings.seed if settings.seed is not None else int.from_bytes(os.urandom(8), "big"))
     ports = _Ports(rng)
     spec = parse_target(settings.target, settings.target_options)
@@ -310,13 +328,13 @@ def run(
                 on_result(results[i])
                 continue
 
-            def job(case: Case = case, case_rng: random.Random = case_rng) -> CaseResult:
+            def job(case: Case = case, case_rng: random.Random = case_rng, family: int = families[i]) -> CaseResult:
                 if settings.cancel.is_set():
                     return CaseResult(case, "error", "interrupted before it started", 0.0, None)
                 target = targets[_sysctl_key(case)]
                 on_start(case, expected_duration(case, target.endpoint.params))
                 try:
-                    return play(case, target, ports, case_rng, settings)
+                    return play(case, target, ports, case_rng, settings, family)
                 except Exception as exc:  # a bug of the tool: report it as a harness error, keep going
                     return CaseResult(case, "error", f"internal error: {type(exc).__name__}: {exc}", 0.0, None)
 

@@ -49,6 +49,17 @@ def _serve(sock: socket.socket, banner: bytes | None) -> None:
 
 
 def _listener(addr: str, port: int, backlog: int) -> socket.socket:
+    """A listener on `addr`; "0.0.0.0" means both families when the namespace has IPv6."""
+    if addr == "0.0.0.0" and socket.has_ipv6:
+        try:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("::", port))
+            s.listen(backlog)
+            return s
+        except OSError:
+            s.close()  # no IPv6 here: IPv4 only
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))

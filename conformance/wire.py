@@ -50,15 +50,26 @@ class Captured:
 
 
 def to_segment(pkt: Any) -> Segment | None:
-    """Convert a Scapy Ether/IP/TCP packet; None for anything else."""
+    """Convert a Scapy Ether/IP/TCP or Ether/IPv6/TCP packet; None for anything else."""
     from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
 
-    if IP not in pkt or TCP not in pkt:
+    if TCP not in pkt:
         return None
-    ip, tcp = pkt[IP], pkt[TCP]
+    if IP in pkt:
+        ip = pkt[IP]
+        body = None if ip.len is None else ip.len - ip.ihl * 4
+        extra = {"ttl": ip.ttl, "ip_id": ip.id}
+    elif IPv6 in pkt:
+        ip = pkt[IPv6]
+        body = ip.plen  # assumes no extension headers before TCP (none are sent to us here)
+        extra = {"hlim": ip.hlim}
+    else:
+        return None
+    tcp = pkt[TCP]
     payload = bytes(tcp.payload)
-    if ip.len is not None:  # drop Ethernet padding of short frames
-        payload = payload[: max(0, ip.len - ip.ihl * 4 - tcp.dataofs * 4)]
+    if body is not None:  # drop Ethernet padding of short frames
+        payload = payload[: max(0, body - tcp.dataofs * 4)]
     options = []
     for opt in tcp.options:
         name, value = opt if isinstance(opt, tuple) else (opt, None)
@@ -81,25 +92,26 @@ def to_segment(pkt: Any) -> Segment | None:
         options=tuple(options),
         time=float(pkt.time),
         checksum_ok=ok if chk is not None else None,
-        extra={"ttl": ip.ttl, "ip_id": ip.id},
+        extra=extra,
     )
 
 
 def _checksum_ok(ip: Any) -> bool:
-    """Recompute the TCP checksum of a parsed IPv4 packet and compare."""
-    from scapy.layers.inet import IP, TCP
+    """Recompute the TCP checksum of a parsed IPv4 or IPv6 packet and compare."""
+    from scapy.layers.inet import TCP
 
-    raw = bytes(ip)
-    fresh = IP(raw)
+    cls = type(ip)
+    fresh = cls(bytes(ip))
     got = fresh[TCP].chksum
     del fresh[TCP].chksum
-    fresh = IP(bytes(fresh))
+    fresh = cls(bytes(fresh))
     return bool(fresh[TCP].chksum == got)
 
 
 def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
     """Build the Scapy frame for a segment we send."""
     from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
 
     opts: list[tuple[str, Any]] = []
@@ -124,7 +136,8 @@ def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
         window=seg.window,
         options=opts,
     )
-    frame = Ether(src=our_mac, dst=target_mac) / IP(src=seg.src, dst=seg.dst) / tcp
+    network = IPv6(src=seg.src, dst=seg.dst) if ":" in seg.dst else IP(src=seg.src, dst=seg.dst)
+    frame = Ether(src=our_mac, dst=target_mac) / network / tcp
     if seg.payload:
         frame = frame / seg.payload
     return frame
@@ -134,16 +147,27 @@ class Wire:
     """Injection and capture on one prober interface; see the module docstring."""
 
     def __init__(
-        self, iface: str, netns: str | None, our_mac: str, target_mac: str, our_ip: str, peer_ip: str | None = None
+        self,
+        iface: str,
+        netns: str | None,
+        our_mac: str,
+        target_mac: str,
+        our_ip: str,
+        peer_ip: str | None = None,
+        our_ip6: str | None = None,
+        peer_ip6: str | None = None,
     ) -> None:
         self.iface = iface
         self.netns = netns
         self.our_mac = our_mac
         self.target_mac = target_mac
         self.our_ip = our_ip
+        #: Our addresses: a segment from one of them is ours (captured on its way out).
+        self.ours = {our_ip} | ({our_ip6} if our_ip6 else set())
         #: When set, only segments between our_ip and this address are delivered (an interface
         #: with an address, such as a remote target's, also carries the host's own traffic).
         self.peer_ip = peer_ip
+        self._pairs = [{our_ip, peer_ip}] + ([{our_ip6, peer_ip6}] if our_ip6 and peer_ip6 else [])
         self._subs: dict[int, queue.Queue[Captured]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -161,6 +185,7 @@ class Wire:
 
     def open(self) -> None:
         import scapy.layers.inet  # noqa: F401 - registers Ether/IP/TCP for dissection
+        import scapy.layers.inet6  # noqa: F401 - and IPv6
         import scapy.layers.l2  # noqa: F401
         from scapy.arch.linux import L2ListenSocket, L2Socket
 
@@ -239,10 +264,10 @@ class Wire:
 
     def _route(self, seg: Segment, frame: bytes) -> None:
         """Hand a captured segment to the dialogue that owns its flow (our source port)."""
-        if self.peer_ip is not None and {seg.src, seg.dst} != {self.our_ip, self.peer_ip}:
+        if self.peer_ip is not None and {seg.src, seg.dst} not in self._pairs:
             self.stray += 1
             return
-        port = seg.sport if seg.src == self.our_ip else seg.dport
+        port = seg.sport if seg.src in self.ours else seg.dport
         with self._lock:
             q = self._subs.get(port)
         if q is None:
