@@ -141,7 +141,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .rfctext import RfcText
 
     case = find_case(args.case, Path(args.cases) if args.cases else None)
-    print(explain(case, RfcText.load()), end="")
+    profile = load_profile(args.profile) if args.profile else None
+    print(explain(case, RfcText.load(), profile=profile), end="")
     return EXIT_OK
 
 
@@ -196,13 +197,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         default="embedded",
         help="embedded (a fresh Linux namespace, the default), netns:NAME (a namespace you made), HOST:PORT (a "
-        "remote host in 198.18.0.0/15) or tap:IFNAME:ADDR[:PORT] (a stack behind a TAP device)",
+        "remote host in 198.18.0.0/15), tap:IFNAME:ADDR[:PORT] (a stack behind a TAP device) or "
+        "docker:CONTAINER[:PORT] (a running container, from its host)",
     )
     p_run.add_argument("--iface", metavar="IF", help="remote target: the prober's interface (default: the route's)")
     p_run.add_argument(
-        "--closed-port", type=int, metavar="N", help="remote/tap target: a port that must be closed there (default 9)"
+        "--closed-port",
+        type=int,
+        metavar="N",
+        help="remote/tap/docker target: a port that must be closed there (default 9)",
     )
-    p_run.add_argument("--prober-ip", metavar="IP", help="tap target: the prober's address (default: ADDR's x.1)")
+    p_run.add_argument(
+        "--prober-ip",
+        metavar="IP",
+        help="tap/docker target: the prober's address (default: ADDR's x.1; docker: a free one of its subnet)",
+    )
     p_run.add_argument("--jobs", type=int, default=0, help="cases played at once (default: all; waiting costs no CPU)")
     p_run.add_argument("--junit", metavar="PATH", help="JUnit XML file (default: REPORTS/junit.xml)")
     p_run.add_argument(
@@ -240,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_explain.add_argument("case", metavar="CASE", help="a case id (searched under --cases) or a case file")
     p_explain.add_argument("--cases", metavar="DIR", help="where to look for the id (default: cases/)")
+    p_explain.add_argument("--profile", metavar="NAME|FILE", help="derive the schedules with this profile's values")
     p_explain.set_defaults(func=cmd_explain)
 
     p_prof = sub.add_parser("profiles", help="list the stack profiles, their values, levels and sources")

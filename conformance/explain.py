@@ -25,6 +25,7 @@ from .errors import CaseFormatError, ConformanceError
 from .loader import load_case
 from .model import AssertStep, Case, ExpectStep, Reference, SendStep, SilenceStep, Step, WithholdStep
 from .params import Params, resolve
+from .profiles import Profile
 from .reporters.ladder import arrow
 from .rfctext import FILE_NAME, RfcText, is_requirement_id, sections_cited
 from .schedules import SCHEDULES, expected_duration
@@ -170,9 +171,10 @@ def render_reference(case: Case, ref: Reference, rfc: RfcText | None, width: int
 
 
 # -------------------------------------------------------------- schedules
-def _params_note(case: Case) -> str:
+def _params_note(case: Case, profile: Profile | None = None) -> str:
+    base = f"profile {profile.name}'s values" if profile is not None else "the documented defaults"
     text = (
-        "with the documented defaults (conformance.params.resolve({})): nothing is read from a target here; "
+        f"with {base} (conformance.params.resolve): nothing is read from a target here; "
         "a run reads the target's own sysctls"
     )
     if case.sysctls:
@@ -181,11 +183,11 @@ def _params_note(case: Case) -> str:
     return text
 
 
-def render_schedules(case: Case, params: Params, width: int = 100) -> list[str]:
+def render_schedules(case: Case, params: Params, width: int = 100, profile: Profile | None = None) -> list[str]:
     withholds = [s for s in case.steps if isinstance(s, WithholdStep)]
     if not withholds:
         return ["none: the case has no withhold step"]
-    out = textwrap.wrap(_params_note(case), width)
+    out = textwrap.wrap(_params_note(case, profile), width)
     for w in withholds:
         schedule = SCHEDULES[w.schedule](params, None)
         intervals = schedule.intervals[: w.count] if w.count else schedule.intervals
@@ -235,7 +237,7 @@ def _items(items: list[str], width: int, indent: str) -> list[str]:
     return [*lines, indent + current] if current else lines
 
 
-def explain(case: Case, rfc: RfcText | None, width: int = 100) -> str:
+def explain(case: Case, rfc: RfcText | None, width: int = 100, profile: Profile | None = None) -> str:
     """The explanation of `case` as text; `rfc` None when the RFC text is not available."""
     out = [f"{case.id}: {case.title}"]
     meta = [f"file {case.path}", f"group {case.group}", f"service {case.service}", f"tolerance {case.tolerance}"]
@@ -262,6 +264,6 @@ def explain(case: Case, rfc: RfcText | None, width: int = 100) -> str:
         out.extend(render_reference(case, ref, rfc, width))
         out.append("")
     out += ["Schedules", ""]
-    params = resolve(dict(case.sysctls))
-    out.extend("  " + line if line else "" for line in render_schedules(case, params, width - 2))
+    params = resolve(dict(case.sysctls), profile)
+    out.extend("  " + line if line else "" for line in render_schedules(case, params, width - 2, profile))
     return "\n".join(out) + "\n"

@@ -35,6 +35,8 @@ from .params import SYSCTLS, Params, resolve
 
 PREFIX_PROBER = "cfp-"
 PREFIX_TARGET = "cft-"
+#: A docker container's namespace, attached under this name for a run (conformance.docker).
+PREFIX_DOCKER = "cfd-"
 LISTEN_PORT, BANNER_PORT, CLOSED_PORT = 7000, 7001, 7009
 READY_TIMEOUT = 10.0
 
@@ -322,12 +324,15 @@ class NamespaceTarget:
 
 
 def leftovers() -> list[str]:
-    """Namespaces of earlier runs whose process is gone (e.g. after SIGKILL)."""
+    """Namespaces of earlier runs whose process is gone (e.g. after SIGKILL).
+
+    A ``cfd-`` name is a docker container's namespace attached for a run: removing it removes only the name.
+    """
     from pyroute2 import netns
 
     out = []
     for name in netns.listnetns():
-        if name.startswith((PREFIX_PROBER, PREFIX_TARGET)):
+        if name.startswith((PREFIX_PROBER, PREFIX_TARGET, PREFIX_DOCKER)):
             pid = name[4:].split("-")[0]
             if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
                 out.append(name)

@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 
+from .docker import DockerSpec, DockerTarget
 from .engine import Action, Addressing, AppRequest, Dialogue
 from .errors import HarnessError
 from .model import Case, Reference
@@ -135,6 +136,8 @@ def open_target(
         if sysctls:
             raise HarnessError("internal: cases that set sysctls are skipped on a remote target")
         target = RemoteTarget(parsed, index, sports if sports is not None else range(20000, 40000 + PORT_WINDOW))
+    elif isinstance(parsed, DockerSpec):
+        target = DockerTarget(parsed, index, sysctls)
     else:
         assert isinstance(parsed, NamespaceSpec)
         target = NamespaceTarget(index, sysctls, existing=parsed.existing)
@@ -313,7 +316,9 @@ def run(
                 open_target(settings.target, index, dict(key), settings.target_options, ports.window)
             )
             target = targets[key]
-            target.profile = load_profile(settings.profile or ("linux" if target.endpoint.kind == "netns" else "rfc"))
+            target.profile = load_profile(
+                settings.profile or ("linux" if target.endpoint.kind in ("netns", "docker") else "rfc")
+            )
             target.endpoint.params = resolve(target.endpoint.sysctls, target.profile)
             if settings.around_target is not None:
                 stack.enter_context(settings.around_target(targets[key].endpoint))

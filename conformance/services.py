@@ -81,8 +81,8 @@ def read_sysctls(names: list[str]) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--addr", default="0.0.0.0")
-    ap.add_argument("--listen", type=int, required=True)
-    ap.add_argument("--banner", type=int, required=True)
+    ap.add_argument("--listen", type=int, help="the listen service's port (none: not opened)")
+    ap.add_argument("--banner", type=int, help="the banner service's port (none: not opened)")
     ap.add_argument("--backlog", type=int, default=128)
     ap.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--read", action="append", default=[], metavar="NAME")
@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             with open(os.path.join(SYSCTL_DIR, name), "w") as f:
                 f.write(value)
         listeners = [
-            (_listener(args.addr, args.listen, args.backlog), None),
-            (_listener(args.addr, args.banner, args.backlog), BANNER),
+            (_listener(args.addr, port, args.backlog), banner)
+            for port, banner in ((args.listen, None), (args.banner, BANNER))
+            if port is not None
         ]
     except OSError as exc:
         print(json.dumps({"ready": False, "error": f"{exc.filename or ''}: {exc.strerror}"}), flush=True)

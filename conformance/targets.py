@@ -7,6 +7,7 @@
 ``netns:NAME``         a namespace you made                            :mod:`conformance.netns`
 ``HOST:PORT``          a remote host, black box                        :mod:`conformance.remote`
 ``tap:IF:ADDR[:PORT]`` a stack on the other side of a TAP device       :mod:`conformance.tap`
+``docker:NAME[:PORT]`` a running docker container, from its host       :mod:`conformance.docker`
 =====================  ==============================================  =========================
 
 A spec knows, before the target is opened, which services it has and whether
@@ -33,7 +34,10 @@ if TYPE_CHECKING:
 BENCHMARK_NET = ipaddress.IPv4Network("198.18.0.0/15")
 #: The port the `closed` service uses on targets we do not set up: discard (RFC 863), which must be closed there.
 DEFAULT_CLOSED_PORT = 9
-FORMS = "embedded, netns:NAME, HOST:PORT (a remote IPv4 host in 198.18.0.0/15) or tap:IFNAME:ADDR[:PORT]"
+FORMS = (
+    "embedded, netns:NAME, HOST:PORT (a remote IPv4 host in 198.18.0.0/15), tap:IFNAME:ADDR[:PORT] or "
+    "docker:CONTAINER[:PORT]"
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,8 @@ class TargetOptions:
     """The ``run`` options that belong to a target kind (None: not given)."""
 
     iface: str | None = None  # remote: the prober's interface
-    closed_port: int | None = None  # remote, tap: the port of the `closed` service
-    prober_ip: str | None = None  # tap: the prober's address
+    closed_port: int | None = None  # remote, tap, docker: the port of the `closed` service
+    prober_ip: str | None = None  # tap, docker: the prober's address
 
 
 def benchmark_address(text: str, what: str) -> str:
@@ -112,12 +116,14 @@ def _refuse_options(options: TargetOptions, allowed: set[str], kind: str) -> Non
         raise HarnessError(
             f"{', '.join(wrong)} do{'es' if len(wrong) == 1 else ''} not apply to "
             f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} target",
-            "--iface goes with --target HOST:PORT, --prober-ip with tap:..., --closed-port with either",
+            "--iface goes with --target HOST:PORT, --prober-ip with tap:... and docker:..., --closed-port with "
+            "any of these three",
         )
 
 
 def parse_target(text: str, options: TargetOptions | None = None) -> TargetSpec:
     """Parse ``--target`` with its options; HarnessError (saying what is valid) when it is wrong."""
+    from .docker import parse_docker
     from .remote import parse_remote
     from .tap import parse_tap
 
@@ -133,6 +139,9 @@ def parse_target(text: str, options: TargetOptions | None = None) -> TargetSpec:
     if text.startswith("tap:"):
         _refuse_options(options, {"--closed-port", "--prober-ip"}, "tap")
         return parse_tap(text, options)
+    if text.startswith("docker:"):
+        _refuse_options(options, {"--closed-port", "--prober-ip"}, "docker")
+        return parse_docker(text, options)
     if ":" in text:
         _refuse_options(options, {"--iface", "--closed-port"}, "remote")
         return parse_remote(text, options)
