@@ -22,30 +22,54 @@ Callback = Callable[[dict[str, Any], float], None]
 READY_TIMEOUT = 10.0
 
 
+def spawn(
+    command: list[str], what: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start a program that announces itself with one JSON line; return it and that line.
+
+    The program runs until its stdin closes (the agent, the target's services).
+    Raises HarnessError, after ending the program, when it does not say it is ready.
+    """
+    proc = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    ready = sel.select(READY_TIMEOUT)
+    sel.close()
+    line = proc.stdout.readline() if ready else ""
+    try:
+        hello = json.loads(line)
+    except json.JSONDecodeError:
+        hello = None
+    if not isinstance(hello, dict) or not hello.get("ready"):
+        stop(proc)
+        reason = hello.get("error") if isinstance(hello, dict) else None
+        err = proc.stderr.read().strip() if proc.stderr else ""
+        raise HarnessError(
+            f"{what} did not start: {reason or line.strip() or err or f'no answer within {READY_TIMEOUT:g} s'}"
+        )
+    return proc, hello
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """End a program started by :func:`spawn`: close its stdin, then kill it (our own child) if it lingers."""
+    try:
+        if proc.stdin:
+            proc.stdin.close()
+        proc.wait(timeout=3)
+    except (subprocess.TimeoutExpired, OSError):
+        proc.kill()
+        proc.wait(timeout=3)
+
+
 class AgentClient:
     def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
-        self._proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        self._proc, hello = spawn(command, "the target agent", env)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._callbacks: dict[int, Callback] = {}
-        assert self._proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self._proc.stdout, selectors.EVENT_READ)
-        ready = sel.select(READY_TIMEOUT)
-        sel.close()
-        line = self._proc.stdout.readline() if ready else ""
-        try:
-            hello = json.loads(line)
-        except json.JSONDecodeError:
-            self.close()
-            raise HarnessError(f"the target agent did not start: {line.strip() or 'no answer'}") from None
         self.kernel = str(hello.get("kernel", "?"))
         self._reader = threading.Thread(target=self._read, name="agent-reader", daemon=True)
         self._reader.start()
@@ -77,11 +101,4 @@ class AgentClient:
                 cb(msg, now)
 
     def close(self) -> None:
-        proc = self._proc
-        try:
-            if proc.stdin:
-                proc.stdin.close()
-            proc.wait(timeout=3)
-        except (subprocess.TimeoutExpired, OSError):
-            proc.kill()  # our own child, by its Popen handle
-            proc.wait(timeout=3)
+        stop(self._proc)

@@ -58,7 +58,6 @@ import ipaddress
 import json
 import os
 import re
-import selectors
 import shutil
 import socket
 import subprocess
@@ -70,7 +69,7 @@ from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
 from . import arp, firewall
-from .agent_client import AgentClient
+from .agent_client import AgentClient, spawn, stop
 from .errors import HarnessError
 from .netns import PREFIX_DOCKER, Endpoint, check_privileges
 from .params import SYSCTLS, resolve
@@ -712,32 +711,8 @@ class DockerTarget:
 
     def _start_banner(self, enter: list[str], port: int, env: dict[str, str]) -> None:
         cmd = [*enter, sys.executable, "-m", "conformance.services", "--banner", str(port)]
-        proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-
-        def stop() -> None:
-            try:
-                if proc.stdin:
-                    proc.stdin.close()  # it serves until its stdin closes
-                proc.wait(timeout=3)
-            except (subprocess.TimeoutExpired, OSError):
-                proc.kill()  # our own child, by its Popen handle
-                proc.wait(timeout=3)
-
-        self._later("the banner listener", stop)
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            ready = sel.select(READY_TIMEOUT)
-        line = proc.stdout.readline() if ready else ""
-        try:
-            ok = bool(json.loads(line).get("ready"))
-        except (json.JSONDecodeError, AttributeError):
-            ok = False
-        if not ok:
-            err = line.strip() or (proc.stderr.read().strip() if proc.poll() is not None and proc.stderr else "")
-            raise HarnessError(f"the banner listener did not start in the container's namespace: {err or 'no answer'}")
+        proc, _ = spawn(cmd, "the banner listener in the container's namespace", env)
+        self._later("the banner listener", lambda: stop(proc))
 
     # ---------------------------------------------------------------- teardown
     def _detach(self) -> None:

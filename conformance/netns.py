@@ -19,7 +19,6 @@ checksums are the ones the target computed (RFC 9293 MUST-2).
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from .agent_client import AgentClient
+from .agent_client import AgentClient, spawn, stop
 from .errors import HarnessError
 from .params import SYSCTLS, Params, resolve
 
@@ -255,29 +254,7 @@ class NamespaceTarget:
         for name in SYSCTLS:
             cmd += ["--read", name]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._services = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        assert self._services.stdout is not None
-        import selectors
-
-        sel = selectors.DefaultSelector()
-        sel.register(self._services.stdout, selectors.EVENT_READ)
-        if not sel.select(READY_TIMEOUT):
-            raise HarnessError(f"the target's services did not start within {READY_TIMEOUT:g} s")
-        line = self._services.stdout.readline()
-        try:
-            ready = json.loads(line)
-        except json.JSONDecodeError:
-            err = self._services.stderr.read() if self._services.poll() is not None and self._services.stderr else ""
-            raise HarnessError(f"the target's services failed to start: {line.strip() or err.strip()}") from None
-        if not ready.get("ready"):
-            raise HarnessError(f"the target's services failed to start: {ready.get('error')}")
+        self._services, ready = spawn(cmd, "the target's services", env)
         self._ready: dict[str, Any] = ready
 
     # ---------------------------------------------------------------- teardown
@@ -293,13 +270,7 @@ class NamespaceTarget:
             agent.close()
         if self._services is not None:
             proc, self._services = self._services, None
-            try:
-                if proc.stdin:
-                    proc.stdin.close()
-                proc.wait(timeout=3)
-            except (subprocess.TimeoutExpired, OSError):
-                proc.kill()  # our own child, by its Popen handle
-                proc.wait(timeout=3)
+            stop(proc)
         if self.existing is not None and self._made_ns:
             # The user's namespace stays; our veth end goes (and with it the pair).
             # (Only when we got as far as making ours: NetNS() would create a missing one.)
