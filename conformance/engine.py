@@ -452,13 +452,54 @@ class Dialogue:
         if "R" in s.flags:
             conn.reset = True
 
-    def _take(self, conn: str) -> tuple[int, Segment] | None:
-        """The oldest unexamined segment of connection `conn`, removed from the inbox."""
-        for i, (index, seg) in enumerate(self._inbox):
-            if self.trace[index].conn == conn:
-                del self._inbox[i]
-                return index, seg
+    def _take(self, conn: str, skip_retransmissions: bool = True) -> tuple[int, Segment] | None:
+        """The oldest unexamined segment of connection `conn`, removed from the inbox.
+
+        A retransmission that our own slowness caused (see :meth:`_our_ack_was_late`)
+        is passed over, noted in the trace: the target did right, and the dialogue
+        must not depend on how fast the prober answers.
+        """
+        i = 0
+        while i < len(self._inbox):
+            index, seg = self._inbox[i]
+            if self.trace[index].conn != conn:
+                i += 1
+                continue
+            del self._inbox[i]
+            if skip_retransmissions and self._our_ack_was_late(index, seg):
+                continue
+            return index, seg
         return None
+
+    def _our_ack_was_late(self, index: int, seg: Segment) -> bool:
+        """True when `seg` repeats a segment already taken and none of our segments had
+        acknowledged it on the wire before the repeat was sent: a timely retransmission."""
+        entry = self.trace[index]
+        end = seq_add(seg.seq, seg.seg_len)
+        repeated = any(
+            not e.outgoing
+            and e.ok is not None
+            and e.conn == entry.conn
+            and e.segment.seq == seg.seq
+            and e.segment.flags == seg.flags
+            and e.segment.payload == seg.payload
+            for e in self.trace[:index]
+        )
+        if not repeated or seg.seg_len == 0:
+            return False
+        acked = any(
+            e.outgoing
+            and e.conn == entry.conn
+            and "A" in e.segment.flags
+            and not e.provisional
+            and seq_diff(e.segment.ack, end) >= 0
+            and e.time < seg.time
+            for e in self.trace[:index]
+        )
+        if acked:
+            return False
+        entry.note = "a retransmission before our ACK reached the target (not judged)"
+        return True
 
     def _run_expect(self, e: ActiveExpect, now: float) -> bool:
         tol = self.case.tolerance
@@ -552,6 +593,10 @@ class Dialogue:
     def _run_silence(self, s: ActiveSilence, now: float) -> bool:
         assert s.start is not None
         end = s.start + s.seconds
+        for item in list(self._inbox):  # retransmissions our slowness caused do not break a silence
+            if self.trace[item[0]].conn == s.step.conn or s.step.conn == ANY_CONN:
+                if self._our_ack_was_late(*item):
+                    self._inbox.remove(item)
         mine = [(i, item) for i, item in enumerate(self._inbox) if s.step.conn in (ANY_CONN, self.trace[item[0]].conn)]
         if mine:
             position, (index, seg) = mine[0]

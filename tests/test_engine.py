@@ -607,3 +607,39 @@ def test_expect_on_unknown_rcv_nxt_fails_the_case(tmp_path: Path) -> None:
     w.advance(T0)
     w.reply(T0 + 0.001, "RA", seq=0, ack=ISN + 1)
     assert w.verdict().status == "failed"
+
+
+# ---------------------------------------------------------------- our own slowness
+
+
+SLOW_ACK = (
+    "  - send: {flags: S, seq: isn}\n"
+    "  - expect: {flags: SA, ack: isn+1}\n    bind: {peer_isn: seq}\n"
+    "  - send: {flags: A, seq: isn+1, ack: peer_isn+1}\n"
+    "  - expect: {flags: PA, seq: peer_isn+1, len: 4}\n"
+    "  - send: {flags: A, seq: isn+1, ack: peer_isn+5}\n"
+    "  - expect: {flags: FA, seq: peer_isn+5}\n"
+)
+
+
+def test_a_retransmission_our_late_ack_caused_is_not_judged(tmp_path: Path) -> None:
+    w = FakeWire(load_case(write_case(tmp_path, SLOW_ACK)))
+    w.advance(T0)
+    w.reply(T0 + 0.001, "SA", seq=PEER_ISN, ack=ISN + 1)
+    w.target(T0 + 0.01, "PA", seq=PEER_ISN + 1, ack=ISN + 1, payload=b"half")
+    w.target(T0 + 0.30, "PA", seq=PEER_ISN + 1, ack=ISN + 1, payload=b"half")  # its RTO fired before our ACK
+    w.advance(T0 + 0.31)  # the prober was slow: our ACK goes out only now
+    w.reply(T0 + 0.32, "FA", seq=PEER_ISN + 5, ack=ISN + 1)
+    v = w.verdict()
+    assert v.status == "passed", v.failure and v.failure.render()
+    assert any("before our ACK" in e.note for e in v.trace)
+
+
+def test_a_retransmission_after_our_ack_is_judged(tmp_path: Path) -> None:
+    w = FakeWire(load_case(write_case(tmp_path, SLOW_ACK)))
+    w.advance(T0)
+    w.reply(T0 + 0.001, "SA", seq=PEER_ISN, ack=ISN + 1)
+    w.reply(T0 + 0.01, "PA", seq=PEER_ISN + 1, ack=ISN + 1, payload=b"half")  # we ACK at once
+    w.reply(T0 + 0.30, "PA", seq=PEER_ISN + 1, ack=ISN + 1, payload=b"half")  # a spurious retransmission
+    f = failure_of(w)
+    assert f.kind == "mismatch" and "flags" in {d.field for d in f.diffs if not d.ok}
