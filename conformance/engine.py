@@ -452,28 +452,31 @@ class Dialogue:
         if "R" in s.flags:
             conn.reset = True
 
-    def _take(self, conn: str, skip_retransmissions: bool = True) -> tuple[int, Segment] | None:
-        """The oldest unexamined segment of connection `conn`, removed from the inbox.
-
-        A retransmission that our own slowness caused (see :meth:`_our_ack_was_late`)
-        is passed over, noted in the trace: the target did right, and the dialogue
-        must not depend on how fast the prober answers.
-        """
-        i = 0
-        while i < len(self._inbox):
-            index, seg = self._inbox[i]
-            if self.trace[index].conn != conn:
-                i += 1
-                continue
-            del self._inbox[i]
-            if skip_retransmissions and self._our_ack_was_late(index, seg):
-                continue
-            return index, seg
+    def _take(self, conn: str) -> tuple[int, Segment] | None:
+        """The oldest unexamined segment of connection `conn`, removed from the inbox."""
+        for i, (index, seg) in enumerate(self._inbox):
+            if self.trace[index].conn == conn:
+                del self._inbox[i]
+                return index, seg
         return None
+
+    def _late_repeat_to_skip(self, e: ActiveExpect, index: int, seg: Segment) -> bool:
+        conn = self._by_port[seg.dport]
+        try:
+            if matches(compare(e.pattern, seg, self._conn_names(conn), self.labelled)):
+                return False  # what the step expects: judge it
+        except KeyError:
+            return False
+        return self._our_ack_was_late(index, seg)
 
     def _our_ack_was_late(self, index: int, seg: Segment) -> bool:
         """True when `seg` repeats a segment already taken and none of our segments had
-        acknowledged it on the wire before the repeat was sent: a timely retransmission."""
+        acknowledged it on the wire before the repeat was sent: a timely retransmission.
+
+        Expect steps pass such a repeat over when it is not what they expect, and silence
+        steps always (withhold steps never: there retransmissions are the point). The
+        target did right, and the verdict must not depend on how fast the prober answers.
+        """
         entry = self.trace[index]
         end = seq_add(seg.seq, seg.seg_len)
         repeated = any(
@@ -503,7 +506,10 @@ class Dialogue:
 
     def _run_expect(self, e: ActiveExpect, now: float) -> bool:
         tol = self.case.tolerance
-        taken = self._take(e.step.conn)
+        while True:
+            taken = self._take(e.step.conn)
+            if taken is None or not self._late_repeat_to_skip(e, *taken):
+                break
         if taken is None:
             ref = self._ref_time(e)
             if now > ref + e.window.deadline(tol) + DELIVERY_GRACE:

@@ -59,7 +59,7 @@ def run_retrans(d: Dialogue, r: ActiveRetrans, now: float) -> bool:
     n = r.count
     label = f"withhold {w.what}: retransmission {r.seen + 1}/{n} of {w.retransmits}"
     note = f"schedule {sched.name}: {sched.derivation}"
-    taken = d._take(w.conn, skip_retransmissions=False)  # here retransmissions are the point
+    taken = d._take(w.conn)
     if taken is None:
         if now <= ref_time + retrans_wait(d, r) + DELIVERY_GRACE:
             return False
