@@ -1,0 +1,49 @@
+"""The wire's conversions, offline: Scapy frames to segments and back, checksums on raw bytes."""
+
+from __future__ import annotations
+
+import pytest
+from scapy.layers.l2 import Ether
+
+from conformance.segment import Segment
+from conformance.wire import checksum_ok, to_frame, to_segment
+
+
+@pytest.mark.parametrize(("src", "dst"), [("198.18.0.1", "198.18.0.2"), ("2001:2::1", "2001:2::2")])
+def test_round_trip_and_checksum(src: str, dst: str) -> None:
+    sent = Segment(
+        src, dst, 40000, 7000, seq=5, ack=9, flags="PA", window=1234, payload=b"hello", options=(("mss", 1460),)
+    )
+    raw = bytes(to_frame(sent, "02:00:00:00:00:01", "02:00:00:00:00:02"))
+    pkt = Ether(raw)
+    pkt.time = 12.5
+    got = to_segment(pkt)
+    assert got is not None
+    assert (got.src, got.dst, got.sport, got.dport, got.seq, got.ack, got.flags, got.window, got.payload) == (
+        src,
+        dst,
+        40000,
+        7000,
+        5,
+        9,
+        "PA",
+        1234,
+        b"hello",
+    )
+    assert got.option("mss") == 1460 and got.time == 12.5 and got.checksum_ok is True
+    for i in (-1, 30, len(raw) - 6):  # a flipped bit in the payload, an address, the TCP header
+        bad = bytearray(raw)
+        bad[i] ^= 0x01
+        assert checksum_ok(bytes(bad)) is False
+
+
+def test_padding_of_short_frames_is_not_payload() -> None:
+    raw = bytes(
+        to_frame(Segment("198.18.0.1", "198.18.0.2", 1, 2, flags="S"), "02:00:00:00:00:01", "02:00:00:00:00:02")
+    )
+    padded = raw + b"\0" * (60 - len(raw))
+    pkt = Ether(padded)
+    pkt.time = 0.0
+    seg = to_segment(pkt)
+    assert seg is not None and seg.payload == b"" and seg.checksum_ok is True
+    assert checksum_ok(b"\x00" * 10) is None
