@@ -212,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="IP",
         help="tap/docker target: the prober's address (default: ADDR's x.1; docker: a free one of its subnet)",
     )
-    p_run.add_argument("--jobs", type=int, default=0, help="cases played at once (default: all; waiting costs no CPU)")
+    p_run.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="cases played at once (default: all, up to 64; waiting on a timer costs no CPU)",
+    )
     p_run.add_argument("--junit", metavar="PATH", help="JUnit XML file (default: REPORTS/junit.xml)")
     p_run.add_argument(
         "--html", metavar="PATH", help="HTML report, one self-contained file (default: REPORTS/index.html)"

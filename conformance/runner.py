@@ -44,7 +44,7 @@ LINGER = 0.15
 class RunSettings:
     target: str = "embedded"  # embedded | netns:NAME | HOST:PORT | tap:IFNAME:ADDR[:PORT] (see conformance.targets)
     target_options: TargetOptions = field(default_factory=TargetOptions)  # --iface, --closed-port, --prober-ip
-    jobs: int = 0  # 0: one per case (timer-bound cases cost no CPU while they wait)
+    jobs: int = 0  # 0: every case at once, up to DEFAULT_MAX_JOBS (waiting on a timer costs no CPU)
     tolerance: Tolerance | None = None  # overrides every case's tolerance
     case_timeout: float = 900.0
     seed: int | None = None
@@ -57,6 +57,11 @@ class RunSettings:
     strict: bool = False  # SHOULD deviations fail instead of warning
     ip: str = "4"  # 4 | 6 | both: the address families each case is played over
 
+
+#: Dialogues played at once unless --jobs says otherwise. Waiting costs nothing, but every
+#: segment costs the capture thread and the dialogue's thread some CPU: the benchmark saw
+#: reactions slow to tens of ms with hundreds at once on 2 cores, and verdicts suffer.
+DEFAULT_MAX_JOBS = 64
 
 #: Source ports a run may use: a window of this many from a random base in 20000-40000.
 PORT_WINDOW = 2000
@@ -322,7 +327,7 @@ def run(
             target.endpoint.params = resolve(target.endpoint.sysctls, target.profile)
             if settings.around_target is not None:
                 stack.enter_context(settings.around_target(targets[key].endpoint))
-        jobs = settings.jobs or len(cases)
+        jobs = settings.jobs or min(len(cases), DEFAULT_MAX_JOBS)
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="case"))
         futures: dict[Future[CaseResult], int] = {}
         info = next(iter(targets.values())).info if targets else None
