@@ -214,6 +214,7 @@ def play(
 
     frames: list[tuple[float, bytes]] = []
     error = ""
+    drops_before = target.wire.drops
     try:
         hard_stop = started + settings.case_timeout
         while True:
@@ -255,6 +256,12 @@ def play(
         target.wire.unsubscribe(our_ports.values())
     verdict = dialogue.verdict()
     duration = time.time() - started
+    lost = target.wire.drops - drops_before
+    if lost and not error:
+        error = (
+            f"the capture lost {lost} frame(s) while this case ran (its socket was full): a verdict would not be "
+            "trustworthy; run fewer cases at once (--jobs)"
+        )
     if not error and verdict.failure is not None and verdict.failure.kind == "agent":
         error = verdict.failure.render()  # the harness failed, not the target
     frames.sort(key=lambda f: f[0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .model import Case, ExpectStep, SilenceStep, WithholdStep
+from .model import AppResultStep, Case, ExpectStep, SilenceStep, StateStep, WithholdStep
 from .params import Params
 
 
@@ -127,15 +127,22 @@ def expected_duration(case: Case, params: Params) -> float:
     benchmark's "longest timer".
     """
     total = 0.0
+    give_up = 0.0
     for step in case.steps:
         if isinstance(step, ExpectStep) and step.window_.kind == "after":
             total += step.window_.seconds
+        elif isinstance(step, StateStep) and step.lasts is not None:
+            length = params.value(step.lasts) if isinstance(step.lasts, str) else float(step.lasts)
+            total += length + case.tolerance.of(length)
+        elif isinstance(step, AppResultStep) and step.give_up:
+            total += give_up
         elif isinstance(step, SilenceStep):
             total += step.seconds
         elif isinstance(step, WithholdStep):
             schedule = SCHEDULES[step.schedule](params, None)
             intervals = schedule.intervals[: step.count] if step.count else schedule.intervals
             total += sum(intervals)
+            give_up = schedule.give_up
             if step.then_silence:
                 total += schedule.give_up + case.tolerance.of(schedule.give_up)
     return total

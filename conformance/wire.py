@@ -21,6 +21,7 @@ delivered (a remote target's interface carries its host's own traffic too).
 from __future__ import annotations
 
 import queue
+import socket
 import struct
 import threading
 from collections.abc import Iterable
@@ -39,6 +40,9 @@ _OPTION_NAMES = {
     "EOL": "eol",
     "SAck": "sack",
 }
+SOL_PACKET, PACKET_STATISTICS, SO_RCVBUFFORCE = 263, 6, 33
+CAPTURE_BUFFER = 32 * 1024 * 1024
+
 _OPTION_SCAPY = {v: k for k, v in _OPTION_NAMES.items()}
 
 
@@ -196,6 +200,9 @@ class Wire:
         self._cap: Any = None
         self._out: Any = None
         self.stray = 0  # frames of no subscribed flow
+        #: Frames the kernel dropped because the capture socket was full (PACKET_STATISTICS):
+        #: a case that lived through a drop cannot be judged (see runner.play).
+        self.drops = 0
 
     def __enter__(self) -> Wire:
         self.open()
@@ -217,8 +224,15 @@ class Wire:
 
                 pr_netns.pushns(self.netns)
                 entered = True
-            self._cap = L2ListenSocket(iface=self.iface)
-            self._out = L2Socket(iface=self.iface)
+            # Not promiscuous: the target addresses its frames to the prober's own MAC (and
+            # Scapy's promiscuous switch looks the interface up in a process-wide cache that a
+            # second run in the same process, with a new veth of the same name, would miss).
+            self._cap = L2ListenSocket(iface=self.iface, promisc=False)
+            self._out = L2Socket(iface=self.iface, promisc=False)
+            try:  # room for bursts: a frame the kernel drops here would look like a silent target
+                self._cap.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, CAPTURE_BUFFER)
+            except OSError:
+                self._cap.ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CAPTURE_BUFFER)
         except OSError as exc:
             self.close()
             raise HarnessError(
@@ -267,6 +281,7 @@ class Wire:
         from scapy.supersocket import SuperSocket
 
         while not self._stop.is_set():
+            self._count_drops()
             ready = SuperSocket.select([self._cap], 0.2)
             if not ready:
                 continue
@@ -282,6 +297,13 @@ class Wire:
             if seg is None:
                 continue
             self._route(seg, bytes(pkt))
+
+    def _count_drops(self) -> None:
+        try:  # struct tpacket_stats {tp_packets, tp_drops}; reading it resets the counters
+            raw = self._cap.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+        except (OSError, AttributeError):
+            return
+        self.drops += struct.unpack("II", raw)[1]
 
     def _route(self, seg: Segment, frame: bytes) -> None:
         """Hand a captured segment to the dialogue that owns its flow (our source port)."""
