@@ -143,8 +143,9 @@ class NamespaceTarget:
         for name in (self.prober_ns,) if self.existing else (self.prober_ns, self.target_ns):
             if name in existing:
                 raise HarnessError(f"network namespace {name!r} exists already", "run `conformance cleanup`")
-            netns.create(name)
+            # Recorded first: a signal during create() must not leave a namespace we forget.
             self._made_ns.append(name)
+            netns.create(name)
         _run(
             [
                 "ip",
@@ -260,7 +261,7 @@ class NamespaceTarget:
     # ---------------------------------------------------------------- teardown
     def close(self) -> None:
         """Remove everything this target made; safe to call twice."""
-        from pyroute2 import IPRoute, NetNS, netns
+        from pyroute2 import IPRoute, NetNS
 
         if os.getpid() != self._owner:  # a forked copy of this process (pyroute2 forks): not ours to undo
             return
@@ -282,16 +283,29 @@ class NamespaceTarget:
             except Exception:
                 pass
         for name in reversed(self._made_ns):
-            try:
-                netns.remove(name)
-            except OSError:
-                pass
+            _remove_netns(name)
         self._made_ns.clear()
         with IPRoute() as ipr:  # a veth left in this namespace after a failed move
             for name in (self.prober_if, self.target_if):
                 found = ipr.link_lookup(ifname=name)
                 if found:
                     ipr.link("del", index=found[0])
+
+
+def _remove_netns(name: str, patience: float = 1.5) -> None:
+    """Remove a namespace we made; if a signal cut its creation short, the helper that
+    creates it may still be at work: wait a little for it to appear, then remove it."""
+    from pyroute2 import netns
+
+    end = time.monotonic() + patience
+    while True:
+        try:
+            netns.remove(name)
+            return
+        except OSError:
+            if time.monotonic() > end:
+                return
+            time.sleep(0.05)
 
 
 def leftovers() -> list[str]:
