@@ -149,42 +149,11 @@ def test_missing_namespace_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_interrupted_run_removes_everything(tmp_path: Path) -> None:
+def signal_mid_run(case: Path, reports: Path, sig: int, settle: float) -> tuple[subprocess.Popen[str], str]:
+    """Start a run, wait until its target namespace exists (and `settle` more), send `sig`;
+    return the ended process and its stderr. Kills it (our own child) if it hangs."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "conformance",
-            "run",
-            str(CASES / "handshake" / "synack-retransmit.yaml"),
-            "--reports",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.time() + 20
-        while time.time() < deadline and not running_namespaces(proc.pid):
-            time.sleep(0.1)
-        assert running_namespaces(proc.pid), "the run never made its namespace"
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 2
-    assert "interrupted" in err and "Traceback" not in err
-    assert not running_namespaces(proc.pid)
-
-
-def test_sigterm_also_cleans_up(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance", "run", str(CASES / "closed" / "rst.yaml"), "--reports", str(tmp_path)],
+        [sys.executable, "-m", "conformance", "run", str(case), "--reports", str(reports)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -194,12 +163,27 @@ def test_sigterm_also_cleans_up(tmp_path: Path) -> None:
         deadline = time.time() + 20
         while time.time() < deadline and not running_namespaces(proc.pid):
             time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        made = bool(running_namespaces(proc.pid))
+        time.sleep(settle)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    assert made or settle == 0, "the run never made its namespace"
+    return proc, err
+
+
+def test_interrupted_run_removes_everything(tmp_path: Path) -> None:
+    proc, err = signal_mid_run(CASES / "handshake" / "synack-retransmit.yaml", tmp_path, signal.SIGINT, settle=1.0)
+    assert proc.returncode == 2
+    assert "interrupted" in err and "Traceback" not in err
+    assert not running_namespaces(proc.pid)
+
+
+def test_sigterm_also_cleans_up(tmp_path: Path) -> None:
+    proc, _ = signal_mid_run(CASES / "closed" / "rst.yaml", tmp_path, signal.SIGTERM, settle=0.0)
     assert proc.returncode in (0, 2)
 
 
