@@ -46,12 +46,13 @@ from types import TracebackType
 from typing import ClassVar
 
 from . import arp
+from .codec import decode, encode
 from .errors import HarnessError
 from .netns import Endpoint
 from .params import resolve
 from .segment import Segment
 from .targets import DEFAULT_CLOSED_PORT, TargetOptions, TargetSpec, benchmark_address, parse_port
-from .wire import Wire, to_frame, to_segment
+from .wire import Wire
 
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
@@ -205,7 +206,7 @@ class TapWire(Wire):
             os.write(self._fd, frame)
 
     def send(self, seg: Segment) -> None:
-        frame = bytes(to_frame(seg, self.our_mac, self.target_mac))
+        frame = encode(seg, self.our_mac, self.target_mac)
         stamp = time.time()
         self._write(frame)
         # Our own copy, as a packet socket's capture would give it (the engine takes its send time from
@@ -267,11 +268,7 @@ class TapWire(Wire):
                 event.set()
 
     def _frame(self, data: bytes, stamp: float) -> None:
-        from scapy.layers.l2 import Ether
-
-        pkt = Ether(data)
-        pkt.time = stamp
-        seg = to_segment(pkt)
+        seg = decode(data, stamp)
         if seg is not None:
             self._route(seg, data)
 

@@ -10,9 +10,11 @@ interface opens
 * a send socket (Scapy ``L2Socket``).
 
 Both are opened inside the prober's network namespace when it has one. A
-capture thread converts frames to :class:`~conformance.segment.Segment` and
-hands each to the dialogue that owns its 4-tuple (our source port), through a
-queue: a dialogue waiting for a segment blocks on its queue and costs no CPU.
+capture thread reads raw frames, converts them to
+:class:`~conformance.segment.Segment` with :mod:`conformance.codec` (struct on
+the hot path, Scapy for anything unusual) and hands each to the dialogue that
+owns its 4-tuple (our source port), through a queue: a dialogue waiting for a
+segment blocks on its queue and costs no CPU.
 With ``peer_ip`` only segments between our address and the target's are
 delivered (a remote target's interface carries its host's own traffic too).
 :class:`conformance.tap.TapWire` has the same interface on a TAP descriptor.
@@ -28,22 +30,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .codec import checksum_ok, decode, encode, to_frame, to_segment
 from .errors import HarnessError
-from .segment import Segment, canonical_flags
+from .segment import Segment
 
-_OPTION_NAMES = {
-    "MSS": "mss",
-    "WScale": "wscale",
-    "SAckOK": "sackok",
-    "Timestamp": "timestamp",
-    "NOP": "nop",
-    "EOL": "eol",
-    "SAck": "sack",
-}
+__all__ = ["Captured", "Wire", "checksum_ok", "to_frame", "to_segment"]
+
 SOL_PACKET, PACKET_STATISTICS, SO_RCVBUFFORCE = 263, 6, 33
 CAPTURE_BUFFER = 32 * 1024 * 1024
-
-_OPTION_SCAPY = {v: k for k, v in _OPTION_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -52,120 +46,6 @@ class Captured:
 
     segment: Segment
     frame: bytes
-
-
-def to_segment(pkt: Any) -> Segment | None:
-    """Convert a Scapy Ether/IP/TCP or Ether/IPv6/TCP packet; None for anything else."""
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.inet6 import IPv6
-
-    if TCP not in pkt:
-        return None
-    if IP in pkt:
-        ip = pkt[IP]
-        body = None if ip.len is None else ip.len - ip.ihl * 4
-        extra = {"ttl": ip.ttl, "ip_id": ip.id}
-    elif IPv6 in pkt:
-        ip = pkt[IPv6]
-        body = ip.plen  # assumes no extension headers before TCP (none are sent to us here)
-        extra = {"hlim": ip.hlim}
-    else:
-        return None
-    tcp = pkt[TCP]
-    payload = bytes(tcp.payload)
-    if body is not None:  # drop Ethernet padding of short frames
-        payload = payload[: max(0, body - tcp.dataofs * 4)]
-    options = []
-    for opt in tcp.options:
-        name, value = opt if isinstance(opt, tuple) else (opt, None)
-        if isinstance(name, int):
-            options.append((f"kind{name}", value))
-        else:
-            options.append((_OPTION_NAMES.get(name, str(name).lower()), value if value != b"" else None))
-    chk = tcp.chksum
-    ok = checksum_ok(bytes(pkt.original)) if getattr(pkt, "original", None) else None
-    return Segment(
-        src=ip.src,
-        dst=ip.dst,
-        sport=tcp.sport,
-        dport=tcp.dport,
-        seq=tcp.seq,
-        ack=tcp.ack,
-        flags=canonical_flags(str(tcp.flags)),
-        window=tcp.window,
-        payload=payload,
-        options=tuple(options),
-        time=float(pkt.time),
-        checksum_ok=ok if chk is not None else None,
-        extra=extra,
-    )
-
-
-def _ones_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
-def checksum_ok(frame: bytes) -> bool | None:
-    """Whether the TCP checksum of an Ethernet/IPv4 or IPv6/TCP frame is right (RFC 9293 §3.1).
-
-    Computed over the raw bytes as captured (a re-dissection with Scapy cost 1 ms a
-    packet); None when the frame is not one of those.
-    """
-    if len(frame) < 14:
-        return None
-    ethertype = frame[12:14]
-    if ethertype == b"\x08\x00" and len(frame) >= 34:
-        ihl = (frame[14] & 0x0F) * 4
-        total = int.from_bytes(frame[16:18], "big")
-        tcp = frame[14 + ihl : 14 + total]
-        pseudo = frame[26:34] + b"\0\x06" + len(tcp).to_bytes(2, "big")
-    elif ethertype == b"\x86\xdd" and len(frame) >= 54 and frame[20] == 6:
-        plen = int.from_bytes(frame[18:20], "big")
-        tcp = frame[54 : 54 + plen]
-        pseudo = frame[22:54] + len(tcp).to_bytes(4, "big") + b"\0\0\0\x06"
-    else:
-        return None
-    return _ones_sum(pseudo + tcp) == 0xFFFF
-
-
-def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
-    """Build the Scapy frame for a segment we send."""
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.inet6 import IPv6
-    from scapy.layers.l2 import Ether
-
-    opts: list[tuple[str, Any]] = []
-    for kind, value in seg.options:
-        scapy_name = _OPTION_SCAPY.get(kind)
-        if scapy_name is None:
-            continue
-        if kind == "sackok":
-            opts.append((scapy_name, b""))
-        elif kind in ("nop", "eol"):
-            opts.append((scapy_name, None))
-        elif kind == "timestamp":
-            opts.append((scapy_name, tuple(value)))  # type: ignore[arg-type]
-        else:
-            opts.append((scapy_name, value))
-    tcp = TCP(
-        sport=seg.sport,
-        dport=seg.dport,
-        seq=seg.seq,
-        ack=seg.ack,
-        flags=seg.flags or 0,
-        window=seg.window,
-        options=opts,
-    )
-    network = IPv6(src=seg.src, dst=seg.dst) if ":" in seg.dst else IP(src=seg.src, dst=seg.dst)
-    frame = Ether(src=our_mac, dst=target_mac) / network / tcp
-    if seg.payload:
-        frame = frame / seg.payload
-    return frame
 
 
 class Wire:
@@ -275,7 +155,7 @@ class Wire:
                 self._subs.pop(p, None)
 
     def send(self, seg: Segment) -> None:
-        self._out.send(to_frame(seg, self.our_mac, self.target_mac))
+        self._out.outs.send(encode(seg, self.our_mac, self.target_mac))
 
     def _capture(self) -> None:
         from scapy.supersocket import SuperSocket
@@ -285,18 +165,18 @@ class Wire:
             ready = SuperSocket.select([self._cap], 0.2)
             if not ready:
                 continue
-            try:
-                pkt = self._cap.recv()
+            try:  # raw bytes and the kernel's receive time: no Scapy dissection (see conformance.codec)
+                _, frame, stamp = self._cap.recv_raw()
             except OSError:
                 if self._stop.is_set():
                     return
                 continue
-            if pkt is None:
+            if not frame or stamp is None:
                 continue
-            seg = to_segment(pkt)
+            seg = decode(frame, float(stamp))
             if seg is None:
                 continue
-            self._route(seg, bytes(pkt))
+            self._route(seg, frame)
 
     def _count_drops(self) -> None:
         try:  # struct tpacket_stats {tp_packets, tp_drops}; reading it resets the counters
