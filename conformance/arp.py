@@ -3,7 +3,8 @@
 The frame functions are pure (bytes in, bytes out) so they are tested offline.
 :func:`resolve_on_iface` asks one address on an interface with a Scapy layer-2
 socket (opened inside a namespace when one is given) and waits a few seconds
-for the answer; the TAP wire (:mod:`conformance.tap`) uses the frame functions
+for the answer (:func:`ask_on_iface`, which :mod:`conformance.nd` shares for
+IPv6); the TAP wire (:mod:`conformance.tap`) uses the frame functions
 on its descriptor, where it also answers requests for the prober's address.
 """
 
@@ -13,6 +14,7 @@ import ipaddress
 import select
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import HarnessError
@@ -120,6 +122,25 @@ def resolve_on_iface(
     iface: str, netns: str | None, our_mac: str, our_ip: str, ip: str, timeout: float = TIMEOUT, via: str = ""
 ) -> str:
     """The MAC address of `ip` on `iface`, by ARP; HarnessError after `timeout` seconds without an answer."""
+
+    def answer(raw: bytes) -> str | None:
+        found = parse(raw)
+        return found.sender_mac if found is not None and is_answer(found, ip, our_ip) else None
+
+    mac = ask_on_iface(iface, netns, request(our_mac, our_ip, ip), answer, timeout)
+    if mac is None:
+        raise no_answer(ip, iface, timeout, via)
+    return mac
+
+
+def ask_on_iface(
+    iface: str, netns: str | None, question: bytes, answer: Callable[[bytes], str | None], timeout: float = TIMEOUT
+) -> str | None:
+    """Send `question` on `iface` every RETRY s until `answer` finds what it wants in a frame (its result) or
+    `timeout` seconds pass (None); on a short-lived Scapy layer-2 socket, opened inside `netns` when given.
+
+    :func:`resolve_on_iface` asks by ARP, :func:`conformance.nd.resolve_on_iface` by Neighbor Discovery.
+    """
     import scapy.layers.l2  # noqa: F401 - registers Ether for the socket's dissector
     from scapy.arch.linux import L2Socket
 
@@ -146,16 +167,14 @@ def resolve_on_iface(
         next_send = 0.0
         while (now := time.monotonic()) < end:
             if now >= next_send:
-                sock.outs.send(request(our_mac, our_ip, ip))
+                sock.outs.send(question)
                 next_send = now + RETRY
             ready, _, _ = select.select([sock.ins], [], [], max(0.0, min(next_send, end) - time.monotonic()))
             if not ready:
                 continue
-            raw = sock.ins.recv(65535)
-            found = parse(raw)
-            if is_answer(found, ip, our_ip):
-                assert found is not None
-                return found.sender_mac
+            found = answer(sock.ins.recv(65535))
+            if found is not None:
+                return found
     finally:
         sock.close()
-    raise no_answer(ip, iface, timeout, via)
+    return None
