@@ -4,7 +4,10 @@ For each case it picks source ports and ISNs, subscribes the case's flows on the
 target's :class:`~conformance.wire.Wire`, and loops: advance the engine, send
 what it returns, block on the case's queue until a segment arrives or the
 engine's next deadline passes. Cases run concurrently on a thread pool (each on
-its own 4-tuples); a case that sets sysctls gets a target of its own.
+its own 4-tuples); a case that sets sysctls gets a target of its own. Targets
+are set up two at a time, the shared one first; a target's cases start as soon
+as it is up, and it is removed as soon as they have ended, so the set-up and
+removal of the others overlap the cases already running.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from .docker import DockerSpec, DockerTarget
 from .engine import Action, Addressing, AppRequest, Dialogue
@@ -320,51 +324,120 @@ def run(
     if () in keys:  # the shared target first, index 0
         keys.remove(())
         keys.insert(0, ())
+    case_rngs = [random.Random(rng.getrandbits(64)) for _ in cases]  # drawn up front: the same seed, the same ISNs
+    by_key: dict[tuple[tuple[str, int], ...], list[int]] = {k: [] for k in keys}
+    for i, case in enumerate(cases):
+        if i not in skips:
+            by_key[_sysctl_key(case)].append(i)
     results: dict[int, CaseResult] = {}
-    with ExitStack() as stack:
-        targets: dict[tuple[tuple[str, int], ...], _Target] = {}
-        for index, key in enumerate(keys):
-            targets[key] = stack.enter_context(
-                open_target(settings.target, index, dict(key), settings.target_options, ports.window)
-            )
-            target = targets[key]
-            target.profile = load_profile(
-                settings.profile or ("linux" if target.endpoint.kind in ("netns", "docker") else "rfc")
-            )
-            target.endpoint.params = resolve(target.endpoint.sysctls, target.profile)
-            if settings.around_target is not None:
-                stack.enter_context(settings.around_target(targets[key].endpoint))
-        jobs = settings.jobs or min(len(cases), DEFAULT_MAX_JOBS)
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="case"))
-        futures: dict[Future[CaseResult], int] = {}
-        info = next(iter(targets.values())).info if targets else None
-        for i, case in enumerate(cases):
-            case_rng = random.Random(rng.getrandbits(64))
-            if i in skips:
-                results[i] = CaseResult(case, "skipped", skips[i], 0.0, info)
-                on_result(results[i])
-                continue
+    jobs = settings.jobs or min(len(cases), DEFAULT_MAX_JOBS)
+    slots = [_Slot(key, index, len(by_key[key])) for index, key in enumerate(keys)]
 
-            def job(case: Case = case, case_rng: random.Random = case_rng, family: int = families[i]) -> CaseResult:
-                if settings.cancel.is_set():
-                    return CaseResult(case, "error", "interrupted before it started", 0.0, None)
-                target = targets[_sysctl_key(case)]
-                on_start(case, expected_duration(case, target.endpoint.params))
-                try:
-                    return play(case, target, ports, case_rng, settings, family)
-                except Exception as exc:  # a bug of the tool: report it as a harness error, keep going
-                    return CaseResult(case, "error", f"internal error: {type(exc).__name__}: {exc}", 0.0, None)
+    def open_slot(slot: _Slot) -> _Slot:
+        if settings.cancel.is_set():
+            return slot
+        opened = slot.stack.enter_context(
+            open_target(settings.target, slot.index, dict(slot.key), settings.target_options, ports.window)
+        )
+        opened.profile = load_profile(
+            settings.profile or ("linux" if opened.endpoint.kind in ("netns", "docker") else "rfc")
+        )
+        opened.endpoint.params = resolve(opened.endpoint.sysctls, opened.profile)
+        if settings.around_target is not None:
+            slot.stack.enter_context(settings.around_target(opened.endpoint))
+        slot.target = opened
+        return slot
 
-            futures[pool.submit(job)] = i
-        pending = set(futures)
+    def job(i: int, target: _Target) -> CaseResult:
+        case = cases[i]
+        if settings.cancel.is_set():
+            return CaseResult(case, "error", "interrupted before it started", 0.0, None)
+        on_start(case, expected_duration(case, target.endpoint.params))
         try:
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    res = fut.result()
-                    results[futures[fut]] = res
+            return play(case, target, ports, case_rngs[i], settings, families[i])
+        except Exception as exc:  # a bug of the tool: report it as a harness error, keep going
+            return CaseResult(case, "error", f"internal error: {type(exc).__name__}: {exc}", 0.0, None)
+
+    def report_skips(info: TargetInfo | None) -> None:
+        for i in sorted(skips):
+            results[i] = CaseResult(cases[i], "skipped", skips[i], 0.0, info)
+            on_result(results[i])
+
+    # Targets are opened (and removed) on a pool of their own, TARGET_WORKERS at a time, the shared one
+    # first; a target's cases start as soon as it is up and it is removed as soon as they have ended,
+    # so setting up and removing the other targets overlaps the cases already running.
+    openers = ThreadPoolExecutor(max_workers=TARGET_WORKERS, thread_name_prefix="target")
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="case")
+    opening: dict[Future[_Slot], _Slot] = {openers.submit(open_slot, slot): slot for slot in slots}
+    playing: dict[Future[CaseResult], tuple[int, _Slot]] = {}
+    closing: set[Future[None]] = set()
+    if not slots:
+        report_skips(None)
+    try:
+        while opening or playing or closing:
+            waiting: list[Future[Any]] = [*opening, *playing, *closing]
+            done, _ = wait(waiting, timeout=0.5, return_when=FIRST_COMPLETED)
+            for fut in done:
+                if fut in opening:
+                    slot = opening.pop(fut)  # type: ignore[arg-type]
+                    fut.result()  # a target that cannot be opened ends the run (HarnessError)
+                    if slot.target is None:  # cancelled before it was opened
+                        continue
+                    if slot.index == 0:
+                        report_skips(slot.target.info)
+                    for i in by_key[slot.key]:
+                        playing[pool.submit(job, i, slot.target)] = (i, slot)
+                elif fut in playing:
+                    i, slot = playing.pop(fut)  # type: ignore[arg-type]
+                    results[i] = res = fut.result()
                     on_result(res)
-        except BaseException:
-            settings.cancel.set()
-            raise
+                    slot.left -= 1
+                    if slot.left == 0:
+                        closing.add(openers.submit(slot.stack.close))
+                else:
+                    closing.discard(fut)  # type: ignore[arg-type]
+                    fut.result()
+    except BaseException:
+        settings.cancel.set()
+        raise
+    finally:
+        # Whatever happened, every target opened is removed: wait for the openers in flight, then
+        # close what is still open (an ExitStack closes once; a second close is a no-op).
+        pool.shutdown(wait=True, cancel_futures=True)
+        openers.shutdown(wait=True, cancel_futures=True)
+        _close_all(slots)
     return [results[i] for i in range(len(cases))]
+
+
+#: Targets set up (or removed) at once: set-up is mostly waiting on the kernel and on processes starting.
+TARGET_WORKERS = 2
+
+
+@dataclass
+class _Slot:
+    """One target of a run: its sysctls, index, the cases still to end on it, and what removes it."""
+
+    key: tuple[tuple[str, int], ...]
+    index: int
+    left: int
+    stack: ExitStack = field(default_factory=ExitStack)
+    target: _Target | None = None
+
+
+def _close_all(slots: list[_Slot]) -> None:
+    """Remove every target still open, in parallel; the first error is raised after all are tried."""
+    errors: list[BaseException] = []
+
+    def close(slot: _Slot) -> None:
+        try:
+            slot.stack.close()
+        except BaseException as exc:  # keep removing the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=close, args=(slot,), name=f"remove-{slot.index}") for slot in slots]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
