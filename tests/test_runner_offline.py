@@ -1,0 +1,159 @@
+"""The runner's scheduling, offline: targets and dialogues replaced by fakes that record what happened.
+
+What is checked: the shared target opens first and its cases start before the
+others' targets are up; every target is removed as soon as its own cases end,
+and always, also when another cannot be opened; dialogues start
+``START_SPACING`` apart; the garbage collector is back as it was after a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import runner
+from conformance.errors import HarnessError
+from conformance.model import Case
+from conformance.params import resolve
+from conformance.results import CaseResult
+
+from .helpers import load_steps
+
+STEPS = "  - send: {flags: S, seq: isn}\n"
+
+
+class Recorder:
+    """Fake targets and plays; `events` is (monotonic time, what) in the order things happened.
+
+    A case plays `play_time` seconds on the shared target, a fifth of it on a tuned one.
+    """
+
+    def __init__(self, open_delay: float = 0.05, play_time: float = 0.02, fail_index: int | None = None) -> None:
+        self.events: list[tuple[float, str]] = []
+        self.lock = threading.Lock()
+        self.open_delay = open_delay
+        self.play_time = play_time
+        self.fail_index = fail_index
+
+    def note(self, what: str) -> None:
+        with self.lock:
+            self.events.append((time.monotonic(), what))
+
+    def times(self, prefix: str) -> list[float]:
+        return [t for t, what in self.events if what.startswith(prefix)]
+
+    @contextmanager
+    def open_target(
+        self, spec: str, index: int, sysctls: dict[str, int], options: object = None, sports: object = None
+    ) -> Iterator[Any]:
+        self.note(f"open {index}")
+        time.sleep(self.open_delay)
+        if index == self.fail_index:
+            raise HarnessError(f"target {index} cannot be made")
+        endpoint = runner.Endpoint(
+            iface="prb",
+            netns=None,
+            our_mac="02:00:00:00:00:01",
+            target_mac="02:00:00:00:00:02",
+            our_ip="198.18.0.1",
+            target_ip="198.18.0.2",
+            ports={"listen": 7000},
+            params=resolve({}),
+            description="fake",
+            sysctls=dict(sysctls),
+        )
+        try:
+            self.note(f"up {index}")
+            yield runner._Target(endpoint, wire=None)  # type: ignore[arg-type]
+        finally:
+            self.note(f"removed {index}")
+
+    def play(self, case: Case, target: Any, ports: Any, rng: Any, settings: Any, family: int = 4) -> CaseResult:
+        self.note(f"start {case.id} on {target.endpoint.sysctls or 'shared'}")
+        assert not gc.isenabled(), "dialogues play with the automatic collector off"
+        time.sleep(self.play_time * (0.2 if case.sysctls else 1.0))
+        self.note(f"end {case.id}")
+        return CaseResult(case, "passed", "", self.play_time, target.info)
+
+
+@pytest.fixture
+def cases(tmp_path: Path) -> list[Case]:
+    base = load_steps(tmp_path, STEPS)
+    shared = [dataclasses.replace(base, id=f"shared-{i}") for i in range(10)]
+    tuned = [dataclasses.replace(base, id=f"tuned-{n}", sysctls={"tcp_syncookies": n}) for n in (0, 1, 2)]
+    return shared + tuned
+
+
+def run_with(recorder: Recorder, cases: list[Case], monkeypatch: pytest.MonkeyPatch) -> list[CaseResult]:
+    monkeypatch.setattr(runner, "open_target", recorder.open_target)
+    monkeypatch.setattr(runner, "play", recorder.play)
+    return runner.run(cases, runner.RunSettings(ip="4", seed=1))
+
+
+def test_shared_target_first_and_each_removed_when_its_cases_end(
+    cases: list[Case], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = Recorder(open_delay=0.05, play_time=0.3)
+    results = run_with(rec, cases, monkeypatch)
+    assert [r.status for r in results] == ["passed"] * len(cases)
+    assert [r.case.id for r in results] == [c.id for c in cases], "results come back in the cases' order"
+    first_open = rec.events[0][1]
+    assert first_open == "open 0", rec.events
+    # The shared target's cases start before the last tuned target is up: set-up overlaps play.
+    assert min(rec.times("start shared")) < max(rec.times("up ")), rec.events
+    # Every target is removed once, after its own cases ended, and a tuned target (one case of
+    # 0.06 s) is gone before the shared one's ten cases (0.3 s each) are over.
+    for index in range(4):
+        assert len(rec.times(f"removed {index}")) == 1, rec.events
+    tuned_end = rec.times("end tuned-0")[0]
+    removed_1 = rec.times("removed 1")[0]
+    assert tuned_end <= removed_1 < rec.times("removed 0")[0], rec.events
+    assert gc.isenabled()
+
+
+def test_starts_are_spaced(cases: list[Case], monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = Recorder(open_delay=0.0, play_time=0.2)
+    run_with(rec, cases[:10], monkeypatch)
+    starts = sorted(rec.times("start "))
+    ends = sorted(rec.times("end "))
+    # Measured where the fake dialogues begin (thread scheduling may delay one start, never advance it).
+    assert len(starts) == 10 and starts[-1] - starts[0] >= 8 * runner.START_SPACING, starts
+    at_once = max(sum(1 for s in starts if s <= t) - sum(1 for e in ends if e <= t) for t in starts)
+    assert at_once >= 5, "spacing only: the cases still play at once"
+
+
+def test_a_target_that_cannot_be_opened_ends_the_run_and_the_others_are_removed(
+    cases: list[Case], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = Recorder(open_delay=0.02, play_time=0.5, fail_index=2)
+    with pytest.raises(HarnessError, match="target 2 cannot be made"):
+        run_with(rec, cases, monkeypatch)
+    ups = {what.split()[1] for _, what in rec.events if what.startswith("up ")}
+    removed = {what.split()[1] for _, what in rec.events if what.startswith("removed ")}
+    assert ups and ups == removed, rec.events
+    assert gc.isenabled()
+
+
+def test_cancel_reports_unstarted_cases_as_interrupted(cases: list[Case], monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = Recorder(open_delay=0.0, play_time=0.1)
+    settings = runner.RunSettings(ip="4", seed=1, jobs=1)
+    real_play = rec.play
+
+    def play_then_cancel(case: Case, *args: Any, **kw: Any) -> CaseResult:
+        settings.cancel.set()
+        return real_play(case, *args, **kw)
+
+    monkeypatch.setattr(runner, "open_target", rec.open_target)
+    monkeypatch.setattr(runner, "play", play_then_cancel)
+    results = runner.run(cases[:4], settings)
+    assert [r.status for r in results] == ["passed", "error", "error", "error"]
+    assert all("interrupted" in r.message for r in results[1:])
+    assert rec.times("removed 0")
