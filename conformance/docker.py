@@ -73,10 +73,16 @@ from .agent_client import AgentClient, spawn, stop
 from .errors import HarnessError
 from .netns import PREFIX_DOCKER, Endpoint, check_privileges
 from .params import SYSCTLS, resolve
-from .targets import BENCHMARK_NET, DEFAULT_CLOSED_PORT, TargetOptions, TargetSpec, benchmark_address, parse_port
+from .targets import (
+    BENCHMARK_NET,
+    BENCHMARK_NET6,
+    DEFAULT_CLOSED_PORT,
+    TargetOptions,
+    TargetSpec,
+    benchmark_address,
+    parse_port,
+)
 
-#: RFC 5180: the IPv6 benchmarking range; a container address in it gives the target IPv6.
-BENCHMARK_NET6 = ipaddress.IPv6Network("2001:2::/48")
 NETNS_DIR = "/var/run/netns"
 #: Ports tried, in order, for the tool's banner listener in the container.
 BANNER_PORTS = range(7001, 7100)

@@ -9,11 +9,13 @@ never opened) and would answer them with RSTs, which would end every dialogue.
         chain output {
             type filter hook output priority filter; policy accept;
             ip saddr OUR_IP ip daddr TARGET_IP tcp sport LO-HI tcp dport { PORTS } tcp flags & rst == rst counter drop
+            ip6 saddr OUR_IP6 ip6 daddr TARGET_IP6 tcp sport LO-HI tcp dport { PORTS } (the same)
         }
     }
 
-It drops only RSTs the kernel sends from our address to the target's address
-and ports, from the source-port window this run allocates (the runner's
+(one rule for each address family the target is reached over; an ``inet``
+table sees both). It drops only RSTs the kernel sends from our address to the
+target's address and ports, from the source-port window this run allocates (the runner's
 :class:`~conformance.runner._Ports`). Our own segments, RSTs included, are
 written to a packet socket and never pass the output hook, so they are not
 affected. The table is removed on exit, on exceptions, on Ctrl-C and SIGTERM
@@ -47,12 +49,20 @@ def table_name(pid: int | None = None) -> str:
     return f"{TABLE_PREFIX}{os.getpid() if pid is None else pid}"
 
 
-def ruleset(table: str, our_ip: str, target_ip: str, target_ports: Iterable[int], sports: range) -> str:
-    """The ``nft -f`` script that (re)creates the table; every value is checked, so none can inject syntax."""
+def ruleset(table: str, pairs: Iterable[tuple[str, str]], target_ports: Iterable[int], sports: range) -> str:
+    """The ``nft -f`` script that (re)creates the table, with a rule for each (our address, the target's) pair
+    (one IPv4, one IPv6 pair at most); every value is checked, so none can inject syntax."""
     if not _TABLE.match(table):
         raise ValueError(f"table name {table!r} is not {TABLE_PREFIX}PID")
-    src = ipaddress.IPv4Address(our_ip)
-    dst = ipaddress.IPv4Address(target_ip)
+    matches = []
+    for ours, theirs in pairs:
+        src, dst = ipaddress.ip_address(ours), ipaddress.ip_address(theirs)
+        if src.version != dst.version:
+            raise ValueError(f"addresses {src} and {dst} are of two families")
+        family = "ip" if src.version == 4 else "ip6"
+        matches.append(f"{family} saddr {src.compressed} {family} daddr {dst.compressed}")
+    if not matches or len(matches) != len({m.split()[0] for m in matches}):
+        raise ValueError(f"address pairs {matches}: one or two, of different families")
     ports = sorted({int(p) for p in target_ports})
     if not ports or not all(1 <= p <= 65535 for p in ports):
         raise ValueError(f"target ports {ports} must be 1-65535 and at least one")
@@ -60,6 +70,9 @@ def ruleset(table: str, our_ip: str, target_ip: str, target_ports: Iterable[int]
         raise ValueError(f"source ports {sports} must be a non-empty window within 1-65535")
     dport = str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
     sport = str(sports.start) if len(sports) == 1 else f"{sports.start}-{sports[-1]}"
+    rules = "".join(
+        f"\t\t{match} tcp sport {sport} tcp dport {dport} tcp flags & rst == rst counter drop\n" for match in matches
+    )
     return (
         # `table` + `delete table` first: a stale table of the same name (a recycled PID) is replaced,
         # and the whole file is one transaction.
@@ -68,7 +81,7 @@ def ruleset(table: str, our_ip: str, target_ip: str, target_ports: Iterable[int]
         f"table {FAMILY} {table} {{\n"
         "\tchain output {\n"
         "\t\ttype filter hook output priority filter; policy accept;\n"
-        f"\t\tip saddr {src} ip daddr {dst} tcp sport {sport} tcp dport {dport} tcp flags & rst == rst counter drop\n"
+        f"{rules}"
         "\t}\n"
         "}\n"
     )
@@ -148,9 +161,10 @@ def _signals_deferred() -> Iterator[None]:
 class RstFilter:
     """Context manager: the ``conformance_PID`` table for one run; see the module docstring."""
 
-    def __init__(self, our_ip: str, target_ip: str, target_ports: Iterable[int], sports: range) -> None:
+    def __init__(self, pairs: Iterable[tuple[str, str]], target_ports: Iterable[int], sports: range) -> None:
+        """`pairs`: (our address, the target's), one for each address family the run uses."""
         self.table = table_name()
-        self.script = ruleset(self.table, our_ip, target_ip, target_ports, sports)
+        self.script = ruleset(self.table, pairs, target_ports, sports)
         self._owner = os.getpid()
         self._installed = False
 

@@ -48,8 +48,9 @@ class Endpoint:
     netns: str | None  # namespace the prober interface lives in (None: this one)
     our_mac: str
     target_mac: str
-    our_ip: str
-    target_ip: str
+    #: IPv4 addresses (198.18.0.0/15); None when the target is reached over IPv6 only.
+    our_ip: str | None
+    target_ip: str | None
     ports: dict[str, int]
     params: Params
     description: str

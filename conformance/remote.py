@@ -1,20 +1,27 @@
 """A remote host as a black-box target: ``--target HOST:PORT [--iface IF] [--closed-port N]``.
 
-The prober works from an interface of the namespace the tool runs in, with that
-interface's own address (in 198.18.0.0/15) as its source::
+HOST is an IPv4 address in 198.18.0.0/15, an IPv6 address in 2001:2::/48 in
+brackets, or one of each: ``198.18.2.2:80``, ``[2001:2:0:2::2]:80``,
+``198.18.2.2,[2001:2:0:2::2]:80``; the cases are played over the families
+given (a case over a family HOST lacks is skipped with the reason). The
+prober works from an interface of the namespace the tool runs in, with that
+interface's own addresses (in the same ranges) as its sources::
 
     this namespace                                    the network
     ┌───────────────────────────────┐                 ┌──────────────────────┐
-    │ IF 198.18.a.b  (--iface)      │ ── next hop ──▶ │ HOST:PORT  (listen)  │
-    │ Scapy injects/captures on IF  │   (ARP, 3 s)    │ HOST:9     (closed)  │
+    │ IF 198.18.a.b, 2001:2:..      │ ── next hop ──▶ │ HOST:PORT  (listen)  │
+    │ Scapy injects/captures on IF  │  (ARP / ND, 3 s)│ HOST:9     (closed)  │
     │ nft table conformance_PID     │                 └──────────────────────┘
     └───────────────────────────────┘
 
-* The next hop is the route's gateway, or HOST itself when it is on the link;
-  its MAC is asked by ARP on IF (3 s, then a HarnessError that says so).
-* This kernel owns the address, so it would reset the connections we craft:
+* For each family, the next hop is the route's gateway, or HOST itself when
+  it is on the link; its MAC is asked on IF by ARP (IPv4) or Neighbor
+  Discovery (IPv6, :mod:`conformance.nd`) (3 s, then a HarnessError that says
+  so). Both families must go out of the same interface to the same MAC: a run
+  sends every frame to one next hop.
+* This kernel owns the addresses, so it would reset the connections we craft:
   :class:`~conformance.firewall.RstFilter` drops its RSTs to HOST's ports from
-  the run's source-port window for as long as the run lasts.
+  the run's source-port window, over each family, for as long as the run lasts.
 * Services: PORT is ``listen``; ``closed`` is ``--closed-port`` (default 9,
   the discard port), which must be closed on the target; there is no
   ``banner`` service, and the host's sysctls cannot be set or read: cases
@@ -31,27 +38,31 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar
 
-from . import arp
+from . import arp, nd
 from .errors import HarnessError
 from .firewall import RstFilter
 from .netns import Endpoint
 from .params import resolve
 from .targets import (
     BENCHMARK_NET,
+    BENCHMARK_NET6,
     DEFAULT_CLOSED_PORT,
     TargetOptions,
     TargetSpec,
-    benchmark_address,
+    parse_hosts_port,
     parse_port,
 )
 
 ARPHRD_ETHER = 1
 RTN_LOCAL = 2
+#: An IPv6 address that cannot be used yet (duplicate address detection running) or ever (it failed).
+IFA_F_TENTATIVE, IFA_F_DADFAILED = 0x40, 0x08
 
 
 @dataclass(frozen=True)
 class RemoteSpec(TargetSpec):
-    host: str = ""
+    host: str | None = None  # IPv4
+    host6: str | None = None  # IPv6
     port: int = 0
     iface: str | None = None
     closed_port: int = DEFAULT_CLOSED_PORT
@@ -66,11 +77,11 @@ class RemoteSpec(TargetSpec):
 
 
 def parse_remote(text: str, options: TargetOptions) -> RemoteSpec:
-    """``HOST:PORT``: HOST an IPv4 address in 198.18.0.0/15."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port:
-        raise HarnessError(f"--target {text!r}: expected HOST:PORT", "e.g. --target 198.18.2.2:80")
-    address = benchmark_address(host, "--target host")
+    """``HOST:PORT``: HOST an IPv4 address in 198.18.0.0/15, an IPv6 one in 2001:2::/48 in brackets, or both."""
+    example = "--target 198.18.2.2:80, [2001:2:0:2::2]:80 or 198.18.2.2,[2001:2:0:2::2]:80"
+    host, host6, port = parse_hosts_port(text, f"--target {text!r}", "--target host", "HOST:PORT", example)
+    if not port:
+        raise HarnessError(f"--target {text!r}: expected HOST:PORT", f"e.g. {example}")
     listen = parse_port(port, f"--target {text!r}: port")
     closed = DEFAULT_CLOSED_PORT if options.closed_port is None else options.closed_port
     if not 1 <= closed <= 65535:
@@ -82,12 +93,12 @@ def parse_remote(text: str, options: TargetOptions) -> RemoteSpec:
         )
     if options.iface is not None and not options.iface:
         raise HarnessError("--iface needs an interface name")
-    return RemoteSpec(text, host=address, port=listen, iface=options.iface, closed_port=closed)
+    return RemoteSpec(text, host=host, host6=host6, port=listen, iface=options.iface, closed_port=closed)
 
 
 @dataclass(frozen=True)
 class Route:
-    """How this namespace reaches the target."""
+    """How this namespace reaches the target over one address family."""
 
     iface: str
     our_mac: str
@@ -97,10 +108,14 @@ class Route:
 
 
 def find_route(host: str, iface: str | None) -> Route:
-    """The interface, our address and the next hop towards `host`, from this namespace's routing table."""
+    """The interface, our address and the next hop towards `host` (IPv4 or IPv6), from this namespace's
+    routing table."""
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
+    v6 = ipaddress.ip_address(host).version == 6
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    net, example = ("2001:2::/48", "2001:2:x::y/64") if v6 else ("198.18.0.0/15", "198.18.x.y/24")
     with IPRoute() as ipr:
         kw: dict[str, int] = {}
         if iface is not None:
@@ -113,11 +128,11 @@ def find_route(host: str, iface: str | None) -> Route:
                 )
             kw["oif"] = int(found[0])
         try:
-            route = ipr.route("get", dst=host, **kw)[0]
+            route = ipr.route("get", dst=host, family=family, **kw)[0]
         except NetlinkError as exc:
             raise HarnessError(
                 f"no route to {host}" + (f" through {iface}" if iface else "") + f": {exc.args[-1]}",
-                "add an address on the link (ip addr add 198.18.x.y/24 dev IF) or a route to the target",
+                f"add an address on the link (ip addr add {example} dev IF) or a route to the target",
             ) from None
         if route["type"] == RTN_LOCAL:
             raise HarnessError(f"{host} is an address of this host, not a remote one", "give the remote host's address")
@@ -131,17 +146,32 @@ def find_route(host: str, iface: str | None) -> Route:
             )
         if link.get_attr("IFLA_OPERSTATE") not in ("UP", "UNKNOWN"):
             raise HarnessError(f"interface {name} is {link.get_attr('IFLA_OPERSTATE')}", f"ip link set {name} up")
-        ours = [str(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(family=socket.AF_INET, index=oif)]
+        ours: list[str] = []
+        unusable: list[str] = []
+        for a in ipr.get_addr(family=family, index=oif):
+            address = ipaddress.ip_address(str(a.get_attr("IFA_ADDRESS"))).compressed
+            flags = int(a.get_attr("IFA_FLAGS") or a["flags"])
+            (unusable if flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) else ours).append(address)
         gateway = route.get_attr("RTA_GATEWAY")
         prefsrc = route.get_attr("RTA_PREFSRC")
-    in_range = [a for a in ours if ipaddress.IPv4Address(a) in BENCHMARK_NET]
+    bench = BENCHMARK_NET6 if v6 else BENCHMARK_NET
+    in_range = [a for a in ours if ipaddress.ip_address(a) in bench]
     if not in_range:
+        waiting = [a for a in unusable if ipaddress.ip_address(a) in bench]
+        if waiting:
+            raise HarnessError(
+                f"the address {waiting[0]} of interface {name} is tentative (duplicate address detection has not "
+                "finished, or failed)",
+                f"wait a few seconds and run again, or add it without the wait: ip addr add ... dev {name} nodad",
+            )
         raise HarnessError(
-            f"interface {name} has no address in 198.18.0.0/15 (it has: {', '.join(ours) or 'none'})",
-            f"the prober's source address must be in 198.18.0.0/15: ip addr add 198.18.x.y/24 dev {name}",
+            f"interface {name} has no address in {net} (it has: {', '.join(ours) or 'none'})",
+            f"the prober's source address must be in {net}: ip addr add {example} dev {name}",
         )
+    prefsrc = ipaddress.ip_address(prefsrc).compressed if prefsrc else None
     our_ip = prefsrc if prefsrc in in_range else in_range[0]
-    return Route(name, str(link.get_attr("IFLA_ADDRESS")), our_ip, str(gateway or host), gateway is not None)
+    next_hop = ipaddress.ip_address(str(gateway or host)).compressed
+    return Route(name, str(link.get_attr("IFLA_ADDRESS")), our_ip, next_hop, gateway is not None)
 
 
 class RemoteTarget:
@@ -168,26 +198,58 @@ class RemoteTarget:
         spec = self.spec
         if self.index != 0:
             raise HarnessError("internal: a run opens a remote target once (cases with sysctls are skipped)")
-        route = find_route(spec.host, spec.iface)
-        via = f"the next hop towards {spec.host}" if route.gateway else ""
-        target_mac = arp.resolve_on_iface(route.iface, None, route.our_mac, route.our_ip, route.next_hop, via=via)
+        routes: dict[int, Route] = {}
+        macs: dict[int, str] = {}
+        for family, host in ((4, spec.host), (6, spec.host6)):
+            if host is None:
+                continue
+            route = routes[family] = find_route(host, spec.iface)
+            via = f"the next hop towards {host}" if route.gateway else ""
+            ask = arp.resolve_on_iface if family == 4 else nd.resolve_on_iface
+            macs[family] = ask(route.iface, None, route.our_mac, route.our_ip, route.next_hop, via=via)
+        first = routes[min(routes)]
+        if len(routes) == 2:
+            r4, r6 = routes[4], routes[6]
+            if r4.iface != r6.iface:
+                raise HarnessError(
+                    f"{spec.host} is reached through {r4.iface} and {spec.host6} through {r6.iface}: a run works "
+                    "on one interface",
+                    "give --iface, or test one address family at a time (--target HOST:PORT with one address)",
+                )
+            if macs[4] != macs[6]:
+                raise HarnessError(
+                    f"the next hops towards {spec.host} ({r4.next_hop} at {macs[4]}) and {spec.host6} "
+                    f"({r6.next_hop} at {macs[6]}) are two machines: a run sends every frame to one MAC",
+                    "test one address family at a time (--target HOST:PORT with one address)",
+                )
         ports = spec.services()
-        self._stack.enter_context(RstFilter(route.our_ip, spec.host, ports.values(), self.sports))
-        hop = f"next hop {route.next_hop} at {target_mac}" if route.gateway else f"on the link at {target_mac}"
+        pairs = [(routes[f].our_ip, host) for f, host in ((4, spec.host), (6, spec.host6)) if host is not None]
+        self._stack.enter_context(RstFilter(pairs, ports.values(), self.sports))
+        target_mac = macs[min(macs)]
+        hops = []
+        for family in sorted(routes):
+            route = routes[family]
+            hops.append(
+                f"next hop {route.next_hop} at {macs[family]}" if route.gateway else f"on the link at {macs[family]}"
+            )
+        hop = ", ".join(dict.fromkeys(hops))
+        ours = ", ".join(routes[f].our_ip for f in sorted(routes))
+        hosts = ", ".join(h for h in (spec.host, spec.host6) if h is not None)
         self.endpoint = Endpoint(
-            iface=route.iface,
+            iface=first.iface,
             netns=None,
-            our_mac=route.our_mac,
+            our_mac=first.our_mac,
             target_mac=target_mac,
-            our_ip=route.our_ip,
+            our_ip=routes[4].our_ip if 4 in routes else None,
             target_ip=spec.host,
             ports=ports,
             params=resolve({}),
             description=(
-                f"remote host {spec.host} (listen {spec.port}, closed {spec.closed_port}) via {route.iface} "
-                f"from {route.our_ip}, {hop}; parameters: documented defaults (a remote host's sysctls "
-                "cannot be read)"
+                f"remote host {hosts} (listen {spec.port}, closed {spec.closed_port}) via {first.iface} "
+                f"from {ours}, {hop}; parameters: documented defaults (a remote host's sysctls cannot be read)"
             ),
             kind="remote",
+            our_ip6=routes[6].our_ip if 6 in routes else None,
+            target_ip6=spec.host6,
         )
         return self.endpoint

@@ -216,6 +216,8 @@ class TapWire(Wire):
 
     def resolve(self, ip: str, timeout: float = arp.TIMEOUT) -> str:
         """The MAC address of `ip` behind the device, by ARP; HarnessError after `timeout` seconds."""
+        if self.our_ip is None:
+            raise HarnessError(f"internal: no IPv4 address of ours to ask {ip} from")
         event = threading.Event()
         with self._arp_lock:
             self._arp_wanted[ip] = event
@@ -255,7 +257,12 @@ class TapWire(Wire):
             self._frame(*item)
 
     def _arp(self, packet: arp.Arp) -> None:
-        if packet.op == arp.OP_REQUEST and packet.target_ip == self.our_ip and packet.sender_ip != self.our_ip:
+        if (
+            self.our_ip is not None
+            and packet.op == arp.OP_REQUEST
+            and packet.target_ip == self.our_ip
+            and packet.sender_ip != self.our_ip
+        ):
             try:
                 self._write(arp.reply_to(packet, self.our_mac))
                 self.arp_answered += 1
@@ -263,7 +270,7 @@ class TapWire(Wire):
                 pass
         with self._arp_lock:
             event = self._arp_wanted.get(packet.sender_ip)
-            if event is not None and arp.is_answer(packet, packet.sender_ip, self.our_ip):
+            if event is not None and self.our_ip is not None and arp.is_answer(packet, packet.sender_ip, self.our_ip):
                 self._arp_found[packet.sender_ip] = packet.sender_mac
                 event.set()
 

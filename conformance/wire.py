@@ -15,7 +15,7 @@ capture thread reads raw frames, converts them to
 the hot path, Scapy for anything unusual) and hands each to the dialogue that
 owns its 4-tuple (our source port), through a queue: a dialogue waiting for a
 segment blocks on its queue and costs no CPU.
-With ``peer_ip`` only segments between our address and the target's are
+With ``peer_ip`` / ``peer_ip6`` only segments between our address and the target's are
 delivered (a remote target's interface carries its host's own traffic too).
 :class:`conformance.tap.TapWire` has the same interface on a TAP descriptor.
 """
@@ -57,7 +57,7 @@ class Wire:
         netns: str | None,
         our_mac: str,
         target_mac: str,
-        our_ip: str,
+        our_ip: str | None,
         peer_ip: str | None = None,
         our_ip6: str | None = None,
         peer_ip6: str | None = None,
@@ -67,12 +67,16 @@ class Wire:
         self.our_mac = our_mac
         self.target_mac = target_mac
         self.our_ip = our_ip
+        self.our_ip6 = our_ip6
         #: Our addresses: a segment from one of them is ours (captured on its way out).
-        self.ours = {our_ip} | ({our_ip6} if our_ip6 else set())
-        #: When set, only segments between our_ip and this address are delivered (an interface
-        #: with an address, such as a remote target's, also carries the host's own traffic).
+        self.ours = {ip for ip in (our_ip, our_ip6) if ip}
+        #: When a peer address is given, only segments between our address and the peer's of the same family
+        #: are delivered (an interface with an address, such as a remote target's, also carries the host's own
+        #: traffic).
         self.peer_ip = peer_ip
-        self._pairs = [{our_ip, peer_ip}] + ([{our_ip6, peer_ip6}] if our_ip6 and peer_ip6 else [])
+        self.peer_ip6 = peer_ip6
+        self._pairs = [{ours, peer} for ours, peer in ((our_ip, peer_ip), (our_ip6, peer_ip6)) if ours and peer]
+        self._filtered = peer_ip is not None or peer_ip6 is not None
         self._subs: dict[int, queue.Queue[Captured]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -187,7 +191,7 @@ class Wire:
 
     def _route(self, seg: Segment, frame: bytes) -> None:
         """Hand a captured segment to the dialogue that owns its flow (our source port)."""
-        if self.peer_ip is not None and {seg.src, seg.dst} not in self._pairs:
+        if self._filtered and {seg.src, seg.dst} not in self._pairs:
             self.stray += 1
             return
         port = seg.sport if seg.src in self.ours else seg.dport

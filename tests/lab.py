@@ -61,6 +61,8 @@ class Lab:
         if not ipv6:  # no router solicitations or MLD reports in the captures
             for scope in ("all", "default"):
                 self.sysctl(name, f"net.ipv6.conf.{scope}.disable_ipv6", "1")
+        else:  # link-local addresses usable at once: a router solicits from one (none while it is tentative)
+            self.sysctl(name, "net.ipv6.conf.default.accept_dad", "0")
         return name
 
     def ip(self, ns: str, *args: str) -> None:
@@ -74,7 +76,8 @@ class Lab:
         run("ip", "link", "add", if_a, "netns", ns_a, "type", "veth", "peer", "name", if_b, "netns", ns_b)
 
     def address(self, ns: str, ifname: str, cidr: str) -> None:
-        self.ip(ns, "addr", "add", cidr, "dev", ifname)
+        """An address on `ifname`, up; an IPv6 one without duplicate address detection (usable at once)."""
+        self.ip(ns, "addr", "add", cidr, "dev", ifname, *(["nodad"] if ":" in cidr else []))
         self.ip(ns, "link", "set", ifname, "up")
 
     def services(self, ns: str, addr: str, listen: int, banner: int) -> subprocess.Popen[str]:
@@ -112,18 +115,29 @@ class Lab:
 
 
 def remote_lab(lab: Lab, listen: int, banner: int) -> dict[str, str]:
-    """prober (198.18.1.2/24) ─ router (198.18.1.1, 198.18.2.1; forwarding) ─ host (198.18.2.2/24, listeners)."""
-    prober, router, host = lab.netns("prober"), lab.netns("router"), lab.netns("host")
+    """prober ─ router (forwarding) ─ host (listeners on both families), over IPv4 and IPv6::
+
+    prober prb0 198.18.1.2/24   ─ rtr0 198.18.1.1/24   router   rtr1 198.18.2.1/24   ─ hst0 198.18.2.2/24   host
+                2001:2:0:1::2/64      2001:2:0:1::1/64                2001:2:0:2::1/64      2001:2:0:2::2/64
+    """
+    prober, router, host = (lab.netns(role, ipv6=True) for role in ("prober", "router", "host"))
     lab.veth(prober, "prb0", router, "rtr0")
     lab.veth(router, "rtr1", host, "hst0")
-    lab.address(prober, "prb0", "198.18.1.2/24")
+    for ns, ifname, cidrs in (
+        (prober, "prb0", ("198.18.1.2/24", "2001:2:0:1::2/64")),
+        (router, "rtr0", ("198.18.1.1/24", "2001:2:0:1::1/64")),
+        (router, "rtr1", ("198.18.2.1/24", "2001:2:0:2::1/64")),
+        (host, "hst0", ("198.18.2.2/24", "2001:2:0:2::2/64")),
+    ):
+        for cidr in cidrs:
+            lab.address(ns, ifname, cidr)
     lab.ip(prober, "route", "add", "default", "via", "198.18.1.1")
-    lab.address(router, "rtr0", "198.18.1.1/24")
-    lab.address(router, "rtr1", "198.18.2.1/24")
+    lab.ip(prober, "-6", "route", "add", "default", "via", "2001:2:0:1::1")
     lab.sysctl(router, "net.ipv4.ip_forward", "1")
-    lab.address(host, "hst0", "198.18.2.2/24")
+    lab.sysctl(router, "net.ipv6.conf.all.forwarding", "1")
     lab.ip(host, "route", "add", "default", "via", "198.18.2.1")
+    lab.ip(host, "-6", "route", "add", "default", "via", "2001:2:0:2::1")
     # the host's checksums computed by the host, not left to a (virtual) NIC, so the prober checks real ones
     run("ip", "netns", "exec", host, "ethtool", "-K", "hst0", "tx", "off")
-    lab.services(host, "198.18.2.2", listen, banner)
+    lab.services(host, "0.0.0.0", listen, banner)  # one dual-stack listener per port
     return {"prober": prober, "router": router, "host": host, "iface": "prb0"}

@@ -2,8 +2,9 @@
 
     prober ns                router ns                          host ns
     prb0 198.18.1.2/24 ─── rtr0 198.18.1.1 | rtr1 198.18.2.1 ─── hst0 198.18.2.2/24
-    (the CLI runs here:      (ip_forward=1)                      conformance.services
-     ip netns exec prober)                                       listening on 7000
+         2001:2:0:1::2/64      2001:2:0:1::1 | 2001:2:0:2::1          2001:2:0:2::2/64
+    (the CLI runs here:      (forwarding on)                     conformance.services
+     ip netns exec prober)                                       listening on 7000 (both families)
 
 The tool runs inside the prober namespace (``ip netns exec``), so nothing touches
 the machine's root namespace; every namespace is removed in a finally (the Lab).
@@ -26,7 +27,8 @@ from .lab import ROOT, Lab, missing_tools, nft_tables, remote_lab, run
 
 CASES = ROOT / "cases"
 LISTEN, BANNER = 7000, 7001
-HOST = "198.18.2.2"
+HOST, HOST6 = "198.18.2.2", "2001:2:0:2::2"
+PLAYED = ["closed-syn", "closed-ack", "closed-rst", "closed-synfin-data", "synack-ack", "data-ack-seq-plus-len"]
 
 _skip = missing_tools("ip", "nft", "ethtool")
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
@@ -54,8 +56,13 @@ def mac_of(ns: str, ifname: str) -> str:
     return run("ip", "-n", ns, "-br", "link", "show", ifname).stdout.split()[2]
 
 
+def outcome(tc: ET.Element) -> list[str]:
+    return [child.tag for child in tc if child.tag in ("failure", "error", "skipped")]
+
+
 def test_remote_host_two_hops_away(remote: dict[str, str], tmp_path: Path) -> None:
     from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
     from scapy.utils import rdpcap
 
@@ -64,33 +71,35 @@ def test_remote_host_two_hops_away(remote: dict[str, str], tmp_path: Path) -> No
         prober,
         "run",
         "--target",
-        f"{HOST}:{LISTEN}",
+        f"{HOST},[{HOST6}]:{LISTEN}",
         "--iface",
         remote["iface"],
         str(CASES / "closed"),
         str(CASES / "handshake" / "synack-ack.yaml"),
+        str(CASES / "data" / "ack-seq-plus-len.yaml"),  # data after the handshake: fails if our kernel resets it
         str(CASES / "data" / "retransmit-backoff.yaml"),  # needs the banner service
         str(CASES / "handshake" / "synack-retransmit-ci.yaml"),  # sets a sysctl
         "--ip",
-        "4",  # the lab's remote host has IPv4 only
+        "both",
         "--reports",
         str(tmp_path),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     cases = junit_cases(tmp_path / "junit.xml")
-    played = ["closed-syn", "closed-ack", "closed-rst", "closed-synfin-data", "synack-ack"]
-    for name in played:
-        tc = cases[name]
-        assert not [child.tag for child in tc if child.tag in ("failure", "error", "skipped")], name
-    banner = cases["data-retransmit-backoff"].find("skipped")
-    assert banner is not None and "'banner' service" in banner.attrib["message"]
-    sysctl = cases["synack-retransmit-ci"].find("skipped")
-    assert sysctl is not None and "tcp_synack_retries=2" in sysctl.attrib["message"]
-    assert "2 skipped" in proc.stdout
+    for name in PLAYED:
+        assert not outcome(cases[name]), name
+        assert not outcome(cases[f"{name}.ipv6"]), f"{name}.ipv6"  # played over IPv6, and passed
+    for suffix in ("", ".ipv6"):
+        banner = cases[f"data-retransmit-backoff{suffix}"].find("skipped")
+        assert banner is not None and "'banner' service" in banner.attrib["message"]
+        sysctl = cases[f"synack-retransmit-ci{suffix}"].find("skipped")
+        assert sysctl is not None and "tcp_synack_retries=2" in sysctl.attrib["message"]
+    assert "4 skipped" in proc.stdout
 
     router_mac = mac_of(remote["router"], "rtr0")
     props = {p.attrib["name"]: p.attrib["value"] for p in cases["synack-ack"].iter("property")}
     assert f"next hop 198.18.1.1 at {router_mac}" in props["target"]
+    assert f"next hop 2001:2:0:1::1 at {router_mac}" in props["target"]  # asked by Neighbor Discovery
     assert "documented defaults" in props["target"]
     assert props["rto_initial"].endswith("(profile rfc)")  # a remote stack is judged by the standards by default
     assert props["profile"] == "rfc"
@@ -101,7 +110,38 @@ def test_remote_host_two_hops_away(remote: dict[str, str], tmp_path: Path) -> No
     assert syn[Ether].dst == router_mac and syn[IP].src == "198.18.1.2" and syn[IP].dst == HOST
     assert 20000 <= syn[TCP].sport < 42000
     assert str(synack[TCP].flags) == "SA" and synack[IP].src == HOST
+    # and over IPv6, the same path: the frames of the .ipv6 copy are IPv6 frames, both ways
+    frames = rdpcap(str(tmp_path / "pcap" / "synack-ack.ipv6.pcap"))
+    assert frames and all(IPv6 in f and IP not in f for f in frames)
+    syn, synack = frames[0], frames[1]
+    assert syn[Ether].dst == router_mac and (syn[IPv6].src, syn[IPv6].dst) == ("2001:2:0:1::2", HOST6)
+    assert str(synack[TCP].flags) == "SA" and synack[IPv6].src == HOST6 and synack[TCP].dport == syn[TCP].sport
 
+    assert "conformance" not in nft_tables(prober)
+
+
+def test_remote_host_over_ipv6_only(remote: dict[str, str], tmp_path: Path) -> None:
+    """HOST given as IPv6 alone: the IPv4 copies are skipped with the reason, the IPv6 ones play. Without the
+    table's IPv6 rule the prober's kernel resets the host's half-open connections: data-ack-seq-plus-len, which
+    sends data after the handshake, then fails."""
+    prober = remote["prober"]
+    proc = conformance_in(
+        prober,
+        "run",
+        "--target",
+        f"[{HOST6}]:{LISTEN}",
+        str(CASES / "closed" / "syn.yaml"),
+        str(CASES / "handshake" / "synack-ack.yaml"),
+        str(CASES / "data" / "ack-seq-plus-len.yaml"),
+        "--reports",
+        str(tmp_path),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cases = junit_cases(tmp_path / "junit.xml")
+    for name in ("closed-syn", "synack-ack", "data-ack-seq-plus-len"):
+        assert not outcome(cases[f"{name}.ipv6"]), name
+        skipped = cases[name].find("skipped")
+        assert skipped is not None and skipped.attrib["message"] == "this target has no IPv4 address"
     assert "conformance" not in nft_tables(prober)
 
 
@@ -164,12 +204,36 @@ def test_unreachable_target_fails_within_seconds(remote: dict[str, str], tmp_pat
     assert "conformance" not in nft_tables(remote["prober"])
 
 
+def test_silent_ipv6_neighbour_fails_within_seconds(remote: dict[str, str], tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = conformance_in(
+        remote["prober"],
+        "run",
+        "--target",
+        "[2001:2:0:1::99]:7000",
+        str(CASES / "closed" / "syn.yaml"),
+        "--reports",
+        str(tmp_path),
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert "no ND answer from 2001:2:0:1::99 on prb0 within 3 s" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert time.monotonic() - started < 10
+    assert "conformance" not in nft_tables(remote["prober"])
+
+
 def test_address_outside_the_benchmark_range_is_refused(remote: dict[str, str], tmp_path: Path) -> None:
     proc = conformance_in(
         remote["prober"], "run", "--target", "192.0.2.1:80", str(CASES / "closed"), "--reports", str(tmp_path)
     )
     assert proc.returncode == 2
     assert "192.0.2.1 is outside 198.18.0.0/15: refused" in proc.stderr
+    proc = conformance_in(
+        remote["prober"], "run", "--target", "[2001:db8::1]:80", str(CASES / "closed"), "--reports", str(tmp_path)
+    )
+    assert proc.returncode == 2
+    assert "2001:db8::1 is outside 2001:2::/48: refused" in proc.stderr
 
 
 def test_missing_interface_is_a_clear_error(remote: dict[str, str], tmp_path: Path) -> None:

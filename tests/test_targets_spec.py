@@ -13,10 +13,14 @@ import pytest
 from conformance import arp, firewall
 from conformance.errors import HarnessError
 from conformance.loader import load_case
+from conformance.netns import Endpoint
+from conformance.params import resolve
 from conformance.remote import RemoteSpec
-from conformance.runner import PORT_WINDOW, RunSettings, _Ports, run
+from conformance.runner import PORT_WINDOW, RunSettings, _Ports, _Target, play, run
+from conformance.segment import Segment
 from conformance.tap import TapSpec, default_prober_ip
 from conformance.targets import NamespaceSpec, TargetOptions, parse_target
+from conformance.wire import Wire
 
 from .helpers import ROOT
 
@@ -44,10 +48,39 @@ def test_remote_spec_options() -> None:
     assert (spec.host, spec.port, spec.iface, spec.closed_port) == ("198.19.255.254", 8080, "eth1", 7)
 
 
+@pytest.mark.parametrize(
+    ("text", "host", "host6"),
+    [
+        ("[2001:2:0:2::2]:80", None, "2001:2:0:2::2"),
+        ("198.18.2.2,[2001:2:0:2::2]:80", "198.18.2.2", "2001:2:0:2::2"),
+        ("[2001:2:0:2::2],198.18.2.2:80", "198.18.2.2", "2001:2:0:2::2"),  # either order
+        ("[2001:0002:0000:0002:0000:0000:0000:0002]:80", None, "2001:2:0:2::2"),  # written out: compressed
+        ("[2001:2:0:ffff:ffff:ffff:ffff:ffff]:80", None, "2001:2:0:ffff:ffff:ffff:ffff:ffff"),  # the /48's last
+    ],
+)
+def test_remote_spec_ipv6(text: str, host: str | None, host6: str) -> None:
+    spec = parse_target(text)
+    assert isinstance(spec, RemoteSpec)
+    assert (spec.host, spec.host6, spec.port) == (host, host6, 80)
+    assert spec.services() == {"listen": 80, "closed": 9}
+
+
 @pytest.mark.parametrize("host", ["10.0.0.1", "198.17.255.255", "198.20.0.0", "192.0.2.1", "127.0.0.1", "0.0.0.0"])
 def test_remote_host_outside_the_benchmark_range_is_refused(host: str) -> None:
     with pytest.raises(HarnessError, match=r"outside 198\.18\.0\.0/15: refused"):
         parse_target(f"{host}:80")
+    with pytest.raises(HarnessError, match=r"outside 198\.18\.0\.0/15: refused"):
+        parse_target(f"{host},[2001:2::2]:80")  # the other address being fine does not help
+
+
+@pytest.mark.parametrize(
+    "host6", ["2001:db8::1", "2001:2:1::1", "2001:1:ffff::1", "2001:3::1", "fe80::1", "::1", "::", "ff02::1", "2002::1"]
+)
+def test_remote_ipv6_host_outside_the_benchmark_range_is_refused(host6: str) -> None:
+    with pytest.raises(HarnessError, match=r"outside 2001:2::/48: refused"):
+        parse_target(f"[{host6}]:80")
+    with pytest.raises(HarnessError, match=r"outside 2001:2::/48: refused"):
+        parse_target(f"198.18.2.2,[{host6}]:80")
 
 
 @pytest.mark.parametrize(
@@ -59,7 +92,20 @@ def test_remote_host_outside_the_benchmark_range_is_refused(host: str) -> None:
         ("198.18.2.2:0", "not a TCP port"),
         ("198.18.2.2:65536", "not a TCP port"),
         ("198.18.2.2:http", "not a TCP port"),
-        ("[2001:db8::1]:80", "not an IPv4 address"),
+        ("[2001:db8::1]:80", "outside 2001:2::/48"),
+        ("2001:2::2:80", "an IPv6 address goes in brackets"),
+        ("198.18.2.2,2001:2::2:80", "an IPv6 address goes in brackets"),
+        ("[2001:2::2]", "expected HOST:PORT"),
+        ("[2001:2::2]:", "expected HOST:PORT"),
+        ("[2001:2::2:80", "a '\\[' without its '\\]'"),
+        ("[2001:2::2]x:80", "expected HOST:PORT"),
+        ("[198.18.2.2]:80", "not an IPv6 address"),
+        ("[example.com]:80", "not an IPv6 address"),
+        ("198.18.2.2,198.18.2.3:80", "two IPv4 addresses"),
+        ("[2001:2::2],[2001:2::3]:80", "two IPv6 addresses"),
+        ("198.18.2.2,:80", "expected HOST:PORT"),
+        (",198.18.2.2:80", "expected HOST:PORT"),
+        ("198.18.2.2:80:81", "expected HOST:PORT"),
         ("nonsense", "unknown target"),
         ("netns:", "needs a namespace name"),
     ],
@@ -173,6 +219,67 @@ def test_run_refuses_a_bad_target_before_anything_is_sent() -> None:
         run([load_case(CASES / "closed" / "syn.yaml")], RunSettings(target="192.0.2.1:80"))
 
 
+# ------------------------------------------------------------------ address families
+def _endpoint(our_ip: str | None, target_ip: str | None, our_ip6: str | None, target_ip6: str | None) -> Endpoint:
+    return Endpoint(
+        iface="x0",
+        netns=None,
+        our_mac="02:cf:00:00:00:01",
+        target_mac="02:00:00:00:00:02",
+        our_ip=our_ip,
+        target_ip=target_ip,
+        ports={"listen": 80, "closed": 9},
+        params=resolve({}),
+        description="test",
+        kind="remote",
+        our_ip6=our_ip6,
+        target_ip6=target_ip6,
+    )
+
+
+@pytest.mark.parametrize(
+    ("addresses", "family", "missing"),
+    [
+        ((None, None, "2001:2:0:1::2", "2001:2:0:2::2"), 4, "IPv4"),
+        (("198.18.1.2", "198.18.2.2", None, None), 6, "IPv6"),
+    ],
+)
+def test_a_case_over_a_family_the_target_lacks_is_skipped(
+    addresses: tuple[str | None, str | None, str | None, str | None], family: int, missing: str
+) -> None:
+    """Nothing is sent: play returns before it touches the wire (never opened here)."""
+    ep = _endpoint(*addresses)
+    wire = Wire(ep.iface, None, ep.our_mac, ep.target_mac, ep.our_ip, ep.target_ip, ep.our_ip6, ep.target_ip6)
+    result = play(
+        load_case(CASES / "closed" / "syn.yaml"),
+        _Target(ep, wire),
+        _Ports(random.Random(1)),
+        random.Random(1),
+        RunSettings(),
+        family,
+    )
+    assert (result.status, result.message) == ("skipped", f"this target has no {missing} address")
+
+
+def test_wire_delivers_only_the_target_pair_of_each_family() -> None:
+    """A remote target's interface carries its host's other traffic: only our pair of each family is ours."""
+    wire = Wire("x0", None, "02:cf:00:00:00:01", "02:00:00:00:00:02", None, None, "2001:2:0:1::2", "2001:2:0:2::2")
+    q = wire.subscribe([40000])
+    theirs = Segment("2001:2:0:2::2", "2001:2:0:1::2", 80, 40000, flags="SA")
+    wire._route(theirs, b"")
+    wire._route(Segment("2001:2:0:1::2", "2001:2:0:2::2", 40000, 80, flags="S"), b"")  # ours, on its way out
+    wire._route(Segment("2001:2:0:2::9", "2001:2:0:1::2", 80, 40000, flags="SA"), b"")  # another host
+    wire._route(Segment("198.18.2.2", "198.18.1.2", 80, 40000, flags="SA"), b"")  # a family we do not use
+    assert [q.get_nowait().segment.flags for _ in range(q.qsize())] == ["SA", "S"]
+    assert wire.stray == 2
+    both = Wire("x0", None, "m", "m", "198.18.1.2", "198.18.2.2", "2001:2:0:1::2", "2001:2:0:2::2")
+    q = both.subscribe([40000])
+    both._route(Segment("198.18.2.2", "198.18.1.2", 80, 40000, flags="SA"), b"")
+    both._route(theirs, b"")
+    both._route(Segment("198.18.2.2", "2001:2:0:1::2", 80, 40000, flags="SA"), b"")  # not a pair (nonsense)
+    assert q.qsize() == 2 and both.stray == 1
+
+
 # ------------------------------------------------------------------ ports
 def test_port_window_is_known_before_the_first_port() -> None:
     ports = _Ports(random.Random(7))
@@ -190,8 +297,11 @@ def test_port_window_follows_the_seed() -> None:
 
 
 # ------------------------------------------------------------------ nft
+V4 = [("198.18.1.2", "198.18.2.2")]
+
+
 def test_ruleset_text() -> None:
-    text = firewall.ruleset("conformance_4242", "198.18.1.2", "198.18.2.2", [7000, 9], range(30000, 32000))
+    text = firewall.ruleset("conformance_4242", V4, [7000, 9], range(30000, 32000))
     assert text == (
         "table inet conformance_4242\n"
         "delete table inet conformance_4242\n"
@@ -205,21 +315,42 @@ def test_ruleset_text() -> None:
     )
 
 
+def test_ruleset_text_ipv6_and_both() -> None:
+    v6 = [("2001:2:0:1:0:0:0:2", "2001:2:0:2::2")]
+    text = firewall.ruleset("conformance_4242", v6, [7000], range(30000, 32000))
+    rule = (
+        "\t\tip6 saddr 2001:2:0:1::2 ip6 daddr 2001:2:0:2::2 tcp sport 30000-31999 tcp dport 7000 "
+        "tcp flags & rst == rst counter drop\n"
+    )
+    assert rule in text and "ip saddr" not in text
+    both = firewall.ruleset("conformance_4242", V4 + v6, [7000], range(30000, 32000))
+    lines = both.splitlines()
+    assert lines[5] == "\t\tip saddr 198.18.1.2 ip daddr 198.18.2.2 tcp sport 30000-31999 tcp dport 7000 " + (
+        "tcp flags & rst == rst counter drop"
+    )
+    assert lines[6] + "\n" == rule  # both rules in the one chain of the one inet table
+    assert lines[7:] == ["\t}", "}"]
+
+
 def test_ruleset_one_port() -> None:
-    text = firewall.ruleset("conformance_1", "198.18.1.2", "198.18.2.2", [80], range(20000, 20001))
+    text = firewall.ruleset("conformance_1", V4, [80], range(20000, 20001))
     assert "tcp sport 20000 tcp dport 80 tcp flags" in text
 
 
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
-        (("conformance_x", "198.18.1.2", "198.18.2.2", [80], range(1, 2)), "table name"),
-        (("inet; flush ruleset", "198.18.1.2", "198.18.2.2", [80], range(1, 2)), "table name"),
-        (("conformance_1", "198.18.1.2; flush ruleset", "198.18.2.2", [80], range(1, 2)), "decimal digits"),
-        (("conformance_1", "198.18.1.2", "198.18.2.2", [], range(1, 2)), "target ports"),
-        (("conformance_1", "198.18.1.2", "198.18.2.2", [0], range(1, 2)), "target ports"),
-        (("conformance_1", "198.18.1.2", "198.18.2.2", [80], range(5, 5)), "source ports"),
-        (("conformance_1", "198.18.1.2", "198.18.2.2", [80], range(65000, 66000)), "source ports"),
+        (("conformance_x", V4, [80], range(1, 2)), "table name"),
+        (("inet; flush ruleset", V4, [80], range(1, 2)), "table name"),
+        (("conformance_1", [("198.18.1.2; flush ruleset", "198.18.2.2")], [80], range(1, 2)), "does not appear"),
+        (("conformance_1", [("2001:2::1", "2001:2::2 ip6 daddr ::")], [80], range(1, 2)), "does not appear"),
+        (("conformance_1", [("198.18.1.2", "2001:2::2")], [80], range(1, 2)), "two families"),
+        (("conformance_1", V4 + V4, [80], range(1, 2)), "of different families"),
+        (("conformance_1", [], [80], range(1, 2)), "one or two"),
+        (("conformance_1", V4, [], range(1, 2)), "target ports"),
+        (("conformance_1", V4, [0], range(1, 2)), "target ports"),
+        (("conformance_1", V4, [80], range(5, 5)), "source ports"),
+        (("conformance_1", V4, [80], range(65000, 66000)), "source ports"),
     ],
 )
 def test_ruleset_refuses_bad_values(args: tuple, problem: str) -> None:  # type: ignore[type-arg]
