@@ -111,7 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         strict=args.strict,
         ip=args.ip,
     )
-    settings.target_options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=args.prober_ip)
+    prober_ip = ",".join(args.prober_ip) if args.prober_ip else None  # repeated or comma-separated: one text
+    settings.target_options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=prober_ip)
     reports = Path(args.reports)
     junit = Path(args.junit) if args.junit else reports / "junit.xml"
     html = Path(args.html) if args.html else reports / "index.html"
@@ -197,8 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--target",
         default="embedded",
         help="embedded (a fresh Linux namespace, the default), netns:NAME (a namespace you made), HOST:PORT (a "
-        "remote host in 198.18.0.0/15), tap:IFNAME:ADDR[:PORT] (a stack behind a TAP device) or "
-        "docker:CONTAINER[:PORT] (a running container, from its host)",
+        "remote host: 198.18.2.2:80, [2001:2:0:2::2]:80 or both, 198.18.2.2,[2001:2:0:2::2]:80), "
+        "tap:IFNAME:ADDR[:PORT] (a stack behind a TAP device; ADDR like HOST) or docker:CONTAINER[:PORT] (a running "
+        "container, from its host)",
     )
     p_run.add_argument("--iface", metavar="IF", help="remote target: the prober's interface (default: the route's)")
     p_run.add_argument(
@@ -210,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument(
         "--prober-ip",
         metavar="IP",
-        help="tap/docker target: the prober's address (default: ADDR's x.1; docker: a free one of its subnet)",
+        action="append",
+        help="tap/docker target: the prober's address (default: ADDR's x.1 and ::1; docker: a free one of its "
+        "subnet); for tap, one of each family: repeat the option or separate them by a comma",
     )
     p_run.add_argument(
         "--jobs",

@@ -134,6 +134,11 @@ def parse_docker(text: str, options: TargetOptions) -> DockerSpec:
             f"--closed-port {closed} is the listening port of the target",
             "give a port that is closed in the container (default 9, discard)",
         )
+    if options.prober_ip and "," in options.prober_ip:
+        raise HarnessError(
+            f"--prober-ip {options.prober_ip}: a docker target takes one, IPv4",
+            "give one IPv4 address of the container's subnet; the prober's IPv6 address is chosen by the tool",
+        )
     prober = benchmark_address(options.prober_ip, "--prober-ip") if options.prober_ip else None
     return DockerSpec(text, container=name, port=port, closed_port=closed, prober_ip=prober)
 

@@ -1,5 +1,9 @@
 """A stack on the other side of a TAP device: ``--target tap:IFNAME:ADDR[:PORT] [--prober-ip IP]``.
 
+ADDR is the stack's IPv4 address (198.18.0.0/15), its IPv6 address (2001:2::/48)
+in brackets, or both: ``198.18.3.2``, ``[2001:2:0:3::2]``,
+``198.18.3.2,[2001:2:0:3::2]``; the cases are played over the families given.
+
 A TAP device has two sides: the network interface IFNAME, and a file
 descriptor (``/dev/net/tun``, ``TUNSETIFF``) that reads every Ethernet frame
 sent out of the interface and whose writes arrive on the interface as if from
@@ -12,15 +16,20 @@ socket)::
     ┌──────────────────────────────┐           ┌──────────────────────────┐
     │ TapWire: fd of /dev/net/tun  │ ◀──fd──▶  │ TAP IFNAME, ADDR         │
     │ prober 198.18.x.1, 02:cf:... │  frames   │ the stack under test     │
-    │ answers ARP for the prober   │           │ PORT listening           │
+    │ answers ARP and ND for it    │           │ PORT listening           │
     └──────────────────────────────┘           └──────────────────────────┘
 
 The tool does not create the device (``ip tuntap add dev IFNAME mode tap``
 does); it attaches to it in the network namespace it runs in and detaches on
-exit (the device stays). The prober's address is 198.18.x.1 in ADDR's /24 (x.254
-when ADDR is x.1) unless ``--prober-ip`` names another; its MAC is a locally
-administered one made from that address (``02:cf:`` + the address). The
-capture thread answers ARP requests for it, and ADDR's MAC is asked by ARP.
+exit (the device stays). The prober's IPv4 address is 198.18.x.1 in ADDR's
+/24 (x.254 when ADDR is x.1), its IPv6 address ``::1`` in ADDR's /64 (``::fe``
+when ADDR is ``::1``), unless ``--prober-ip`` names others (one of each family,
+comma-separated or the option repeated); its MAC is a locally administered one
+made from its IPv4 address (``02:cf:`` + the address), or from the low 32 bits
+of its IPv6 one when it has no IPv4 address. The capture thread answers ARP
+requests and Neighbor Solicitations (:mod:`conformance.nd`) for it, and
+ADDR's MAC is asked by ARP and by Neighbor Solicitation: both must give the
+same MAC (a run sends every frame to one).
 
 Receive times are ``time.time()`` when the frame is read from the descriptor,
 and our own frames are stamped just before they are written: a descriptor has
@@ -45,13 +54,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar
 
-from . import arp
+from . import arp, nd
 from .codec import decode, encode
 from .errors import HarnessError
 from .netns import Endpoint
 from .params import resolve
 from .segment import Segment
-from .targets import DEFAULT_CLOSED_PORT, TargetOptions, TargetSpec, benchmark_address, parse_port
+from .targets import (
+    DEFAULT_CLOSED_PORT,
+    TargetOptions,
+    TargetSpec,
+    benchmark_address,
+    benchmark_address6,
+    parse_hosts_port,
+    parse_port,
+)
 from .wire import Wire
 
 TUNSETIFF = 0x400454CA
@@ -67,9 +84,11 @@ SWITCH_INTERVAL = 0.0005
 @dataclass(frozen=True)
 class TapSpec(TargetSpec):
     ifname: str = ""
-    addr: str = ""
+    addr: str | None = None  # IPv4
+    addr6: str | None = None  # IPv6
     port: int | None = None
-    prober_ip: str = ""
+    prober_ip: str | None = None  # IPv4, when addr is set
+    prober_ip6: str | None = None  # IPv6, when addr6 is set
     closed_port: int = DEFAULT_CLOSED_PORT
     kind: ClassVar[str] = "tap"
     no_sysctls: ClassVar[str | None] = "the tool cannot set a stack's parameters through a TAP device"
@@ -94,27 +113,74 @@ def default_prober_ip(addr: str) -> str:
     return str(first if str(first) != addr else net.network_address + 254)
 
 
+def default_prober_ip6(addr6: str) -> str:
+    """::1 in ADDR6's /64, or ::fe when ADDR6 is ::1."""
+    net = ipaddress.IPv6Network(f"{addr6}/64", strict=False)
+    first = net.network_address + 1
+    return (first if first != ipaddress.IPv6Address(addr6) else net.network_address + 0xFE).compressed
+
+
+def parse_prober_ips(text: str | None) -> tuple[str | None, str | None]:
+    """``--prober-ip``: up to one address of each family, comma-separated (the CLI joins a repeated option so);
+    an IPv6 one with or without brackets."""
+    ip4: str | None = None
+    ip6: str | None = None
+    for item in (text or "").split(","):
+        item = item.strip()
+        bare = item[1:-1] if item.startswith("[") and item.endswith("]") else item
+        if not bare:
+            continue
+        if ":" in bare:
+            if ip6 is not None:
+                raise HarnessError("--prober-ip: two IPv6 addresses", "give at most one of each family")
+            ip6 = benchmark_address6(bare, "--prober-ip")
+        else:
+            if ip4 is not None:
+                raise HarnessError("--prober-ip: two IPv4 addresses", "give at most one of each family")
+            ip4 = benchmark_address(bare, "--prober-ip")
+    return ip4, ip6
+
+
 def parse_tap(text: str, options: TargetOptions) -> TapSpec:
-    """``tap:IFNAME:ADDR[:PORT]``."""
-    parts = text.split(":")
-    if len(parts) not in (3, 4) or not parts[1] or not parts[2]:
-        raise HarnessError(
-            f"--target {text!r}: expected tap:IFNAME:ADDR[:PORT]", "e.g. --target tap:tap0:198.18.3.2:80"
-        )
-    ifname = parts[1]
+    """``tap:IFNAME:ADDR[:PORT]``; ADDR: IPv4, [IPv6] or both, comma-separated."""
+    example = "--target tap:tap0:198.18.3.2:80, tap:tap0:[2001:2:0:3::2]:80 or tap:tap0:198.18.3.2,[2001:2:0:3::2]:80"
+    ifname, _, rest = text[len("tap:") :].partition(":")
+    if not ifname or not rest:
+        raise HarnessError(f"--target {text!r}: expected tap:IFNAME:ADDR[:PORT]", f"e.g. {example}")
     if len(ifname) >= IFNAMSIZ or "/" in ifname or any(c.isspace() for c in ifname):
         raise HarnessError(f"--target {text!r}: {ifname!r} is not an interface name (at most 15 characters)")
-    addr = benchmark_address(parts[2], "--target tap address")
-    port = parse_port(parts[3], f"--target {text!r}: port") if len(parts) == 4 else None
-    prober = benchmark_address(options.prober_ip, "--prober-ip") if options.prober_ip else default_prober_ip(addr)
-    if prober == addr:
-        raise HarnessError(f"--prober-ip {prober} is the target's address", "give another address in its subnet")
+    addr, addr6, port_text = parse_hosts_port(
+        rest, f"--target {text!r}", "--target tap address", "tap:IFNAME:ADDR[:PORT]", example
+    )
+    port = parse_port(port_text, f"--target {text!r}: port") if port_text is not None else None
+    prober, prober6 = parse_prober_ips(options.prober_ip)
+    for given, family, target in ((prober, "IPv4", addr), (prober6, "IPv6", addr6)):
+        if given is not None and target is None:
+            raise HarnessError(
+                f"--prober-ip {given} is an {family} address, and the target has none",
+                f"give the target's {family} address too (tap:IFNAME:ADDR4,[ADDR6][:PORT]), or leave it out",
+            )
+        if given is not None and given == target:
+            raise HarnessError(f"--prober-ip {given} is the target's address", "give another address in its subnet")
+    if addr is not None and prober is None:
+        prober = default_prober_ip(addr)
+    if addr6 is not None and prober6 is None:
+        prober6 = default_prober_ip6(addr6)
     closed = DEFAULT_CLOSED_PORT if options.closed_port is None else options.closed_port
     if not 1 <= closed <= 65535:
         raise HarnessError(f"--closed-port {closed} is not a TCP port (1-65535)")
     if closed == port:
         raise HarnessError(f"--closed-port {closed} is the listening port of the target")
-    return TapSpec(text, ifname=ifname, addr=addr, port=port, prober_ip=prober, closed_port=closed)
+    return TapSpec(
+        text,
+        ifname=ifname,
+        addr=addr,
+        addr6=addr6,
+        port=port,
+        prober_ip=prober,
+        prober_ip6=prober6,
+        closed_port=closed,
+    )
 
 
 def tap_flags(ifname: str) -> int | None:
@@ -126,17 +192,26 @@ def tap_flags(ifname: str) -> int | None:
 
 
 class TapWire(Wire):
-    """The :class:`~conformance.wire.Wire` interface on a TAP descriptor, with an ARP responder.
+    """The :class:`~conformance.wire.Wire` interface on a TAP descriptor, with an ARP and ND responder.
 
     Frames are read by the capture thread (``select`` on the descriptor); ARP
-    requests for our address are answered there, ARP replies wake
-    :meth:`resolve`, TCP segments go to the subscribed dialogues like on a
-    :class:`Wire`. Our own frames are handed to their dialogue as the capture
-    of a packet socket would, stamped just before the write.
+    requests and Neighbor Solicitations for our addresses are answered there,
+    ARP replies and Neighbor Advertisements wake :meth:`resolve`, TCP segments
+    go to the subscribed dialogues like on a :class:`Wire`. Our own frames are
+    handed to their dialogue as the capture of a packet socket would, stamped
+    just before the write.
     """
 
-    def __init__(self, ifname: str, our_mac: str, our_ip: str, peer_ip: str) -> None:
-        super().__init__(ifname, None, our_mac, arp.BROADCAST, our_ip, peer_ip=peer_ip)
+    def __init__(
+        self,
+        ifname: str,
+        our_mac: str,
+        our_ip: str | None,
+        peer_ip: str | None,
+        our_ip6: str | None = None,
+        peer_ip6: str | None = None,
+    ) -> None:
+        super().__init__(ifname, None, our_mac, arp.BROADCAST, our_ip, peer_ip, our_ip6, peer_ip6)
         self._fd = -1
         self._switch: float | None = None
         self._parser: threading.Thread | None = None
@@ -146,6 +221,7 @@ class TapWire(Wire):
         self._arp_wanted: dict[str, threading.Event] = {}
         self._arp_found: dict[str, str] = {}
         self.arp_answered = 0  # requests for our address we answered
+        self.nd_answered = 0  # solicitations for our IPv6 address we answered
 
     def open(self) -> None:
         flags = tap_flags(self.iface)
@@ -215,23 +291,32 @@ class TapWire(Wire):
         self._route(seg.at(stamp), frame)
 
     def resolve(self, ip: str, timeout: float = arp.TIMEOUT) -> str:
-        """The MAC address of `ip` behind the device, by ARP; HarnessError after `timeout` seconds."""
-        if self.our_ip is None:
-            raise HarnessError(f"internal: no IPv4 address of ours to ask {ip} from")
+        """The MAC address of `ip` behind the device, by ARP (IPv4) or Neighbor Solicitation (IPv6);
+        HarnessError after `timeout` seconds without an answer."""
+        v6 = ":" in ip
+        if v6:
+            if self.our_ip6 is None:
+                raise HarnessError(f"internal: no IPv6 address of ours to ask {ip} from")
+            ip = ipaddress.IPv6Address(ip).compressed
+            question = nd.solicit(self.our_mac, self.our_ip6, ip)
+        else:
+            if self.our_ip is None:
+                raise HarnessError(f"internal: no IPv4 address of ours to ask {ip} from")
+            question = arp.request(self.our_mac, self.our_ip, ip)
         event = threading.Event()
         with self._arp_lock:
             self._arp_wanted[ip] = event
         try:
             end = time.monotonic() + timeout
             while (left := end - time.monotonic()) > 0:
-                self._write(arp.request(self.our_mac, self.our_ip, ip))
+                self._write(question)
                 if event.wait(min(arp.RETRY, left)):
                     with self._arp_lock:
                         return self._arp_found[ip]
         finally:
             with self._arp_lock:
                 self._arp_wanted.pop(ip, None)
-        raise arp.no_answer(ip, f"TAP device {self.iface}", timeout)
+        raise (nd if v6 else arp).no_answer(ip, f"TAP device {self.iface}", timeout)
 
     def _capture(self) -> None:
         while not self._stop.is_set():
@@ -249,8 +334,13 @@ class TapWire(Wire):
             found = arp.parse(data)
             if found is not None:
                 self._arp(found)
-            else:
-                self._frames.put((data, stamp))  # parsed on another thread: the next read is not held up
+                continue
+            if nd.is_nd(data):  # the target may solicit our address's group, or us directly (unreachability probe)
+                found6 = nd.parse(data)
+                if found6 is not None:
+                    self._nd(found6)
+                    continue
+            self._frames.put((data, stamp))  # parsed on another thread: the next read is not held up
 
     def _parse(self) -> None:
         while (item := self._frames.get()) is not None:
@@ -274,6 +364,22 @@ class TapWire(Wire):
                 self._arp_found[packet.sender_ip] = packet.sender_mac
                 event.set()
 
+    def _nd(self, packet: nd.Nd) -> None:
+        """Answer a solicitation for our IPv6 address (from any source: link-local, global, or the unspecified
+        address of duplicate address detection); hand an advertisement to :meth:`resolve`."""
+        if self.our_ip6 is not None and nd.asks_for(packet, self.our_ip6):
+            try:
+                self._write(nd.advertise_to(packet, self.our_mac))
+                self.nd_answered += 1
+            except OSError:
+                pass
+        with self._arp_lock:
+            event = self._arp_wanted.get(packet.target)
+            mac = nd.answer_mac(packet, packet.target)
+            if event is not None and mac is not None:
+                self._arp_found[packet.target] = mac
+                event.set()
+
     def _frame(self, data: bytes, stamp: float) -> None:
         seg = decode(data, stamp)
         if seg is not None:
@@ -293,16 +399,29 @@ class TapTarget:
         spec = self.spec
         if self.sysctls or self.index != 0:
             raise HarnessError("internal: a run opens a TAP target once (cases with sysctls are skipped)")
-        our_mac = arp.local_mac(spec.prober_ip)
-        self.wire = wire = TapWire(spec.ifname, our_mac, spec.prober_ip, spec.addr)
+        if spec.prober_ip is not None:
+            our_mac = arp.local_mac(spec.prober_ip)
+        else:
+            assert spec.prober_ip6 is not None
+            our_mac = nd.local_mac(spec.prober_ip6)
+        self.wire = wire = TapWire(spec.ifname, our_mac, spec.prober_ip, spec.addr, spec.prober_ip6, spec.addr6)
         try:
             wire.open()
-            wire.target_mac = target_mac = wire.resolve(spec.addr)
+            macs = {ip: wire.resolve(ip) for ip in (spec.addr, spec.addr6) if ip is not None}
+            if len(set(macs.values())) > 1:
+                answers = " and ".join(f"{ip} at {mac}" for ip, mac in macs.items())
+                raise HarnessError(
+                    f"the stack behind {spec.ifname} answers for {answers}: a run sends every frame to one MAC",
+                    "test one address family at a time (tap:IFNAME:ADDR with one address)",
+                )
+            wire.target_mac = target_mac = next(iter(macs.values()))
         except BaseException:
             self.close()
             raise
         ports = spec.services()
         listen = f"listen {spec.port}, " if spec.port is not None else ""
+        addrs = ", ".join(a for a in (spec.addr, spec.addr6) if a is not None)
+        probers = ", ".join(a for a in (spec.prober_ip, spec.prober_ip6) if a is not None)
         endpoint = Endpoint(
             iface=spec.ifname,
             netns=None,
@@ -313,12 +432,14 @@ class TapTarget:
             ports=ports,
             params=resolve({}),
             description=(
-                f"stack behind TAP device {spec.ifname} at {spec.addr} ({target_mac}; {listen}closed "
-                f"{spec.closed_port}), prober {spec.prober_ip} ({our_mac}); parameters: documented defaults "
+                f"stack behind TAP device {spec.ifname} at {addrs} ({target_mac}; {listen}closed "
+                f"{spec.closed_port}), prober {probers} ({our_mac}); parameters: documented defaults "
                 "(the stack's settings cannot be read); times: user-space receive times (no kernel timestamps "
                 "on a TAP descriptor)"
             ),
             kind="tap",
+            our_ip6=spec.prober_ip6,
+            target_ip6=spec.addr6,
         )
         return endpoint, wire
 

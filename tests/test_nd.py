@@ -8,6 +8,11 @@ would send them) must parse.
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import (
@@ -20,6 +25,7 @@ from scapy.layers.inet6 import (
 from scapy.layers.l2 import Ether
 
 from conformance import arp, nd
+from conformance.tap import TapWire
 
 OUR_MAC, OUR_IP = "02:cf:00:00:00:01", "2001:2:0:3::1"
 KERNEL_MAC, KERNEL_IP = "aa:bb:cc:dd:ee:01", "2001:2:0:3::2"
@@ -175,3 +181,63 @@ def test_parse_ignores_other_frames() -> None:
     assert nd.parse(arp.request("02:cf:c6:12:03:01", "198.18.3.1", "198.18.3.2")) is None
     assert nd.parse(nd.solicit(OUR_MAC, OUR_IP, KERNEL_IP)[:70]) is None  # cut short
     assert nd.parse(b"") is None
+
+
+# ------------------------------------------------------------------ the TAP wire's responder, on a socketpair
+@pytest.fixture
+def tap_wire() -> Iterator[tuple[TapWire, socket.socket]]:
+    """A TapWire whose descriptor is one end of a datagram socketpair (a frame per read, as on a TAP device);
+    the test plays the kernel on the other end."""
+    ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    wire = TapWire("cftest0", OUR_MAC, "198.18.3.1", "198.18.3.2", OUR_IP, KERNEL_IP)
+    wire._fd = ours.fileno()
+    capture = threading.Thread(target=wire._capture, daemon=True)
+    capture.start()
+    kernel.settimeout(2.0)
+    try:
+        yield wire, kernel
+    finally:
+        wire._stop.set()
+        capture.join(timeout=2)
+        ours.close()
+        kernel.close()
+
+
+def _kernel_ns(source: str, target: str = OUR_IP) -> bytes:
+    group = nd.solicited_node(target)
+    pkt = Ether(src=KERNEL_MAC, dst=nd.multicast_mac(group)) / IPv6(src=source, dst=group, hlim=255)
+    pkt /= ICMPv6ND_NS(tgt=target)
+    if source != "::":
+        pkt /= ICMPv6NDOptSrcLLAddr(lladdr=KERNEL_MAC)
+    return bytes(pkt)
+
+
+def test_tap_wire_answers_solicitations_for_the_prober(tap_wire: tuple[TapWire, socket.socket]) -> None:
+    wire, kernel = tap_wire
+    kernel.send(_kernel_ns("2001:2:0:3::2", target="2001:2:0:3::9"))  # someone else's address: no answer
+    kernel.send(_kernel_ns(LINK_LOCAL))
+    answer = Ether(kernel.recv(65536))
+    assert (answer[Ether].dst, answer[IPv6].dst, answer[ICMPv6ND_NA].tgt) == (KERNEL_MAC, LINK_LOCAL, OUR_IP)
+    assert answer[ICMPv6ND_NA].S == 1 and answer[ICMPv6NDOptDstLLAddr].lladdr == OUR_MAC
+    kernel.send(_kernel_ns("::"))  # duplicate address detection of our address by the kernel
+    answer = Ether(kernel.recv(65536))
+    assert (answer[Ether].dst, answer[IPv6].dst, answer[ICMPv6ND_NA].S) == ("33:33:00:00:00:01", "ff02::1", 0)
+    end = time.monotonic() + 2.0
+    while wire.nd_answered < 2 and time.monotonic() < end:  # counted just after the write we have just read
+        time.sleep(0.01)
+    assert wire.nd_answered == 2
+
+
+def test_tap_wire_resolves_the_target_by_solicitation(tap_wire: tuple[TapWire, socket.socket]) -> None:
+    wire, kernel = tap_wire
+
+    def kernel_answers() -> None:
+        asked = nd.parse(kernel.recv(65536))
+        assert asked is not None and asked.kind == nd.NS and asked.target == KERNEL_IP and asked.src == OUR_IP
+        na = Ether(src=KERNEL_MAC, dst=OUR_MAC) / IPv6(src=KERNEL_IP, dst=OUR_IP, hlim=255)
+        kernel.send(bytes(na / ICMPv6ND_NA(tgt=KERNEL_IP, S=1, O=1) / ICMPv6NDOptDstLLAddr(lladdr=KERNEL_MAC)))
+
+    helper = threading.Thread(target=kernel_answers)
+    helper.start()
+    assert wire.resolve("2001:2:0:3:0::2", timeout=2.0) == KERNEL_MAC
+    helper.join()

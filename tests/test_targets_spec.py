@@ -18,7 +18,7 @@ from conformance.params import resolve
 from conformance.remote import RemoteSpec
 from conformance.runner import PORT_WINDOW, RunSettings, _Ports, _Target, play, run
 from conformance.segment import Segment
-from conformance.tap import TapSpec, default_prober_ip
+from conformance.tap import TapSpec, default_prober_ip, default_prober_ip6, parse_prober_ips
 from conformance.targets import NamespaceSpec, TargetOptions, parse_target
 from conformance.wire import Wire
 
@@ -149,6 +149,51 @@ def test_tap_spec() -> None:
     assert spec.services() == {"listen": 7000, "closed": 9}
 
 
+def test_tap_spec_ipv6() -> None:
+    spec = parse_target("tap:tap0:[2001:2:0:3::2]:7000")
+    assert isinstance(spec, TapSpec)
+    assert (spec.addr, spec.addr6, spec.port, spec.prober_ip, spec.prober_ip6) == (
+        None,
+        "2001:2:0:3::2",
+        7000,
+        None,
+        "2001:2:0:3::1",
+    )
+    spec = parse_target("tap:tap0:198.18.3.2,[2001:2:0:3::2]")
+    assert isinstance(spec, TapSpec)
+    assert (spec.addr, spec.addr6, spec.port, spec.prober_ip, spec.prober_ip6) == (
+        "198.18.3.2",
+        "2001:2:0:3::2",
+        None,
+        "198.18.3.1",
+        "2001:2:0:3::1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "prober", "prober6"),
+    [
+        ("198.18.3.77,2001:2:0:3::77", "198.18.3.77", "2001:2:0:3::77"),  # comma-separated (or the option repeated)
+        ("[2001:2:0:3::77], 198.18.3.77", "198.18.3.77", "2001:2:0:3::77"),  # brackets allowed, any order
+        ("2001:2:0:3::77", "198.18.3.1", "2001:2:0:3::77"),  # the other family keeps its default
+        ("198.18.3.77", "198.18.3.77", "2001:2:0:3::1"),
+    ],
+)
+def test_tap_prober_addresses(given: str, prober: str, prober6: str) -> None:
+    spec = parse_target("tap:tap0:198.18.3.2,[2001:2:0:3::2]:80", TargetOptions(prober_ip=given))
+    assert isinstance(spec, TapSpec)
+    assert (spec.prober_ip, spec.prober_ip6) == (prober, prober6)
+
+
+def test_parse_prober_ips() -> None:
+    assert parse_prober_ips(None) == (None, None)
+    assert parse_prober_ips("2001:2:0:3:0:0:0:77") == (None, "2001:2:0:3::77")
+    with pytest.raises(HarnessError, match="two IPv6 addresses"):
+        parse_prober_ips("2001:2:0:3::77,[2001:2:0:3::78]")
+    with pytest.raises(HarnessError, match="outside 2001:2::/48"):
+        parse_prober_ips("2001:db8::1")
+
+
 def test_tap_spec_without_port_has_no_listen_service() -> None:
     spec = parse_target("tap:tap0:198.18.3.2", TargetOptions(prober_ip="198.18.3.77", closed_port=1))
     assert isinstance(spec, TapSpec)
@@ -163,6 +208,12 @@ def test_default_prober_ip() -> None:
     assert default_prober_ip("198.18.3.1") == "198.18.3.254"
 
 
+def test_default_prober_ip6() -> None:
+    assert default_prober_ip6("2001:2:0:3::2") == "2001:2:0:3::1"
+    assert default_prober_ip6("2001:2:0:3:aaaa:bbbb:cccc:dddd") == "2001:2:0:3::1"
+    assert default_prober_ip6("2001:2:0:3::1") == "2001:2:0:3::fe"
+
+
 @pytest.mark.parametrize(
     ("text", "options", "problem"),
     [
@@ -174,6 +225,13 @@ def test_default_prober_ip() -> None:
         ("tap:tap0:198.18.3.2:80:1", TargetOptions(), "expected tap:IFNAME:ADDR"),
         ("tap:a-very-long-ifname0:198.18.3.2", TargetOptions(), "not an interface name"),
         ("tap:tap0:198.18.3.2:x", TargetOptions(), "not a TCP port"),
+        ("tap:tap0:[2001:db8::2]:80", TargetOptions(), "outside 2001:2::/48"),
+        ("tap:tap0:2001:2:0:3::2:80", TargetOptions(), "an IPv6 address goes in brackets"),
+        ("tap:tap0:[2001:2:0:3::2]:80", TargetOptions(prober_ip="198.18.3.1"), "the target has none"),
+        ("tap:tap0:198.18.3.2:80", TargetOptions(prober_ip="2001:2:0:3::1"), "the target has none"),
+        ("tap:tap0:[2001:2:0:3::2]:80", TargetOptions(prober_ip="2001:2:0:3::2"), "is the target's address"),
+        ("tap:tap0:[2001:2:0:3::2]:80", TargetOptions(prober_ip="fe80::1"), "outside 2001:2::/48"),
+        ("tap:tap0:198.18.3.2:80", TargetOptions(prober_ip="198.18.3.7,198.18.3.8"), "two IPv4 addresses"),
     ],
 )
 def test_bad_tap_specs(text: str, options: TargetOptions, problem: str) -> None:
