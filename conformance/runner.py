@@ -1,10 +1,9 @@
-"""The runner: the one place that waits. Plays cases against targets.
+"""The runner: opens the targets, starts the cases, gathers the results.
 
-For each case it picks source ports and ISNs, subscribes the case's flows on the
-target's :class:`~conformance.wire.Wire`, and loops: advance the engine, send
-what it returns, block on the case's queue until a segment arrives or the
-engine's next deadline passes. Cases run concurrently on a thread pool (each on
-its own 4-tuples); a case that sets sysctls gets a target of its own. Targets
+The dialogues themselves are played by a :class:`~conformance.player.Player`, on
+one thread for the whole run, each on its own 4-tuples; a case that sets sysctls
+gets a target of its own. Cases start ``START_SPACING`` apart, at most ``jobs``
+at a time. Targets
 are set up two at a time, the shared one first; a target's cases start as soon
 as it is up, and it is removed as soon as they have ended, so the set-up and
 removal of the others overlap the cases already running.
@@ -15,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
-import queue
 import random
 import threading
 import time
@@ -27,23 +25,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .docker import DockerSpec, DockerTarget
-from .engine import Action, Addressing, AppRequest, Dialogue
 from .errors import HarnessError
-from .model import Case, Reference
+from .model import Case
 from .netns import Endpoint, NamespaceTarget
 from .params import resolve
-from .profiles import Profile, load_profile, outcome
+from .player import Player
+from .profiles import Profile, load_profile
 from .remote import RemoteSpec, RemoteTarget
 from .results import CaseResult, TargetInfo
 from .schedules import expected_duration
 from .tap import TapSpec, TapTarget
 from .targets import NamespaceSpec, TargetOptions, parse_target
 from .timing import Tolerance
-from .wire import Captured, Wire
-
-#: After a dialogue ends, keep listening this long for our own cleanup segments
-#: and stragglers, so the pcap and ladder are complete. Not judged.
-LINGER = 0.15
+from .wire import Wire
 
 
 @dataclass
@@ -95,15 +89,6 @@ class _Ports:
                 "run fewer cases at once (each connection of each case takes one)",
             )
         return port
-
-
-@dataclass(frozen=True)
-class _AppAnswer:
-    """The agent's answer to a dialogue's request, queued with the dialogue's segments."""
-
-    request: int
-    answer: dict[str, object]
-    time: float
 
 
 @dataclass
@@ -171,126 +156,13 @@ def open_target(
 def play(
     case: Case, target: _Target, ports: _Ports, rng: random.Random, settings: RunSettings, family: int = 4
 ) -> CaseResult:
-    """Play one case to its verdict. Never raises for a deviation of the target."""
-    started = time.time()
-    conns = case.connections()
-    our_ports = {c: ports.take() for c in conns}
-    isns = {c: rng.getrandbits(32) for c in conns}
-    ep = target.endpoint
-    our_ip, target_ip = (ep.our_ip6, ep.target_ip6) if family == 6 else (ep.our_ip, ep.target_ip)
-    if our_ip is None or target_ip is None:
-        return CaseResult(case, "skipped", f"this target has no IPv{family} address", 0.0, target.info)
-    if case.needs_agent and ep.agent is None:
-        return CaseResult(case, "skipped", "needs the target agent (app steps); this target has none", 0.0, target.info)
-    port = ports.take() if case.service == "agent" else ep.ports.get(case.service)
-    if port is None:
-        return CaseResult(case, "error", f"the target has no {case.service!r} service", 0.0, target.info)
-    profile = target.profile
-
-    def policy(ref: Reference | None) -> str:
-        return outcome(ref, profile, settings.strict)
-
-    dialogue = Dialogue(
-        case,
-        ep.params,
-        Addressing(our_ip, target_ip, port),
-        our_ports,
-        isns,
-        white_box=ep.agent is not None,
-        policy=policy,
-    )
-    q = target.wire.subscribe(our_ports.values())
-    agent = ep.agent
-
-    def deliver(item: Captured | _AppAnswer) -> None:
-        if isinstance(item, _AppAnswer):
-            dialogue.app_answer(item.request, item.answer, item.time)
-        else:
-            frames.append((item.segment.time, item.frame))
-            dialogue.receive(item.segment)
-
-    def perform(action: Action) -> None:
-        if isinstance(action, AppRequest):
-            assert agent is not None
-            rid = action.id
-            agent.request(action.cmd, action.args, lambda answer, t: q.put(_AppAnswer(rid, answer, t)))  # type: ignore[arg-type]
-        else:
-            target.wire.send(action)
-
-    frames: list[tuple[float, bytes]] = []
-    error = ""
-    drops_before = target.wire.drops
+    """Play one case to its verdict on a player of its own (:func:`run` shares one). Never raises for a
+    deviation of the target."""
+    player = Player(settings, ports)
     try:
-        hard_stop = started + settings.case_timeout
-        while True:
-            now = time.time()
-            for action in dialogue.advance(now):
-                perform(action)
-            if dialogue.done:
-                break
-            if settings.cancel.is_set():
-                error = "interrupted"
-                break
-            if now > hard_stop:
-                error = f"the case did not finish within {settings.case_timeout:g} s (harness time limit)"
-                break
-            deadline = dialogue.next_deadline()
-            timeout = 0.5 if deadline is None else min(0.5, max(0.0, deadline - time.time()))
-            try:
-                got = q.get(timeout=timeout)
-            except queue.Empty:
-                continue
-            while True:
-                deliver(got)
-                try:
-                    got = q.get_nowait()
-                except queue.Empty:
-                    break
-        end = time.time() + LINGER
-        while (left := end - time.time()) > 0:
-            try:
-                got = q.get(timeout=left)
-            except queue.Empty:
-                break
-            deliver(got)
-    except HarnessError as exc:
-        error = str(exc)
-    except OSError as exc:
-        error = f"wire error: {exc}"
+        return player.submit(case, target, rng, family).result()
     finally:
-        target.wire.unsubscribe(our_ports.values())
-    verdict = dialogue.verdict()
-    duration = time.time() - started
-    lost = target.wire.drops - drops_before
-    if lost and not error:
-        error = (
-            f"the capture lost {lost} frame(s) while this case ran (its socket was full): a verdict would not be "
-            "trustworthy; run fewer cases at once (--jobs)"
-        )
-    if not error and verdict.failure is not None and verdict.failure.kind == "agent":
-        error = verdict.failure.render()  # the harness failed, not the target
-    frames.sort(key=lambda f: f[0])
-    if error:
-        return CaseResult(case, "error", error, duration, target.info, verdict, our_ports, isns, frames)
-    status = verdict.status
-    message = verdict.failure.render() if verdict.failure else ""
-    if verdict.findings:
-        notes = "\n".join(
-            f"{'warning' if f.outcome == 'warn' else 'note'}: {f.failure.render()}" for f in verdict.findings
-        )
-        message = f"{message}\n{notes}" if message else notes
-    result = CaseResult(case, status, message, duration, target.info, verdict, our_ports, isns, frames)
-    if case.expect_failure is not None:
-        result.raw_status = status
-        if status == "failed" and case.expect_failure in message:
-            result.status, result.message = "passed", f"failed as expected:\n{message}"
-        elif status == "failed":
-            result.status = "failed"
-            result.message = f"self-test: expected a failure mentioning {case.expect_failure!r}, got:\n{message}"
-        else:
-            result.status = "failed"
-            result.message = f"self-test: expected a failure mentioning {case.expect_failure!r}, but the case passed"
-    return result
+        player.close()
 
 
 def _sysctl_key(case: Case) -> tuple[tuple[str, int], ...]:
@@ -349,16 +221,6 @@ def run(
         slot.target = opened
         return slot
 
-    def job(i: int, target: _Target) -> CaseResult:
-        case = cases[i]
-        if settings.cancel.is_set():
-            return CaseResult(case, "error", "interrupted before it started", 0.0, None)
-        on_start(case, expected_duration(case, target.endpoint.params))
-        try:
-            return play(case, target, ports, case_rngs[i], settings, families[i])
-        except Exception as exc:  # a bug of the tool: report it as a harness error, keep going
-            return CaseResult(case, "error", f"internal error: {type(exc).__name__}: {exc}", 0.0, None)
-
     def report_skips(info: TargetInfo | None) -> None:
         for i in sorted(skips):
             results[i] = CaseResult(cases[i], "skipped", skips[i], 0.0, info)
@@ -367,9 +229,9 @@ def run(
     # Targets are opened (and removed) on a pool of their own, TARGET_WORKERS at a time, the shared one
     # first; a target's cases start as soon as it is up and it is removed as soon as they have ended,
     # so setting up and removing the other targets overlaps the cases already running. Cases start
-    # START_SPACING apart, at most `jobs` at a time, each on a thread of the pool.
+    # START_SPACING apart, at most `jobs` at a time, all on the run's player.
     openers = ThreadPoolExecutor(max_workers=TARGET_WORKERS, thread_name_prefix="target")
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="case")
+    player = Player(settings, ports)
     opening: dict[Future[_Slot], _Slot] = {openers.submit(open_slot, slot): slot for slot in slots}
     ready: deque[tuple[int, _Slot]] = deque()  # cases whose target is up, in order, not started yet
     playing: dict[Future[CaseResult], tuple[int, _Slot]] = {}
@@ -393,14 +255,16 @@ def run(
                 finished(i, slot, CaseResult(cases[i], "error", "interrupted before it started", 0.0, None))
             collector.check()
             now = time.monotonic()
-            if ready and len(playing) < jobs and now >= next_start and not settings.cancel.is_set():
+            startable = bool(ready) and len(playing) < jobs
+            if startable and now >= next_start and not settings.cancel.is_set():
                 i, slot = ready.popleft()
                 assert slot.target is not None
-                playing[pool.submit(job, i, slot.target)] = (i, slot)
+                on_start(cases[i], expected_duration(cases[i], slot.target.endpoint.params))
+                playing[player.submit(cases[i], slot.target, case_rngs[i], families[i])] = (i, slot)
                 next_start = now + START_SPACING
             waiting: list[Future[Any]] = [*opening, *playing, *closing]
             timeout = 0.5
-            if ready and len(playing) < jobs:
+            if startable:
                 timeout = max(0.0, next_start - time.monotonic())
             if not waiting:
                 time.sleep(timeout)
@@ -428,7 +292,7 @@ def run(
     finally:
         # Whatever happened, every target opened is removed: wait for the openers in flight, then
         # close what is still open (an ExitStack closes once; a second close is a no-op).
-        pool.shutdown(wait=True, cancel_futures=True)
+        player.close()
         openers.shutdown(wait=True, cancel_futures=True)
         collector.resume()
         _close_all(slots)

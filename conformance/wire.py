@@ -28,7 +28,7 @@ import struct
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .codec import checksum_ok, decode, encode, to_frame, to_segment
 from .errors import HarnessError
@@ -38,6 +38,12 @@ __all__ = ["Captured", "Wire", "checksum_ok", "to_frame", "to_segment"]
 
 SOL_PACKET, PACKET_STATISTICS, SO_RCVBUFFORCE = 263, 6, 33
 CAPTURE_BUFFER = 32 * 1024 * 1024
+
+
+class Sink(Protocol):
+    """Where a subscribed flow's segments go: a queue, or the player's inbox."""
+
+    def put(self, item: Captured) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ class Wire:
         self.peer_ip6 = peer_ip6
         self._pairs = [{ours, peer} for ours, peer in ((our_ip, peer_ip), (our_ip6, peer_ip6)) if ours and peer]
         self._filtered = peer_ip is not None or peer_ip6 is not None
-        self._subs: dict[int, queue.Queue[Captured]] = {}
+        self._subs: dict[int, Sink] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,7 +91,7 @@ class Wire:
         self._out: Any = None
         self.stray = 0  # frames of no subscribed flow
         #: Frames the kernel dropped because the capture socket was full (PACKET_STATISTICS):
-        #: a case that lived through a drop cannot be judged (see runner.play).
+        #: a case that lived through a drop cannot be judged (see conformance.player).
         self.drops = 0
 
     def __enter__(self) -> Wire:
@@ -143,9 +149,9 @@ class Wire:
                     pass
         self._cap = self._out = None
 
-    def subscribe(self, ports: Iterable[int]) -> queue.Queue[Captured]:
-        """Deliver every segment to or from these source ports of ours to one queue."""
-        q: queue.Queue[Captured] = queue.Queue()
+    def subscribe(self, ports: Iterable[int], into: Sink | None = None) -> Sink:
+        """Deliver every segment to or from these source ports of ours to `into` (default: a new queue)."""
+        q: Sink = queue.Queue() if into is None else into
         with self._lock:
             for p in ports:
                 if p in self._subs:

@@ -13,6 +13,7 @@ import gc
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class Recorder:
         self.open_delay = open_delay
         self.play_time = play_time
         self.fail_index = fail_index
+        self.gc_enabled: list[bool] = []  # at each case's start: the collector must be off
 
     def note(self, what: str) -> None:
         with self.lock:
@@ -76,12 +78,37 @@ class Recorder:
         finally:
             self.note(f"removed {index}")
 
-    def play(self, case: Case, target: Any, ports: Any, rng: Any, settings: Any, family: int = 4) -> CaseResult:
-        self.note(f"start {case.id} on {target.endpoint.sysctls or 'shared'}")
-        assert not gc.isenabled(), "dialogues play with the automatic collector off"
-        time.sleep(self.play_time * (0.2 if case.sysctls else 1.0))
-        self.note(f"end {case.id}")
-        return CaseResult(case, "passed", "", self.play_time, target.info)
+    def player(self, settings: Any, ports: Any) -> FakePlayer:
+        return FakePlayer(self)
+
+
+class FakePlayer:
+    """The runner's :class:`~conformance.player.Player`, each case a thread that sleeps and passes."""
+
+    def __init__(self, rec: Recorder) -> None:
+        self.rec = rec
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, case: Case, target: Any, rng: Any, family: int = 4) -> Future[CaseResult]:
+        fut: Future[CaseResult] = Future()
+        rec = self.rec
+
+        def play() -> None:
+            rec.note(f"start {case.id} on {target.endpoint.sysctls or 'shared'}")
+            rec.gc_enabled.append(gc.isenabled())
+            seconds = rec.play_time * (0.2 if case.sysctls else 1.0)
+            time.sleep(seconds)
+            rec.note(f"end {case.id}")
+            fut.set_result(CaseResult(case, "passed", "", seconds, target.info))
+
+        thread = threading.Thread(target=play)
+        thread.start()
+        self.threads.append(thread)
+        return fut
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.join()
 
 
 @pytest.fixture
@@ -94,7 +121,7 @@ def cases(tmp_path: Path) -> list[Case]:
 
 def run_with(recorder: Recorder, cases: list[Case], monkeypatch: pytest.MonkeyPatch) -> list[CaseResult]:
     monkeypatch.setattr(runner, "open_target", recorder.open_target)
-    monkeypatch.setattr(runner, "play", recorder.play)
+    monkeypatch.setattr(runner, "Player", recorder.player)
     return runner.run(cases, runner.RunSettings(ip="4", seed=1))
 
 
@@ -104,6 +131,7 @@ def test_shared_target_first_and_each_removed_when_its_cases_end(
     rec = Recorder(open_delay=0.05, play_time=0.3)
     results = run_with(rec, cases, monkeypatch)
     assert [r.status for r in results] == ["passed"] * len(cases)
+    assert rec.gc_enabled == [False] * len(cases), "dialogues play with the automatic collector off"
     assert [r.case.id for r in results] == [c.id for c in cases], "results come back in the cases' order"
     first_open = rec.events[0][1]
     assert first_open == "open 0", rec.events
@@ -145,14 +173,14 @@ def test_a_target_that_cannot_be_opened_ends_the_run_and_the_others_are_removed(
 def test_cancel_reports_unstarted_cases_as_interrupted(cases: list[Case], monkeypatch: pytest.MonkeyPatch) -> None:
     rec = Recorder(open_delay=0.0, play_time=0.1)
     settings = runner.RunSettings(ip="4", seed=1, jobs=1)
-    real_play = rec.play
 
-    def play_then_cancel(case: Case, *args: Any, **kw: Any) -> CaseResult:
-        settings.cancel.set()
-        return real_play(case, *args, **kw)
+    class CancellingPlayer(FakePlayer):
+        def submit(self, case: Case, target: Any, rng: Any, family: int = 4) -> Future[CaseResult]:
+            settings.cancel.set()  # as Ctrl-C would, once the first case has started
+            return super().submit(case, target, rng, family)
 
     monkeypatch.setattr(runner, "open_target", rec.open_target)
-    monkeypatch.setattr(runner, "play", play_then_cancel)
+    monkeypatch.setattr(runner, "Player", lambda settings, ports: CancellingPlayer(rec))
     results = runner.run(cases[:4], settings)
     assert [r.status for r in results] == ["passed", "error", "error", "error"]
     assert all("interrupted" in r.message for r in results[1:])
