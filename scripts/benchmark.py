@@ -3,7 +3,7 @@
 
 Usage (as root, from anywhere)::
 
-    .venv/bin/python scripts/benchmark.py [--runs N] [--quick] [--cases DIR] [--pcap-dir DIR]
+    .venv/bin/python scripts/benchmark.py [--runs N] [--quick] [--no-stability] [--cases DIR] [--pcap-dir DIR]
 
 It prints the machine and the command line, progress on stderr, then a plain
 table of figures and, last, one JSON line with every number.
@@ -711,6 +711,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="fewer runs and copies, to try the script out")
     ap.add_argument("--cases", default=str(ROOT / "cases"), help="the default suite (default: cases/)")
     ap.add_argument("--pcap-dir", help="keep the tcpdump captures in this folder (default: a temporary one)")
+    ap.add_argument("--no-stability", action="store_true", help="leave out 4, the stability runs (the longest part)")
     args = ap.parse_args(argv)
     if args.runs is None:
         args.runs = 3 if args.quick else 20
@@ -861,6 +862,10 @@ def benchmark(args: argparse.Namespace, pcap_dir: Path, report: dict[str, Any], 
     ]
 
     # 4: stability ---------------------------------------------------------------------------------
+    if args.no_stability:
+        report["stability"] = None
+        rows.append(["4 stability", "not measured (--no-stability)", "-", ""])
+        return
     subset = select(all_cases, "not slow")
     ncpu = os.cpu_count() or 1
     report["stability"] = {"cases": [c.id for c in subset], "modes": {}}
