@@ -61,6 +61,8 @@ class Endpoint:
     #: IPv6 addresses (2001:2::/48), when the target has IPv6.
     our_ip6: str | None = None
     target_ip6: str | None = None
+    #: The MAC IPv6 frames go to, when it differs from `target_mac`.
+    target_mac6: str | None = None
 
 
 def check_privileges() -> None:

@@ -17,8 +17,8 @@ interface's own addresses (in the same ranges) as its sources::
 * For each family, the next hop is the route's gateway, or HOST itself when
   it is on the link; its MAC is asked on IF by ARP (IPv4) or Neighbor
   Discovery (IPv6, :mod:`conformance.nd`) (3 s, then a HarnessError that says
-  so). Both families must go out of the same interface to the same MAC: a run
-  sends every frame to one next hop.
+  so). Both families must go out of the same interface (a run works on one);
+  each family's frames go to its own next hop's MAC.
 * This kernel owns the addresses, so it would reset the connections we craft:
   :class:`~conformance.firewall.RstFilter` drops its RSTs to HOST's ports from
   the run's source-port window, over each family, for as long as the run lasts.
@@ -216,16 +216,11 @@ class RemoteTarget:
                     "on one interface",
                     "give --iface, or test one address family at a time (--target HOST:PORT with one address)",
                 )
-            if macs[4] != macs[6]:
-                raise HarnessError(
-                    f"the next hops towards {spec.host} ({r4.next_hop} at {macs[4]}) and {spec.host6} "
-                    f"({r6.next_hop} at {macs[6]}) are two machines: a run sends every frame to one MAC",
-                    "test one address family at a time (--target HOST:PORT with one address)",
-                )
         ports = spec.services()
         pairs = [(routes[f].our_ip, host) for f, host in ((4, spec.host), (6, spec.host6)) if host is not None]
         self._stack.enter_context(RstFilter(pairs, ports.values(), self.sports))
-        target_mac = macs[min(macs)]
+        target_mac = macs[min(macs)]  # IPv4's when there is IPv4; IPv6 frames go to their own next hop
+        target_mac6 = macs[6] if 6 in macs and macs[6] != target_mac else None
         hops = []
         for family in sorted(routes):
             route = routes[family]
@@ -240,6 +235,7 @@ class RemoteTarget:
             netns=None,
             our_mac=first.our_mac,
             target_mac=target_mac,
+            target_mac6=target_mac6,
             our_ip=routes[4].our_ip if 4 in routes else None,
             target_ip=spec.host,
             ports=ports,

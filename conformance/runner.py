@@ -150,6 +150,7 @@ def open_target(
             peer_ip6=endpoint.target_ip6,
         ) as wire,
     ):
+        wire.target_mac6 = endpoint.target_mac6
         yield _Target(endpoint, wire)
 
 

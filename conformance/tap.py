@@ -28,8 +28,8 @@ comma-separated or the option repeated); its MAC is a locally administered one
 made from its IPv4 address (``02:cf:`` + the address), or from the low 32 bits
 of its IPv6 one when it has no IPv4 address. The capture thread answers ARP
 requests and Neighbor Solicitations (:mod:`conformance.nd`) for it, and
-ADDR's MAC is asked by ARP and by Neighbor Solicitation: both must give the
-same MAC (a run sends every frame to one).
+ADDR's MAC is asked by ARP and by Neighbor Solicitation; each family's frames
+go to the MAC that answered for it.
 
 Receive times are ``time.time()`` when the frame is read from the descriptor,
 and our own frames are stamped just before they are written: a descriptor has
@@ -282,7 +282,7 @@ class TapWire(Wire):
             os.write(self._fd, frame)
 
     def send(self, seg: Segment) -> None:
-        frame = encode(seg, self.our_mac, self.target_mac)
+        frame = encode(seg, self.our_mac, self.mac_for(seg))
         stamp = time.time()
         self._write(frame)
         # Our own copy, as a packet socket's capture would give it (the engine takes its send time from
@@ -408,13 +408,9 @@ class TapTarget:
         try:
             wire.open()
             macs = {ip: wire.resolve(ip) for ip in (spec.addr, spec.addr6) if ip is not None}
-            if len(set(macs.values())) > 1:
-                answers = " and ".join(f"{ip} at {mac}" for ip, mac in macs.items())
-                raise HarnessError(
-                    f"the stack behind {spec.ifname} answers for {answers}: a run sends every frame to one MAC",
-                    "test one address family at a time (tap:IFNAME:ADDR with one address)",
-                )
-            wire.target_mac = target_mac = next(iter(macs.values()))
+            wire.target_mac = target_mac = next(iter(macs.values()))  # IPv4's when there is IPv4
+            if spec.addr6 is not None and macs[spec.addr6] != target_mac:
+                wire.target_mac6 = macs[spec.addr6]
         except BaseException:
             self.close()
             raise
@@ -440,6 +436,7 @@ class TapTarget:
             kind="tap",
             our_ip6=spec.prober_ip6,
             target_ip6=spec.addr6,
+            target_mac6=wire.target_mac6,
         )
         return endpoint, wire
 

@@ -72,6 +72,9 @@ class Wire:
         self.netns = netns
         self.our_mac = our_mac
         self.target_mac = target_mac
+        #: The MAC IPv6 frames go to, when it is not `target_mac` (a remote host's two families may have two
+        #: next hops, a user-space stack two interfaces' worth of addresses).
+        self.target_mac6: str | None = None
         self.our_ip = our_ip
         self.our_ip6 = our_ip6
         #: Our addresses: a segment from one of them is ours (captured on its way out).
@@ -164,8 +167,12 @@ class Wire:
             for p in ports:
                 self._subs.pop(p, None)
 
+    def mac_for(self, seg: Segment) -> str:
+        """The Ethernet destination of a segment we send: the next hop of its address family."""
+        return self.target_mac6 if self.target_mac6 is not None and ":" in seg.dst else self.target_mac
+
     def send(self, seg: Segment) -> None:
-        self._out.outs.send(encode(seg, self.our_mac, self.target_mac))
+        self._out.outs.send(encode(seg, self.our_mac, self.mac_for(seg)))
 
     def _capture(self) -> None:
         from scapy.supersocket import SuperSocket

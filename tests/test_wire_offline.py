@@ -47,3 +47,24 @@ def test_padding_of_short_frames_is_not_payload() -> None:
     seg = to_segment(pkt)
     assert seg is not None and seg.payload == b"" and seg.checksum_ok is True
     assert checksum_ok(b"\x00" * 10) is None
+
+
+def test_each_family_goes_to_its_own_next_hop() -> None:
+    """A remote host's IPv4 and IPv6 next hops (or a TAP stack's) may be two machines."""
+    from types import SimpleNamespace
+
+    from conformance.wire import Wire
+
+    sent: list[bytes] = []
+    wire = Wire("prb0", None, "02:00:00:00:00:01", "02:00:00:00:00:04", "198.18.0.1", "198.18.9.2")
+    wire._out = SimpleNamespace(outs=SimpleNamespace(send=sent.append))
+    v4 = Segment("198.18.0.1", "198.18.9.2", 40000, 80, flags="S")
+    v6 = Segment("2001:2::1", "2001:2:0:9::2", 40001, 80, flags="S")
+    wire.send(v4)
+    wire.send(v6)
+    assert [f[:6].hex(":") for f in sent] == ["02:00:00:00:00:04", "02:00:00:00:00:04"], "one next hop by default"
+    wire.target_mac6 = "02:00:00:00:00:06"
+    sent.clear()
+    wire.send(v4)
+    wire.send(v6)
+    assert [f[:6].hex(":") for f in sent] == ["02:00:00:00:00:04", "02:00:00:00:00:06"]
