@@ -194,6 +194,9 @@ def run(
     # Cases this kind of target cannot play (a service it lacks, sysctls it cannot set): skipped, with
     # the reason, and no target is opened for them.
     skips = {i: why for i, c in enumerate(cases) if (why := spec.skip_reason(c)) is not None}
+    for i, family in enumerate(families):  # e.g. --ip both against a remote host given by one address
+        if family not in spec.families() and i not in skips:
+            skips[i] = f"this target has no IPv{family} address"
     keys = sorted({_sysctl_key(c) for i, c in enumerate(cases) if i not in skips})
     if () in keys:  # the shared target first, index 0
         keys.remove(())

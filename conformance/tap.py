@@ -99,6 +99,9 @@ class TapSpec(TargetSpec):
             out["listen"] = self.port
         return out
 
+    def families(self) -> frozenset[int]:
+        return frozenset(f for f, addr in ((4, self.addr), (6, self.addr6)) if addr is not None)
+
     def unavailable(self) -> dict[str, str]:
         out = {"banner": "a stack behind a TAP device has no banner service known to the tool"}
         if self.port is None:

@@ -189,6 +189,10 @@ class TargetSpec:
     #: Why cases cannot set sysctls on this kind of target (None: they can).
     no_sysctls: ClassVar[str | None] = None
 
+    def families(self) -> frozenset[int]:
+        """The address families the target is known to have before it is opened (4, 6)."""
+        return frozenset((4, 6))
+
     def unavailable(self) -> dict[str, str]:
         """Services this target does not have, each with the reason."""
         return {}

@@ -185,3 +185,15 @@ def test_cancel_reports_unstarted_cases_as_interrupted(cases: list[Case], monkey
     assert [r.status for r in results] == ["passed", "error", "error", "error"]
     assert all("interrupted" in r.message for r in results[1:])
     assert rec.times("removed 0")
+
+
+def test_a_family_the_target_lacks_is_skipped_before_anything_is_opened(
+    cases: list[Case], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = Recorder()
+    monkeypatch.setattr(runner, "open_target", rec.open_target)
+    monkeypatch.setattr(runner, "Player", rec.player)
+    settings = runner.RunSettings(target="[2001:2:0:2::2]:7000", ip="4", seed=1)
+    results = runner.run(cases[:3], settings)
+    assert [(r.status, r.message) for r in results] == [("skipped", "this target has no IPv4 address")] * 3
+    assert rec.events == [], "no target opened (no ND, no firewall table) for cases it cannot play"
