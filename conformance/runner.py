@@ -14,15 +14,16 @@ from __future__ import annotations
 import dataclasses
 import gc
 import os
+import queue
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .docker import DockerSpec, DockerTarget
 from .errors import HarnessError
@@ -38,6 +39,8 @@ from .tap import TapSpec, TapTarget
 from .targets import NamespaceSpec, TargetOptions, parse_target
 from .timing import Tolerance
 from .wire import Wire
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -148,6 +151,7 @@ def open_target(
             peer_ip=endpoint.target_ip,
             our_ip6=endpoint.our_ip6,
             peer_ip6=endpoint.target_ip6,
+            threaded=False,  # the player reads its capture socket
         ) as wire,
     ):
         wire.target_mac6 = endpoint.target_mac6
@@ -236,7 +240,16 @@ def run(
     # START_SPACING apart, at most `jobs` at a time, all on the run's player.
     openers = ThreadPoolExecutor(max_workers=TARGET_WORKERS, thread_name_prefix="target")
     player = Player(settings, ports)
-    opening: dict[Future[_Slot], _Slot] = {openers.submit(open_slot, slot): slot for slot in slots}
+    # Every future reports itself here when done: waiting is one queue read, not concurrent.futures.wait()
+    # over all of them (which installs a waiter on each, every time: with 64 dialogues in flight, the main
+    # thread held the interpreter lock more than the player did).
+    done_q: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+
+    def track(fut: Future[T]) -> Future[T]:
+        fut.add_done_callback(done_q.put)
+        return fut
+
+    opening: dict[Future[_Slot], _Slot] = {track(openers.submit(open_slot, slot)): slot for slot in slots}
     ready: deque[tuple[int, _Slot]] = deque()  # cases whose target is up, in order, not started yet
     playing: dict[Future[CaseResult], tuple[int, _Slot]] = {}
     closing: set[Future[None]] = set()
@@ -248,7 +261,7 @@ def run(
         on_result(result)
         slot.left -= 1
         if slot.left == 0:
-            closing.add(openers.submit(slot.stack.close))
+            closing.add(track(openers.submit(slot.stack.close)))
 
     if not slots:
         report_skips(None)
@@ -264,16 +277,17 @@ def run(
                 i, slot = ready.popleft()
                 assert slot.target is not None
                 on_start(cases[i], expected_duration(cases[i], slot.target.endpoint.params))
-                playing[player.submit(cases[i], slot.target, case_rngs[i], families[i])] = (i, slot)
+                playing[track(player.submit(cases[i], slot.target, case_rngs[i], families[i]))] = (i, slot)
                 next_start = now + START_SPACING
-            waiting: list[Future[Any]] = [*opening, *playing, *closing]
             timeout = 0.5
             if startable:
                 timeout = max(0.0, next_start - time.monotonic())
-            if not waiting:
-                time.sleep(timeout)
+            try:
+                done = [done_q.get(timeout=timeout)]
+            except queue.Empty:
                 continue
-            done, _ = wait(waiting, timeout=timeout, return_when=FIRST_COMPLETED)
+            while not done_q.empty():
+                done.append(done_q.get_nowait())
             for fut in done:
                 if fut in opening:
                     slot = opening.pop(fut)  # type: ignore[arg-type]
