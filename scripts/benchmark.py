@@ -790,12 +790,13 @@ def benchmark(args: argparse.Namespace, pcap_dir: Path, report: dict[str, Any], 
     latency: dict[str, Any] = {}
     for mode, n, jobs in (("serial", serial_copies, 1), ("concurrent", concurrent_copies, 0)):
         out = play_cases(copies(timer_free, n), jobs, f"latency {mode} ({n} copies)", pcap_dir)
+        at_once = jobs or min(len(out.results), runner_module.DEFAULT_MAX_JOBS)  # the runner's default cap
         index = load_pcaps(out.captures)
         by_pcap, by_tool, missing = reactions(out, index)
         lp = precision_of(out, index)
         latency[mode] = {
             "cases": len(out.results),
-            "jobs": jobs or len(out.results),
+            "jobs": at_once,
             "statuses": dict(out.statuses()),
             "wall_s": out.wall,
             "pcap": summary_us(by_pcap),
@@ -808,7 +809,7 @@ def benchmark(args: argparse.Namespace, pcap_dir: Path, report: dict[str, Any], 
         p99 = pct(by_pcap, 99)
         label = f"3 latency {mode}"
         rows += [
-            [label, f"{len(out.results)} cases, jobs={jobs or len(out.results)}", _statuses(out), ""],
+            [label, f"{len(out.results)} cases, {at_once} at a time", _statuses(out), ""],
             [label, f"reactions measured (missing in pcap: {missing})", str(len(by_pcap)), ""],
             [
                 label,
