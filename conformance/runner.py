@@ -151,7 +151,6 @@ def open_target(
             peer_ip=endpoint.target_ip,
             our_ip6=endpoint.our_ip6,
             peer_ip6=endpoint.target_ip6,
-            threaded=False,  # the player reads its capture socket
         ) as wire,
     ):
         wire.target_mac6 = endpoint.target_mac6

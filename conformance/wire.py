@@ -67,12 +67,8 @@ class Wire:
         peer_ip: str | None = None,
         our_ip6: str | None = None,
         peer_ip6: str | None = None,
-        threaded: bool = True,
     ) -> None:
         self.iface = iface
-        #: False: no capture thread; whoever plays the dialogues reads the capture socket itself
-        #: (:meth:`fileno`, :meth:`drain`), one thread handoff less per segment (see conformance.player).
-        self.threaded = threaded
         self.netns = netns
         self.our_mac = our_mac
         self.target_mac = target_mac
@@ -140,30 +136,8 @@ class Wire:
                 from pyroute2 import netns as pr_netns
 
                 pr_netns.popns()
-        if self.threaded:
-            self._thread = threading.Thread(target=self._capture, name=f"capture-{self.iface}", daemon=True)
-            self._thread.start()
-        else:
-            self._cap.ins.setblocking(False)
-
-    def fileno(self) -> int | None:
-        """The capture socket, for a caller that drains it itself (an unthreaded wire); else None."""
-        if self.threaded or self._cap is None:
-            return None
-        return int(self._cap.ins.fileno())
-
-    def drain(self, limit: int = 64) -> int:
-        """Read and route up to `limit` frames waiting on an unthreaded wire's capture socket (never blocks)."""
-        self._count_drops()
-        for n in range(limit):
-            try:
-                if not self._read_one():
-                    return n
-            except BlockingIOError:
-                return n
-            except OSError:
-                return n
-        return limit
+        self._thread = threading.Thread(target=self._capture, name=f"capture-{self.iface}", daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
@@ -208,23 +182,18 @@ class Wire:
             ready = SuperSocket.select([self._cap], 0.2)
             if not ready:
                 continue
-            try:
-                self._read_one()
+            try:  # raw bytes and the kernel's receive time: no Scapy dissection (see conformance.codec)
+                _, frame, stamp = self._cap.recv_raw()
             except OSError:
                 if self._stop.is_set():
                     return
-
-    def _read_one(self) -> bool:
-        """Read one frame and route it; False when the socket had none (OSError when it fails)."""
-        # Raw bytes and the kernel's receive time: no Scapy dissection (see conformance.codec).
-        _, frame, stamp = self._cap.recv_raw()
-        if not frame:
-            return False
-        if stamp is not None:
+                continue
+            if not frame or stamp is None:
+                continue
             seg = decode(frame, float(stamp))
-            if seg is not None:
-                self._route(seg, frame)
-        return True
+            if seg is None:
+                continue
+            self._route(seg, frame)
 
     def _count_drops(self) -> None:
         try:  # struct tpacket_stats {tp_packets, tp_drops}; reading it resets the counters

@@ -39,9 +39,6 @@ class FakeWire:
         self.lock = threading.Lock()
         self.sent: list[Segment] = []
 
-    def fileno(self) -> None:
-        return None  # like a wire with a capture thread of its own: it puts from another thread
-
     def subscribe(self, ports: object, into: Sink) -> Sink:
         with self.lock:
             for p in ports:  # type: ignore[attr-defined]
