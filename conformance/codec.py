@@ -152,7 +152,8 @@ def scapy_decode(frame: bytes, time: float) -> Segment | None:
 # --- checksums -----------------------------------------------------------------------------------
 
 
-def _ones_sum(data: bytes) -> int:
+def ones_sum(data: bytes) -> int:
+    """The 16-bit ones' complement sum of `data` (RFC 1071), zero-padded to an even length."""
     if len(data) % 2:
         data += b"\0"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -181,11 +182,12 @@ def checksum_ok(frame: bytes) -> bool | None:
         pseudo = frame[22:54] + len(tcp).to_bytes(4, "big") + b"\0\0\0\x06"
     else:
         return None
-    return _ones_sum(pseudo + tcp) == 0xFFFF
+    return ones_sum(pseudo + tcp) == 0xFFFF
 
 
-def _checksum(data: bytes) -> int:
-    return ~_ones_sum(data) & 0xFFFF
+def internet_checksum(data: bytes) -> int:
+    """The checksum field for `data` (with its checksum field zeroed): RFC 1071."""
+    return ~ones_sum(data) & 0xFFFF
 
 
 # --- the fast path -------------------------------------------------------------------------------
@@ -238,14 +240,14 @@ def encode(seg: Segment, our_mac: str, target_mac: str) -> bytes:
     if ":" in seg.dst:
         src, dst = socket.inet_pton(socket.AF_INET6, seg.src), socket.inet_pton(socket.AF_INET6, seg.dst)
         pseudo = src + dst + len(tcp).to_bytes(4, "big") + b"\0\0\0\x06"
-        chk = _checksum(pseudo + tcp)
+        chk = internet_checksum(pseudo + tcp)
         ip = _IPV6.pack(6 << 28, len(tcp), PROTO_TCP, TTL, src, dst)
         eth += ETH_IPV6
     else:
         src, dst = socket.inet_aton(seg.src), socket.inet_aton(seg.dst)
-        chk = _checksum(src + dst + b"\0\x06" + len(tcp).to_bytes(2, "big") + tcp)
+        chk = internet_checksum(src + dst + b"\0\x06" + len(tcp).to_bytes(2, "big") + tcp)
         header = _IPV4.pack(0x45, 0, 20 + len(tcp), IP_ID, 0, TTL, PROTO_TCP, 0, src, dst)
-        ip = header[:10] + _checksum(header).to_bytes(2, "big") + header[12:]
+        ip = header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
         eth += ETH_IPV4
     return eth + ip + tcp[:16] + chk.to_bytes(2, "big") + tcp[18:]
 

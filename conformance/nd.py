@@ -30,6 +30,7 @@ import struct
 from dataclasses import dataclass
 
 from .arp import TIMEOUT, ask_on_iface, mac_bytes, mac_text
+from .codec import internet_checksum, ones_sum
 from .errors import HarnessError
 
 ETH_P_IPV6 = 0x86DD
@@ -65,15 +66,6 @@ def multicast_mac(ip: str) -> str:
 def local_mac(ip: str) -> str:
     """A locally administered unicast MAC made from an IPv6 address: 02:cf and its low 32 bits."""
     return mac_text(b"\x02\xcf" + _ip6(ip).packed[-4:])
-
-
-def _ones_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
 
 
 def _pseudo(src: bytes, dst: bytes, length: int) -> bytes:
@@ -124,7 +116,7 @@ def build(
     if lladdr is not None:
         option = struct.pack("!BB", OPT_SOURCE_LLA if kind == NS else OPT_TARGET_LLA, 1) + mac_bytes(lladdr)
     body = _ND.pack(kind, 0, 0, flags if kind == NA else 0, _ip6(target).packed) + option
-    checksum = 0xFFFF - _ones_sum(_pseudo(src, dst, len(body)) + body)
+    checksum = internet_checksum(_pseudo(src, dst, len(body)) + body)
     body = body[:2] + struct.pack("!H", checksum) + body[4:]
     eth = mac_bytes(eth_dst) + mac_bytes(src_mac) + struct.pack("!H", ETH_P_IPV6)
     return eth + _IPV6.pack(6 << 28, len(body), IPPROTO_ICMPV6, HOP_LIMIT, src, dst) + body
@@ -160,7 +152,7 @@ def parse(frame: bytes) -> Nd | None:
     if vtf >> 28 != 6 or hlim != HOP_LIMIT or len(body) != plen or plen < _ND.size:
         return None
     kind, code, _, flags, target = _ND.unpack_from(body)
-    if kind not in (NS, NA) or code != 0 or _ones_sum(_pseudo(src, dst, plen) + body) != 0xFFFF:
+    if kind not in (NS, NA) or code != 0 or ones_sum(_pseudo(src, dst, plen) + body) != 0xFFFF:
         return None
     wanted = OPT_SOURCE_LLA if kind == NS else OPT_TARGET_LLA
     lladdr = None
