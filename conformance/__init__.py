@@ -1,16 +1,14 @@
 """conformance: a Scapy-based TCP conformance tester.
 
-The package is split in two halves (see README, "Architecture"):
+The layers, from the bottom (see README, "Architecture, and why"); each package's docstring says what it may
+import, and ``tests/test_architecture.py`` checks that imports only go downwards:
 
-* a sans-IO core that does no I/O and takes time as an argument:
-  :mod:`segment`, :mod:`values`, :mod:`model`, :mod:`loader`, :mod:`params`,
-  :mod:`profiles`, :mod:`schedules`, :mod:`matching`, :mod:`timing`, :mod:`steps`,
-  :mod:`verdict`, :mod:`engine` with :mod:`retransmissions` and :mod:`appsteps`;
-* thin edges that touch the world: :mod:`wire` (the only user of Scapy sockets),
-  :mod:`netns`, :mod:`remote`, :mod:`tap`, :mod:`firewall`, :mod:`arp` (targets),
-  :mod:`services` and :mod:`agent` (programs run inside the target),
-  :mod:`agent_client`, :mod:`runner` (the one place that waits), :mod:`reporters`,
-  :mod:`explain` and :mod:`cli`.
+* :mod:`conformance.core`: the sans-IO core (case model, loader, profiles, engine, verdicts); no I/O, no clock;
+* :mod:`conformance.inside`: what runs inside a target (agent, services); standard library only;
+* :mod:`conformance.wire`: frames on an interface or a TAP descriptor, ARP, ND, the nftables RST filter;
+* :mod:`conformance.targets`: the kinds of target (netns, remote, tap, docker) and the ``--target`` grammar;
+* :mod:`conformance.reporters`: terminal, JUnit, HTML, ladders, pcaps;
+* :mod:`conformance.run`: the runner, the player and the command line, on top.
 """
 
 __version__ = "0.1.0"

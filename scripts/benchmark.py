@@ -12,7 +12,7 @@ What is measured, and how
 -------------------------
 1. **Suite wall time vs the longest protocol timer.** The default suite (every
    case under ``cases/``) is run once, all cases at once (``jobs=0``). Wall time
-   = the whole :func:`conformance.runner.run` call, namespace set-up and
+   = the whole :func:`conformance.run.runner.run` call, namespace set-up and
    teardown included (the time a user waits; the benchmark's own tcpdump
    start/stop is shown apart as "capture overhead").
 
@@ -113,16 +113,17 @@ from types import FrameType
 from typing import Any
 
 from conformance import runner as runner_module
-from conformance.cli import select
-from conformance.engine import TraceEntry
-from conformance.errors import ConformanceError
-from conformance.loader import discover
-from conformance.model import Case, ExpectStep, SendStep, SilenceStep, WithholdStep
-from conformance.netns import PREFIX_PROBER, PREFIX_TARGET, Endpoint, check_privileges
-from conformance.results import CaseResult
-from conformance.runner import RunSettings, run
-from conformance.schedules import SCHEDULES
-from conformance.segment import Segment, canonical_flags
+from conformance.core.engine import TraceEntry
+from conformance.core.errors import ConformanceError
+from conformance.core.loader import discover
+from conformance.core.model import Case, ExpectStep, SendStep, SilenceStep, WithholdStep
+from conformance.core.results import CaseResult
+from conformance.core.schedules import SCHEDULES
+from conformance.core.segment import Segment, canonical_flags
+from conformance.run.cli import select
+from conformance.run.runner import RunSettings, run
+from conformance.targets.base import Endpoint
+from conformance.targets.netns import PREFIX_PROBER, PREFIX_TARGET, check_privileges
 
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_SUITE_RATIO = 1.05

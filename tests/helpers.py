@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from conformance.engine import Addressing, AppRequest, Dialogue, Policy, Verdict
-from conformance.loader import load_case
-from conformance.model import Case
-from conformance.params import resolve
-from conformance.profiles import Profile, outcome
-from conformance.segment import Segment
+from conformance.core.engine import Addressing, AppRequest, Dialogue, Policy, Verdict
+from conformance.core.loader import load_case
+from conformance.core.model import Case
+from conformance.core.params import resolve
+from conformance.core.profiles import Profile, outcome
+from conformance.core.segment import Segment
 
 ROOT = Path(__file__).resolve().parent.parent
 

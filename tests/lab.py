@@ -81,9 +81,9 @@ class Lab:
         self.ip(ns, "link", "set", ifname, "up")
 
     def services(self, ns: str, addr: str, listen: int, banner: int) -> subprocess.Popen[str]:
-        """The project's listeners (``conformance.services``) in `ns`; returns once they listen."""
+        """The project's listeners (``conformance.inside.services``) in `ns`; returns once they listen."""
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "conformance.services"]
+        cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "conformance.inside.services"]
         cmd += ["--addr", addr, "--listen", str(listen), "--banner", str(banner)]
         proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

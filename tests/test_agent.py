@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from conformance.agent_client import AgentClient
+from conformance.targets.agent_client import AgentClient
 
 
 class Client:
     def __init__(self) -> None:
-        self.agent = AgentClient([sys.executable, "-m", "conformance.agent"])
+        self.agent = AgentClient([sys.executable, "-m", "conformance.inside.agent"])
 
     def ask(self, cmd: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
         box: list[dict[str, Any]] = []
@@ -112,7 +112,7 @@ def test_sysctl_read(client: Client) -> None:
 
 def test_bad_requests_get_error_answers_and_the_agent_lives_on() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.agent"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "conformance.inside.agent"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdin is not None and proc.stdout is not None

@@ -13,8 +13,8 @@ import struct
 
 import pytest
 
-from conformance import codec
-from conformance.segment import FLAG_ORDER, Segment
+from conformance.core.segment import FLAG_ORDER, Segment
+from conformance.wire import codec
 
 MACS = ("02:00:00:00:00:01", "02:cf:c6:12:00:02")
 ADDRS = {4: ("198.18.0.1", "198.18.7.2"), 6: ("2001:2::1", "2001:2:0:7::2")}

@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
-from conformance import docker
-from conformance.docker import (
+from conformance.core.errors import HarnessError
+from conformance.core.loader import load_case
+from conformance.targets import docker
+from conformance.targets.base import TargetOptions
+from conformance.targets.docker import (
     Container,
     DockerSpec,
     DockerTarget,
@@ -31,9 +34,7 @@ from conformance.docker import (
     pick_network,
     tx_checksumming,
 )
-from conformance.errors import HarnessError
-from conformance.loader import load_case
-from conformance.targets import TargetOptions, parse_target
+from conformance.targets.grammar import parse_target
 
 from .helpers import ROOT
 
@@ -374,7 +375,7 @@ def test_one_docker_target_per_run() -> None:
 def test_cleanup_knows_attached_container_names(monkeypatch: pytest.MonkeyPatch) -> None:
     from pyroute2 import netns as pr_netns
 
-    from conformance import netns
+    from conformance.targets import netns
 
     dead = 999_999_999  # no such pid
     names = [f"cfd-{dead}-0", f"cfd-{os.getpid()}-0", "cfdockh-1", "lab1"]

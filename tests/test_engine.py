@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from conformance.engine import DELIVERY_GRACE, Addressing, Dialogue, Failure
-from conformance.loader import load_case
-from conformance.matching import FieldDiff
-from conformance.model import (
+from conformance.core.engine import DELIVERY_GRACE, Addressing, Dialogue, Failure
+from conformance.core.loader import load_case
+from conformance.core.matching import FieldDiff
+from conformance.core.model import (
     Reference,
 )
-from conformance.params import resolve
-from conformance.segment import SEQ_MOD, Segment
+from conformance.core.params import resolve
+from conformance.core.segment import SEQ_MOD, Segment
 
 from .helpers import ISN, OUR_IP, PEER_ISN, ROOT, SPORT, TARGET_IP, TARGET_PORT, FakeWire, line_of, write_case
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.engine import AppRequest
-from conformance.loader import load_case
+from conformance.core.engine import AppRequest
+from conformance.core.loader import load_case
 
 from .helpers import ISN, OUR_IP, PEER_ISN, SPORT, TARGET_IP, TARGET_PORT, FakeWire, write_case
 

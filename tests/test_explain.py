@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import main
-from conformance.errors import ConformanceError
-from conformance.explain import explain, find_case
-from conformance.rfctext import RfcText, is_requirement_id, reference_dir, sections_cited
+from conformance.core.errors import ConformanceError
+from conformance.core.rfctext import RfcText, is_requirement_id, reference_dir, sections_cited
+from conformance.run.cli import main
+from conformance.run.explain import explain, find_case
 
 from .helpers import ROOT, line_of
 
@@ -58,7 +58,7 @@ def test_explain_a_shipped_case(capsys: pytest.CaptureFixture[str], monkeypatch:
     assert len(quoted) <= 2 * 16  # two RFC 9293 references, at most 15 lines and "[...]" each
     assert "RFC6298-2.1: RFC 6298 §2.1 (SHOULD)" in out  # not RFC 9293: listed, not quoted
     # the schedule with the documented defaults
-    assert "the documented defaults (conformance.params.resolve)" in out
+    assert "the documented defaults (conformance.core.params.resolve)" in out
     assert "tcp_synack_retries=5 (documented default)" in out
     assert "derivation: initial RTO 1 s (RFC 6298 §2.1) doubled on each expiry" in out
     gaps = re.findall(r"^\s+\d\. after\s+(\S+ s) ±\s+(\S+ m?s)", out, re.M)

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance.loader import load_case
-from conformance.model import Case
-from conformance.params import resolve
+from conformance.core.loader import load_case
+from conformance.core.model import Case
+from conformance.core.params import resolve
+from conformance.core.results import CaseResult, TargetInfo
 from conformance.reporters import write_html
 from conformance.reporters.html import schedule_checks
-from conformance.results import CaseResult, TargetInfo
 
 from .helpers import ISN, PEER_ISN, ROOT, TARGET_IP, FakeWire
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.loader import discover
+from conformance.core.loader import discover
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
@@ -201,7 +201,7 @@ def test_without_root_says_what_is_missing(
 ) -> None:
     # The venv's interpreter may not be reachable by an unprivileged user, so the
     # check is run in-process with the effective uid of one.
-    from conformance import cli
+    from conformance.run import cli
 
     monkeypatch.setattr(os, "geteuid", lambda: 65534)
     monkeypatch.chdir(ROOT)

@@ -10,9 +10,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.errors import CaseFormatError
-from conformance.loader import discover, load_case, load_schema
-from conformance.model import (
+from conformance.core.errors import CaseFormatError
+from conformance.core.loader import discover, load_case, load_schema
+from conformance.core.model import (
     ANY_CONN,
     AppStep,
     AssertStep,
@@ -22,9 +22,9 @@ from conformance.model import (
     SilenceStep,
     WithholdStep,
 )
-from conformance.segment import FLAG_ORDER
-from conformance.timing import DEFAULT_TOLERANCE, Tolerance, Window
-from conformance.values import Expr
+from conformance.core.segment import FLAG_ORDER
+from conformance.core.timing import DEFAULT_TOLERANCE, Tolerance, Window
+from conformance.core.values import Expr
 
 from .helpers import ROOT, case_text, line_of, write_case
 

@@ -1,4 +1,4 @@
-"""Offline: Neighbor Discovery frames (conformance.nd), checked against Scapy's dissection.
+"""Offline: Neighbor Discovery frames (conformance.wire.nd), checked against Scapy's dissection.
 
 The frames are written with struct; Scapy (scapy.layers.inet6) reads them back
 field by field and recomputes the ICMPv6 checksum, so a wrong byte, length or
@@ -24,8 +24,8 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import Ether
 
-from conformance import arp, nd
-from conformance.tap import TapWire
+from conformance.wire import arp, nd
+from conformance.wire.tap import TapWire
 
 OUR_MAC, OUR_IP = "02:cf:00:00:00:01", "2001:2:0:3::1"
 KERNEL_MAC, KERNEL_IP = "aa:bb:cc:dd:ee:01", "2001:2:0:3::2"

@@ -14,13 +14,13 @@ import threading
 import time
 from dataclasses import replace
 
-from conformance.loader import load_case
-from conformance.netns import Endpoint
-from conformance.params import resolve
-from conformance.player import Player
-from conformance.runner import RunSettings, _Ports, _Target
-from conformance.segment import Segment
-from conformance.wire import Captured, Sink
+from conformance.core.loader import load_case
+from conformance.core.params import resolve
+from conformance.core.segment import Segment
+from conformance.run.player import Player
+from conformance.run.runner import RunSettings, _Ports, _Target
+from conformance.targets.base import Endpoint
+from conformance.wire.capture import Captured, Sink
 
 from .helpers import ROOT
 
@@ -29,7 +29,7 @@ OURS, THEIRS = "198.18.0.1", "198.18.0.2"
 
 
 class FakeWire:
-    """Subscriptions like :class:`~conformance.wire.Wire`; `answer(seg)` says what the target sends back."""
+    """Subscriptions like :class:`~conformance.wire.capture.Wire`; `answer(seg)` says what the target sends back."""
 
     def __init__(self, answer: str = "right", delay: float = 0.002) -> None:
         self.answer = answer

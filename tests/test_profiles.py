@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance.errors import CaseFormatError
-from conformance.loader import load_case
-from conformance.model import Reference
-from conformance.params import resolve
-from conformance.profiles import FAIL, INFO, WARN, builtin_names, load_profile, outcome
+from conformance.core.errors import CaseFormatError
+from conformance.core.loader import load_case
+from conformance.core.model import Reference
+from conformance.core.params import resolve
+from conformance.core.profiles import FAIL, INFO, WARN, builtin_names, load_profile, outcome
 
 from .helpers import ISN, PEER_ISN, ROOT, FakeWire
 

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance.engine import Addressing, Dialogue
-from conformance.loader import load_case
-from conformance.model import Case
-from conformance.params import Params, resolve
+from conformance.core.engine import Addressing, Dialogue
+from conformance.core.loader import load_case
+from conformance.core.model import Case
+from conformance.core.params import Params, resolve
+from conformance.core.results import CaseResult, TargetInfo
+from conformance.core.segment import Segment
 from conformance.reporters import (
     TerminalReporter,
     render_failure,
@@ -21,8 +23,6 @@ from conformance.reporters import (
     write_junit,
     write_pcap,
 )
-from conformance.results import CaseResult, TargetInfo
-from conformance.segment import Segment
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
@@ -246,7 +246,7 @@ def test_junit_report(tmp_path: Path, passed: CaseResult, failed: CaseResult, er
 def test_junit_self_test_and_schedules(tmp_path: Path, failed: CaseResult) -> None:
     from dataclasses import replace
 
-    from conformance.schedules import synack
+    from conformance.core.schedules import synack
 
     case = replace(failed.case, expect_failure="isn+2")
     assert failed.verdict is not None

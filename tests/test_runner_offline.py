@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
-from conformance import runner
-from conformance.errors import HarnessError
-from conformance.model import Case
-from conformance.params import resolve
-from conformance.results import CaseResult
+from conformance.core.errors import HarnessError
+from conformance.core.model import Case
+from conformance.core.params import resolve
+from conformance.core.results import CaseResult
+from conformance.run import runner
 
 from .helpers import load_steps
 
@@ -83,7 +83,7 @@ class Recorder:
 
 
 class FakePlayer:
-    """The runner's :class:`~conformance.player.Player`, each case a thread that sleeps and passes."""
+    """The runner's :class:`~conformance.run.player.Player`, each case a thread that sleeps and passes."""
 
     def __init__(self, rec: Recorder) -> None:
         self.rec = rec

@@ -3,7 +3,7 @@
     prober ns                router ns                          host ns
     prb0 198.18.1.2/24 ─── rtr0 198.18.1.1 | rtr1 198.18.2.1 ─── hst0 198.18.2.2/24
          2001:2:0:1::2/64      2001:2:0:1::1 | 2001:2:0:2::1          2001:2:0:2::2/64
-    (the CLI runs here:      (forwarding on)                     conformance.services
+    (the CLI runs here:      (forwarding on)                     conformance.inside.services
      ip netns exec prober)                                       listening on 7000 (both families)
 
 The tool runs inside the prober namespace (``ip netns exec``), so nothing touches

@@ -10,17 +10,18 @@ import struct
 
 import pytest
 
-from conformance import arp, firewall
-from conformance.errors import HarnessError
-from conformance.loader import load_case
-from conformance.netns import Endpoint
-from conformance.params import resolve
-from conformance.remote import RemoteSpec
-from conformance.runner import PORT_WINDOW, RunSettings, _Ports, _Target, play, run
-from conformance.segment import Segment
-from conformance.tap import TapSpec, default_prober_ip, default_prober_ip6, parse_prober_ips
-from conformance.targets import NamespaceSpec, TargetOptions, parse_target
-from conformance.wire import Wire
+from conformance.core.errors import HarnessError
+from conformance.core.loader import load_case
+from conformance.core.params import resolve
+from conformance.core.segment import Segment
+from conformance.run.runner import PORT_WINDOW, RunSettings, _Ports, _Target, play, run
+from conformance.targets.base import Endpoint, TargetOptions
+from conformance.targets.grammar import parse_target
+from conformance.targets.netns import NamespaceSpec
+from conformance.targets.remote import RemoteSpec
+from conformance.targets.tap import TapSpec, default_prober_ip, default_prober_ip6, parse_prober_ips
+from conformance.wire import arp, firewall
+from conformance.wire.capture import Wire
 
 from .helpers import ROOT
 
@@ -441,7 +442,8 @@ def test_leftover_tables_are_those_of_dead_processes(monkeypatch: pytest.MonkeyP
 def test_cleanup_command_removes_tables_too(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from conformance import cli, netns
+    from conformance.run import cli
+    from conformance.targets import netns
 
     monkeypatch.setattr(netns, "check_privileges", lambda: None)
     monkeypatch.setattr(netns, "leftovers", lambda: [])

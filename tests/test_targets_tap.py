@@ -176,7 +176,7 @@ def test_tap_wire_answers_the_kernels_neighbor_solicitations(tapns: str) -> None
     script = textwrap.dedent(
         f"""
         import json, socket, subprocess, time
-        from conformance.tap import TapWire
+        from conformance.wire.tap import TapWire
 
         def neigh() -> str:
             return subprocess.run(["ip", "-6", "neigh", "show", "2001:2:0:3::1", "dev", "{TAP}"],

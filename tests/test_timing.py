@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.params import resolve
-from conformance.schedules import SCHEDULES, data, synack
-from conformance.timing import DEFAULT_TOLERANCE, Tolerance, Window
+from conformance.core.params import resolve
+from conformance.core.schedules import SCHEDULES, data, synack
+from conformance.core.timing import DEFAULT_TOLERANCE, Tolerance, Window
 
 TOL = Tolerance(absolute=0.05, percent=15.0)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.segment import SEQ_MOD, canonical_flags, seq_add, seq_diff
-from conformance.values import Expr, format_duration, parse_duration, parse_expr
+from conformance.core.segment import SEQ_MOD, canonical_flags, seq_add, seq_diff
+from conformance.core.values import Expr, format_duration, parse_duration, parse_expr
 
 # ---------------------------------------------------------------- expressions
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from scapy.layers.l2 import Ether
 
-from conformance.segment import Segment
-from conformance.wire import checksum_ok, to_frame, to_segment
+from conformance.core.segment import Segment
+from conformance.wire.capture import checksum_ok, to_frame, to_segment
 
 
 @pytest.mark.parametrize(("src", "dst"), [("198.18.0.1", "198.18.0.2"), ("2001:2::1", "2001:2::2")])
@@ -53,7 +53,7 @@ def test_each_family_goes_to_its_own_next_hop() -> None:
     """A remote host's IPv4 and IPv6 next hops (or a TAP stack's) may be two machines."""
     from types import SimpleNamespace
 
-    from conformance.wire import Wire
+    from conformance.wire.capture import Wire
 
     sent: list[bytes] = []
     wire = Wire("prb0", None, "02:00:00:00:00:01", "02:00:00:00:00:04", "198.18.0.1", "198.18.9.2")

@@ -1,4 +1,7 @@
-"""Reporters: ladders, JUnit XML, HTML, pcaps and the terminal, all reading CaseResults."""
+"""Reporters: ladders, JUnit XML, HTML, pcaps and the terminal, all reading CaseResults.
+
+May import: :mod:`conformance.core` and this package.
+"""
 
 from __future__ import annotations
 

@@ -34,12 +34,12 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from ..engine import TraceEntry
-from ..model import LEVELS, WithholdStep
-from ..params import Param
-from ..results import CaseResult
-from ..schedules import Schedule
-from ..values import format_duration
+from ..core.engine import TraceEntry
+from ..core.model import LEVELS, WithholdStep
+from ..core.params import Param
+from ..core.results import CaseResult
+from ..core.schedules import Schedule
+from ..core.values import format_duration
 from .ladder import (
     FAIL_MARK,
     OK_MARK,

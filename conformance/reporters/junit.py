@@ -19,9 +19,9 @@ from pathlib import Path
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
-from ..results import CaseResult
-from ..schedules import Schedule
-from ..values import format_duration
+from ..core.results import CaseResult
+from ..core.schedules import Schedule
+from ..core.values import format_duration
 from .ladder import render_failure, render_ladder, summarize_failure
 
 #: Characters XML 1.0 does not allow (junit_xml strips them from its own output).

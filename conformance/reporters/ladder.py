@@ -1,9 +1,9 @@
 """Text ladders: the packet exchange of one case as a sequence diagram.
 
 Pure functions (no I/O): every reporter (terminal, JUnit system-out, files)
-renders a :class:`~conformance.results.CaseResult` through this module.
+renders a :class:`~conformance.core.results.CaseResult` through this module.
 
-A ladder has one line per :class:`~conformance.engine.TraceEntry`::
+A ladder has one line per :class:`~conformance.core.engine.TraceEntry`::
 
           time  us                                          target
       0.000 ms  │─ S seq=0 ─────────────────────────────────────>│  line 17
@@ -22,11 +22,11 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..engine import Failure, TraceEntry
-from ..matching import FieldDiff
-from ..model import Reference
-from ..results import CaseResult
-from ..segment import Segment, seq_diff
+from ..core.engine import Failure, TraceEntry
+from ..core.matching import FieldDiff
+from ..core.model import Reference
+from ..core.results import CaseResult
+from ..core.segment import Segment, seq_diff
 
 OK_MARK = "✓"
 FAIL_MARK = "✗"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..results import CaseResult
+from ..core.results import CaseResult
 
 #: Ethernet (DLT_EN10MB): the runner captures whole frames.
 LINKTYPE_ETHERNET = 1

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from ..model import Case
-from ..results import CaseResult
-from ..values import format_duration
+from ..core.model import Case
+from ..core.results import CaseResult
+from ..core.values import format_duration
 from .ladder import render_ladder, summarize_failure
 
 _LABELS = {

@@ -1,0 +1,210 @@
+"""The case model: what a loaded case file is, independent of YAML.
+
+A :class:`Case` is a dialogue of steps over one or more connections. Every step
+keeps the line it came from so that failures can point at the case file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .timing import Tolerance, Window
+from .values import Expr
+
+#: The conn of a step that concerns every connection of the case (a silence with no conn:).
+ANY_CONN = "*"
+
+LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY", "default")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A documented behaviour a case checks: a document, a section, a level."""
+
+    id: str
+    doc: str
+    level: str
+    says: str = ""
+    #: For level "default": the stack whose documentation states the value (linux, freebsd ...).
+    stack: str | None = None
+
+    def cite(self) -> str:
+        level = f"{self.stack} default" if self.level == "default" and self.stack else self.level
+        text = f"{self.doc} ({level}"
+        if self.id and self.id not in self.doc:
+            text += f", {self.id}"
+        text += ")"
+        return text
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """A TCP option we send, or one we expect (value None = present, any value)."""
+
+    kind: str  # mss | wscale | sackok | timestamp | nop | eol
+    value: object = None
+
+
+@dataclass(frozen=True)
+class SegmentPattern:
+    """Fields of an expected segment; None means don't care."""
+
+    flags: str | None = None  # required flags, canonical order
+    flags_optional: str = ""  # flags that may or may not be set ("P?" in the case)
+    seq: Expr | None = None
+    ack: Expr | None = None
+    window: int | None = None
+    length: int | None = None
+    data: bytes | None = None
+    options: tuple[OptionSpec, ...] | None = None
+    #: Label of an earlier expect step whose observed flags, seq, ack and payload
+    #: this pattern repeats (used for retransmissions).
+    same_as: str | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    line: int
+    conn: str
+    ref: str | None
+
+
+@dataclass(frozen=True)
+class SendStep(Step):
+    flags: str
+    seq: Expr | None  # None: the connection's snd_nxt
+    ack: Expr | None  # None: rcv_nxt when ACK is set, else 0
+    window: int
+    data: bytes
+    options: tuple[OptionSpec, ...]
+
+
+@dataclass(frozen=True)
+class ExpectStep(Step):
+    pattern: SegmentPattern
+    window_: Window
+    label: str | None = None
+    bind: tuple[tuple[str, str], ...] = ()  # (name, field)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SilenceStep(Step):
+    seconds: float
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class WithholdStep(Step):
+    """Let time pass without answering while the target retransmits `retransmits`."""
+
+    what: str
+    retransmits: str  # label of an expect step
+    schedule: str  # a name known to :mod:`conformance.core.schedules`
+    count: int | None  # check only the first `count` retransmissions
+    then_silence: bool  # after the last one, expect nothing until the schedule gives up
+
+
+@dataclass(frozen=True)
+class AssertStep(Step):
+    """A check on bound values, e.g. that ISNs are not predictable."""
+
+    check: str  # "unpredictable"
+    names: tuple[str, ...]
+
+
+#: Commands a case can give the target's application (see conformance.inside.agent).
+APP_COMMANDS = ("listen", "accept", "connect", "send", "recv", "shutdown", "close", "setsockopt")
+#: TCP states a case can assert, as RFC 9293 names them.
+STATES = (
+    "LISTEN",
+    "SYN-SENT",
+    "SYN-RECEIVED",
+    "ESTABLISHED",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "CLOSE-WAIT",
+    "CLOSING",
+    "LAST-ACK",
+    "TIME-WAIT",
+    "CLOSED",
+)
+
+
+@dataclass(frozen=True)
+class AppStep(Step):
+    """The target's application does something (through the agent)."""
+
+    do: str  # one of APP_COMMANDS
+    args: tuple[tuple[str, object], ...]
+    label: str | None
+    wait: bool  # wait for the agent's answer before the next step
+    at: float | None = None  # seconds after the previous event (None: at once)
+
+
+@dataclass(frozen=True)
+class AppResultStep(Step):
+    """Check the answer of an earlier app step that did not wait (e.g. connect)."""
+
+    of: str  # label of the app step
+    ok: bool | None
+    error: str | None
+    window: Window | None  # None: whenever it came
+    give_up: bool = False  # the window is the give-up time of the preceding withhold
+
+
+@dataclass(frozen=True)
+class StateStep(Step):
+    """The target's TCP state of this connection is `state` (white box, through the agent)."""
+
+    state: str
+    #: How long the state must last from the previous event, then the 4-tuple is free:
+    #: a duration in seconds, or the name of a documented parameter (e.g. time_wait).
+    lasts: float | str | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    title: str
+    group: str
+    path: str
+    refs: tuple[Reference, ...]
+    service: str  # which service of the target the case talks to (listen/banner/closed)
+    steps: tuple[Step, ...]
+    tolerance: Tolerance
+    sysctls: dict[str, int] = field(default_factory=dict)
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    #: A self-test: the case must fail with a message containing this text.
+    expect_failure: str | None = None
+
+    def reference(self, ref_id: str | None) -> Reference | None:
+        if ref_id is None:
+            return self.refs[0] if self.refs else None
+        for r in self.refs:
+            if r.id == ref_id:
+                return r
+        return None
+
+    @property
+    def needs_agent(self) -> bool:
+        """True when the case drives the target's application (state checks can be inferred without it)."""
+        return any(isinstance(s, (AppStep, AppResultStep)) for s in self.steps)
+
+    @property
+    def needs_own_target(self) -> bool:
+        """A case that changes the target's configuration gets a target of its own."""
+        return bool(self.sysctls)
+
+    def connections(self) -> list[str]:
+        """The case's connections (each gets a source port and an ISN), in order of use."""
+        seen: list[str] = []
+        for s in self.steps:
+            if s.conn == ANY_CONN or isinstance(s, AssertStep):
+                continue
+            if isinstance(s, AppStep) and s.do == "listen":
+                continue
+            if s.conn not in seen:
+                seen.append(s.conn)
+        return seen or ["main"]

@@ -1,0 +1,85 @@
+"""Stack profiles: which documented values a run expects, and how binding each is.
+
+A profile is a YAML data file (``conformance/data/profiles/*.yaml``; copy one and pass
+its path to ``--profile`` for your own stack) naming a stack, whether the
+target's sysctls override its values, and the values with their level and
+source. :func:`outcome` turns a failed check into an outcome under a profile:
+
+* MUST / MUST NOT violated: the case fails;
+* SHOULD / SHOULD NOT violated: a warning (a failure with ``--strict``);
+* MAY: a detected feature, never a failure;
+* a stack's documented default: a failure only under the profile of that stack,
+  a note under any other.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import CaseFormatError
+from .model import LEVELS, Reference
+from .params import DOCUMENTED, Profile, ProfileValue
+
+FAIL, WARN, INFO = "fail", "warn", "info"
+
+
+def outcome(ref: Reference | None, profile: Profile | None, strict: bool = False) -> str:
+    """fail, warn or info for a check that did not hold; see the module docstring."""
+    if ref is None or ref.level in ("MUST", "MUST NOT"):
+        return FAIL
+    if ref.level in ("SHOULD", "SHOULD NOT"):
+        return FAIL if strict else WARN
+    if ref.level == "MAY":
+        return INFO
+    # a stack's documented default
+    stack = profile.stack if profile is not None else "linux"
+    return FAIL if stack is not None and ref.stack == stack else INFO
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("conformance").joinpath("data", "profiles")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A built-in profile by name, or a profile file by path."""
+    if name_or_path in builtin_names():
+        path = str(resources.files("conformance").joinpath("data", "profiles", f"{name_or_path}.yaml"))
+    elif Path(name_or_path).is_file():
+        path = name_or_path
+    else:
+        raise CaseFormatError(name_or_path, None, "profile", "no such profile", builtin_names())
+    try:
+        data: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise CaseFormatError(path, mark.line + 1 if mark else None, "YAML", str(exc)) from None
+    if not isinstance(data, dict) or "name" not in data:
+        raise CaseFormatError(path, 1, "(top level)", "a profile has name:, title:, stack:, read_sysctls:, values:")
+    unknown = set(data) - {"name", "title", "stack", "read_sysctls", "values"}
+    if unknown:
+        raise CaseFormatError(
+            path, None, sorted(unknown)[0], "unknown field", ["name", "title", "stack", "read_sysctls", "values"]
+        )
+    values: dict[str, ProfileValue] = {}
+    for key, spec in (data.get("values") or {}).items():
+        if key not in DOCUMENTED:
+            raise CaseFormatError(path, None, f"values.{key}", "not a documented parameter", sorted(DOCUMENTED))
+        if not isinstance(spec, dict) or "value" not in spec or "source" not in spec:
+            raise CaseFormatError(path, None, f"values.{key}", "needs value:, level: and source:")
+        level = spec.get("level", "default")
+        if level not in LEVELS:
+            raise CaseFormatError(path, None, f"values.{key}.level", f"{level!r} is not a level", LEVELS)
+        values[key] = ProfileValue(float(spec["value"]), level, str(spec["source"]))
+    return Profile(
+        name=str(data["name"]),
+        title=str(data.get("title", data["name"])),
+        stack=data.get("stack"),
+        read_sysctls=bool(data.get("read_sysctls", False)),
+        values=values,
+        path=path,
+    )

@@ -1,0 +1,84 @@
+"""What a dialogue produces: its trace, the steps' records, failures and findings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .matching import FieldDiff
+from .model import Reference
+from .schedules import Schedule
+from .segment import Segment
+
+
+@dataclass
+class TraceEntry:
+    """One segment of the exchange, for ladders and pcaps."""
+
+    time: float
+    outgoing: bool
+    conn: str
+    segment: Segment
+    note: str = ""
+    ok: bool | None = None  # None: not judged; True/False: matched/failed a step
+    provisional: bool = False  # a sent segment whose capture has not come back yet
+
+
+@dataclass(frozen=True)
+class Failure:
+    line: int
+    step: str
+    kind: str  # mismatch | timing | missing | unexpected | assertion
+    message: str
+    diffs: tuple[FieldDiff, ...] = ()
+    reference: Reference | None = None
+    time: float | None = None
+
+    def render(self) -> str:
+        text = f"line {self.line}: {self.step}: {self.message}"
+        bad = [d for d in self.diffs if not d.ok]
+        for d in bad:
+            text += f"\n  {d.field}: expected {d.expected}, observed {d.observed}"
+        if self.reference is not None:
+            text += f"\n  required by {self.reference.cite()}"
+            if self.reference.says:
+                text += f": {self.reference.says}"
+        return text
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A check that did not hold but does not fail the case under the run's profile."""
+
+    failure: Failure
+    outcome: str  # warn (a SHOULD) | info (a MAY, or another stack's documented default)
+
+
+#: Decides what a failed check means: "fail", "warn" or "info" (see conformance.core.profiles.outcome).
+Policy = Callable[[Reference | None], str]
+
+
+def fail_always(ref: Reference | None) -> str:
+    return "fail"
+
+
+@dataclass
+class StepRecord:
+    line: int
+    description: str
+    status: str  # passed | failed | warning | info | skipped
+    time: float | None = None
+    diffs: tuple[FieldDiff, ...] = ()
+    timing: str = ""
+
+
+@dataclass
+class Verdict:
+    status: str  # passed | warning | failed
+    failure: Failure | None
+    steps: list[StepRecord]
+    trace: list[TraceEntry]
+    schedules: list[Schedule] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    start: float = 0.0
+    end: float = 0.0

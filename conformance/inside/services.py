@@ -1,0 +1,117 @@
+"""The embedded target's application: listeners run inside the target namespace.
+
+Standard library only, so it runs in any namespace or container with a Python.
+Started by :mod:`conformance.targets.netns` as ``python -m conformance.inside.services`` inside
+the namespace; it
+
+1. applies the sysctls asked for (``--sysctl tcp_synack_retries=2``) and turns
+   IPv6 off if asked;
+2. opens the services the cases talk to: ``listen`` (accept, read and discard),
+   ``banner`` (accept, send a banner, then read and discard); the ``closed`` port
+   is simply not opened;
+3. prints one JSON line: ``{"ready": true, "sysctls": {...}, "kernel": "..."}``
+   (or ``{"ready": false, "error": "..."}``) and serves until its stdin closes,
+   so it never outlives the tool that started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import threading
+
+BANNER = b"conformance banner: hello from the target\r\n"
+SYSCTL_DIR = "/proc/sys/net/ipv4"
+
+
+def _drain(conn: socket.socket, banner: bytes | None) -> None:
+    try:
+        if banner:
+            conn.sendall(banner)
+        while conn.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        conn.close()
+
+
+def _serve(sock: socket.socket, banner: bytes | None) -> None:
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        threading.Thread(target=_drain, args=(conn, banner), daemon=True).start()
+
+
+def _listener(addr: str, port: int, backlog: int) -> socket.socket:
+    """A listener on `addr`; "0.0.0.0" means both families when the namespace has IPv6."""
+    if addr == "0.0.0.0" and socket.has_ipv6:
+        try:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("::", port))
+            s.listen(backlog)
+            return s
+        except OSError:
+            s.close()  # no IPv6 here: IPv4 only
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(backlog)
+    return s
+
+
+def read_sysctls(names: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name in names:
+        try:
+            with open(os.path.join(SYSCTL_DIR, name)) as f:
+                out[name] = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--addr", default="0.0.0.0")
+    ap.add_argument("--listen", type=int, help="the listen service's port (none: not opened)")
+    ap.add_argument("--banner", type=int, help="the banner service's port (none: not opened)")
+    ap.add_argument("--backlog", type=int, default=128)
+    ap.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--read", action="append", default=[], metavar="NAME")
+    ap.add_argument("--no-ipv6", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        if args.no_ipv6:
+            for scope in ("all", "default"):
+                with open(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "w") as f:
+                    f.write("1")
+        for item in args.sysctl:
+            name, _, value = item.partition("=")
+            with open(os.path.join(SYSCTL_DIR, name), "w") as f:
+                f.write(value)
+        listeners = [
+            (_listener(args.addr, port, args.backlog), banner)
+            for port, banner in ((args.listen, None), (args.banner, BANNER))
+            if port is not None
+        ]
+    except OSError as exc:
+        print(json.dumps({"ready": False, "error": f"{exc.filename or ''}: {exc.strerror}"}), flush=True)
+        return 1
+    for sock, banner in listeners:
+        threading.Thread(target=_serve, args=(sock, banner), daemon=True).start()
+    ready = {"ready": True, "sysctls": read_sysctls(args.read), "kernel": os.uname().release}
+    print(json.dumps(ready), flush=True)
+    sys.stdin.read()  # serve until the tool closes our stdin (or dies)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

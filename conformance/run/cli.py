@@ -1,0 +1,314 @@
+"""Command line: ``conformance run | list | explain | cleanup``.
+
+Exit codes: 0 every case passed, 1 a case failed, 2 a usage or environment
+error (a message says what to do; never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from .. import __version__
+from ..core.errors import ConformanceError, HarnessError
+from ..core.loader import discover
+from ..core.model import Case
+from ..core.profiles import builtin_names, load_profile
+from ..core.timing import DEFAULT_TOLERANCE, Tolerance
+from ..core.values import parse_duration
+
+EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+
+
+def select(cases: list[Case], expr: str | None) -> list[Case]:
+    """pytest-style -k: words matched (as substrings) against id, title, group
+    and tags, combined with and / or / not and parentheses."""
+    if not expr:
+        return cases
+    tokens = _TOKEN.findall(expr)
+    code: list[str] = []
+    words: list[str] = []
+    for tok in tokens:
+        if tok in ("and", "or", "not", "(", ")"):
+            code.append(tok)
+        else:
+            code.append(f"_w[{len(words)}] in _h")
+            words.append(tok.lower())
+    program = " ".join(code)
+    try:
+        compiled = compile(program, "-k", "eval")
+        out = []
+        for c in cases:
+            hay = " ".join([c.id, c.title, c.group, *c.tags]).lower()
+            if eval(compiled, {"__builtins__": {}}, {"_w": words, "_h": hay}):  # noqa: S307 - built from our tokens only
+                out.append(c)
+    except SyntaxError:
+        raise ConformanceError(
+            f"-k {expr!r}: not a valid expression (words joined by and, or, not, parentheses)"
+        ) from None
+    return out
+
+
+def _cases(args: argparse.Namespace) -> list[Case]:
+    paths = args.paths or ["cases"]
+    if not args.paths and not Path("cases").is_dir():
+        raise ConformanceError("no cases/ folder here: run from the project's root, or name case files or folders")
+    cases = select(discover(paths), args.k)
+    if not cases:
+        raise ConformanceError(f"no case matches (paths {' '.join(paths)}{', -k ' + args.k if args.k else ''})")
+    return cases
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    cases = _cases(args)
+    table = Table(title=f"{len(cases)} cases", show_lines=False)
+    for col in ("group", "id", "title", "checks"):
+        table.add_column(col)
+    for c in cases:
+        refs = "; ".join(f"{r.doc} {r.level}" + (f" {r.id}" if r.id not in r.doc else "") for r in c.refs)
+        table.add_row(c.group, c.id, c.title, refs)
+    Console(highlight=False).print(table)
+    return EXIT_OK
+
+
+def _tolerance(args: argparse.Namespace) -> Tolerance | None:
+    if args.tolerance_abs is None and args.tolerance_pct is None:
+        return None
+    try:
+        absolute = parse_duration(args.tolerance_abs) if args.tolerance_abs is not None else DEFAULT_TOLERANCE.absolute
+    except ValueError as exc:
+        raise ConformanceError(f"--tolerance-abs: {exc}") from None
+    pct = args.tolerance_pct if args.tolerance_pct is not None else DEFAULT_TOLERANCE.percent
+    return Tolerance(absolute, pct)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..reporters import TerminalReporter, render_ladder, write_html, write_junit, write_pcap
+    from ..targets.base import TargetOptions
+    from ..targets.netns import check_privileges
+    from .runner import RunSettings, run
+
+    cases = _cases(args)
+    if args.profile:
+        load_profile(args.profile)  # a bad profile is a usage error, before anything is set up
+    check_privileges()
+    settings = RunSettings(
+        target=args.target,
+        jobs=args.jobs,
+        tolerance=_tolerance(args),
+        seed=args.seed,
+        profile=args.profile,
+        strict=args.strict,
+        ip=args.ip,
+    )
+    prober_ip = ",".join(args.prober_ip) if args.prober_ip else None  # repeated or comma-separated: one text
+    settings.target_options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=prober_ip)
+    reports = Path(args.reports)
+    junit = Path(args.junit) if args.junit else reports / "junit.xml"
+    html = Path(args.html) if args.html else reports / "index.html"
+    reporter = TerminalReporter()
+    started = time.time()
+    with reporter.live():
+        results = run(cases, settings, on_start=reporter.case_started, on_result=reporter.case_finished)
+    elapsed = time.time() - started
+    write_junit(results, junit)
+    for r in results:
+        if args.pcap == "all" or (args.pcap == "failed" and not r.passed):
+            write_pcap(r, reports / "pcap")
+        if r.verdict is not None:
+            ladder = reports / "ladders" / f"{r.case.id}.txt"
+            ladder.parent.mkdir(parents=True, exist_ok=True)
+            ladder.write_text(render_ladder(r) + "\n")
+    write_html(results, html, reports / "pcap")
+    reporter.summary(results, elapsed)
+    print(f"reports: {html}, {junit}, {reports / 'pcap'}, {reports / 'ladders'}")
+    if any(r.status == "error" for r in results):
+        return EXIT_ERROR
+    return EXIT_OK if all(r.status in ("passed", "warning", "skipped") for r in results) else EXIT_FAILED
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from ..core.rfctext import RfcText
+    from .explain import explain, find_case
+
+    case = find_case(args.case, Path(args.cases) if args.cases else None)
+    profile = load_profile(args.profile) if args.profile else None
+    print(explain(case, RfcText.load(), profile=profile), end="")
+    return EXIT_OK
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..core.params import DOCUMENTED
+
+    console = Console(highlight=False)
+    names = [args.name] if args.name else builtin_names()
+    for name in names:
+        profile = load_profile(name)
+        table = Table(title=f"{profile.name}: {profile.title}", title_justify="left")
+        for col in ("value", "expected", "level", "source"):
+            table.add_column(col)
+        for key, pv in profile.values.items():
+            unit = DOCUMENTED[key].unit
+            shown = f"{pv.value:g}" + ("" if unit in ("count", "mode", "bool") else f" {unit}")
+            table.add_row(key, shown, pv.level if pv.level != "default" else f"{profile.stack} default", pv.source)
+        console.print(table)
+        extra = (
+            "the target's sysctls override these"
+            if profile.read_sysctls
+            else ("the target's sysctls fill only the values left open here")
+        )
+        console.print(f"  stack: {profile.stack or '(none: standards only)'}; {extra}; file: {profile.path}\n")
+    return EXIT_OK
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from ..targets.netns import check_privileges, cleanup
+
+    check_privileges()
+    removed = cleanup()
+    print(f"removed {len(removed)} leftover(s)" + (f": {', '.join(removed)}" if removed else ""))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="conformance", description="TCP conformance tests as packet dialogues.")
+    ap.add_argument("--version", action="version", version=f"conformance {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def selection(p: argparse.ArgumentParser) -> None:
+        p.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
+        p.add_argument("-k", metavar="EXPR", help="select cases by words of id/title/group/tags: 'synack and not ci'")
+
+    p_run = sub.add_parser("run", help="play cases against a target and write reports")
+    selection(p_run)
+    p_run.add_argument(
+        "--target",
+        default="embedded",
+        help="embedded (a fresh Linux namespace, the default), netns:NAME (a namespace you made), HOST:PORT (a "
+        "remote host: 198.18.2.2:80, [2001:2:0:2::2]:80 or both, 198.18.2.2,[2001:2:0:2::2]:80), "
+        "tap:IFNAME:ADDR[:PORT] (a stack behind a TAP device; ADDR like HOST) or docker:CONTAINER[:PORT] (a running "
+        "container, from its host)",
+    )
+    p_run.add_argument("--iface", metavar="IF", help="remote target: the prober's interface (default: the route's)")
+    p_run.add_argument(
+        "--closed-port",
+        type=int,
+        metavar="N",
+        help="remote/tap/docker target: a port that must be closed there (default 9)",
+    )
+    p_run.add_argument(
+        "--prober-ip",
+        metavar="IP",
+        action="append",
+        help="tap/docker target: the prober's address (default: ADDR's x.1 and ::1; docker: a free one of its "
+        "subnet); for tap, one of each family: repeat the option or separate them by a comma",
+    )
+    p_run.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="cases played at once (default: all, up to 64; waiting on a timer costs no CPU)",
+    )
+    p_run.add_argument("--junit", metavar="PATH", help="JUnit XML file (default: REPORTS/junit.xml)")
+    p_run.add_argument(
+        "--html", metavar="PATH", help="HTML report, one self-contained file (default: REPORTS/index.html)"
+    )
+    p_run.add_argument("--reports", metavar="DIR", default="reports", help="report folder (default: reports)")
+    p_run.add_argument("--pcap", choices=("all", "failed", "none"), default="all", help="pcaps to write (default: all)")
+    p_run.add_argument(
+        "--tolerance-abs", metavar="DURATION", help="override every case's absolute tolerance (e.g. 50ms)"
+    )
+    p_run.add_argument("--tolerance-pct", type=float, metavar="PERCENT", help="override every case's percent tolerance")
+    p_run.add_argument("--seed", type=int, help="seed for source ports and ISNs (default: random)")
+    p_run.add_argument(
+        "--profile",
+        metavar="NAME|FILE",
+        help="expectations and how binding they are: rfc, linux, freebsd, lwip, windows or a profile file "
+        "(default: linux for a Linux namespace target, rfc for others); see `conformance profiles`",
+    )
+    p_run.add_argument("--strict", action="store_true", help="a violated SHOULD fails the case instead of warning")
+    p_run.add_argument(
+        "--ip",
+        choices=("4", "6", "both"),
+        default="both",
+        help="address family: 4 (198.18.0.0/15), 6 (2001:2::/48; cases get the suffix .ipv6) or both "
+        "(default: both; on a target without IPv6 the .ipv6 copies are skipped)",
+    )
+    p_run.set_defaults(func=cmd_run)
+
+    p_list = sub.add_parser("list", help="list cases and the documents they check")
+    selection(p_list)
+    p_list.set_defaults(func=cmd_list)
+
+    p_explain = sub.add_parser(
+        "explain", help="show a case's dialogue, the RFC text it checks and the schedules it would expect"
+    )
+    p_explain.add_argument("case", metavar="CASE", help="a case id (searched under --cases) or a case file")
+    p_explain.add_argument("--cases", metavar="DIR", help="where to look for the id (default: cases/)")
+    p_explain.add_argument("--profile", metavar="NAME|FILE", help="derive the schedules with this profile's values")
+    p_explain.set_defaults(func=cmd_explain)
+
+    p_prof = sub.add_parser("profiles", help="list the stack profiles, their values, levels and sources")
+    p_prof.add_argument("name", nargs="?", help="one profile (default: all)")
+    p_prof.set_defaults(func=cmd_profiles)
+
+    p_clean = sub.add_parser("cleanup", help="remove namespaces and nft tables left by a run that was killed (SIGKILL)")
+    p_clean.set_defaults(func=cmd_cleanup)
+    return ap
+
+
+_MAIN_PID = os.getpid()
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM/SIGINT: unwind the run so every `with` removes what it made.
+
+    Only in the tool's own process: a library that forks a copy of it (pyroute2
+    does, to enter namespaces) must not unwind the copy through our clean-up
+    code, which would tear down the run under the real process's feet.
+    """
+    if os.getpid() != _MAIN_PID:
+        os._exit(128 + signum)
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    try:
+        code: int = args.func(args)
+        return code
+    except HarnessError as exc:
+        print(f"conformance: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ConformanceError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("conformance: interrupted; everything the run made was removed", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug of the tool: one line that says where, not a traceback
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else ""
+        print(f"conformance: internal error: {type(exc).__name__}: {exc}{where} (please report it)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

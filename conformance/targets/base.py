@@ -1,0 +1,236 @@
+"""What every target kind shares: the options, the spec a ``--target`` parses to, the addresses the tool may
+send to, and the :class:`Endpoint` an opened target gives the wire and the runner.
+
+May import: :mod:`conformance.core`, :mod:`conformance.wire`, and this package's :mod:`agent_client`.
+
+Target specifications: what ``--target`` (and its options) names, parsed before anything is made.
+
+=====================  ==============================================  =========================
+``--target``           what                                            module
+=====================  ==============================================  =========================
+``embedded``           a fresh Linux namespace (the default)           :mod:`conformance.targets.netns`
+``netns:NAME``         a namespace you made                            :mod:`conformance.targets.netns`
+``HOST:PORT``          a remote host, black box                        :mod:`conformance.targets.remote`
+``tap:IF:ADDR[:PORT]`` a stack on the other side of a TAP device       :mod:`conformance.targets.tap`
+``docker:NAME[:PORT]`` a running docker container, from its host       :mod:`conformance.targets.docker`
+=====================  ==============================================  =========================
+
+HOST and ADDR are an IPv4 address, an IPv6 address in brackets, or one of each
+joined by a comma: ``198.18.2.2``, ``[2001:2:0:2::2]``, ``198.18.2.2,[2001:2:0:2::2]``
+(:func:`parse_addresses`); the cases are played over the families given.
+
+A spec knows, before the target is opened, which services it has and whether
+cases may set sysctls on it, so the runner can skip the cases a target cannot
+play (with the reason) instead of opening targets for them.
+
+Every address the tool sends to must be in 198.18.0.0/15, the range RFC 2544
+reserves for benchmarking network devices, or in 2001:2::/48, its IPv6
+counterpart (RFC 5180): :func:`benchmark_address` and :func:`benchmark_address6`
+refuse anything else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+from ..core.errors import HarnessError
+from ..core.params import Params
+from .agent_client import AgentClient
+
+if TYPE_CHECKING:
+    from ..core.model import Case
+
+#: RFC 2544 §C.2.2 / RFC 6890: the benchmarking range, the only IPv4 one the tool sends to.
+BENCHMARK_NET = ipaddress.IPv4Network("198.18.0.0/15")
+#: RFC 5180 §5 / RFC 6890: the IPv6 benchmarking range, the only IPv6 one the tool sends to.
+BENCHMARK_NET6 = ipaddress.IPv6Network("2001:2::/48")
+#: The port the `closed` service uses on targets we do not set up: discard (RFC 863), which must be closed there.
+DEFAULT_CLOSED_PORT = 9
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """The ``run`` options that belong to a target kind (None: not given)."""
+
+    iface: str | None = None  # remote: the prober's interface
+    closed_port: int | None = None  # remote, tap, docker: the port of the `closed` service
+    prober_ip: str | None = None  # tap, docker: the prober's address (tap: one of each family, comma-separated)
+
+
+def benchmark_address(text: str, what: str) -> str:
+    """`text` as a dotted IPv4 address, which must lie in 198.18.0.0/15; HarnessError otherwise."""
+    try:
+        ip = ipaddress.IPv4Address(text)
+    except ValueError:
+        raise HarnessError(
+            f"{what} {text!r} is not an IPv4 address",
+            "give a dotted IPv4 address in 198.18.0.0/15 (names are not resolved)",
+        ) from None
+    if ip not in BENCHMARK_NET:
+        raise HarnessError(
+            f"{what} {ip} is outside 198.18.0.0/15: refused",
+            "the tool only sends to the benchmarking range 198.18.0.0/15 (RFC 2544); put the target in a lab "
+            "network addressed from it",
+        )
+    return str(ip)
+
+
+def benchmark_address6(text: str, what: str) -> str:
+    """`text` as an IPv6 address (compressed), which must lie in 2001:2::/48; HarnessError otherwise."""
+    try:
+        ip = ipaddress.IPv6Address(text)
+    except ValueError:
+        raise HarnessError(
+            f"{what} {text!r} is not an IPv6 address", "give an IPv6 address in 2001:2::/48 (names are not resolved)"
+        ) from None
+    if ip not in BENCHMARK_NET6:
+        raise HarnessError(
+            f"{what} {ip.compressed} is outside 2001:2::/48: refused",
+            "the tool only sends to the IPv6 benchmarking range 2001:2::/48 (RFC 5180); put the target in a lab "
+            "network addressed from it",
+        )
+    return ip.compressed
+
+
+def split_addresses(text: str, what: str) -> tuple[list[str], str]:
+    """The comma-separated addresses at the start of `text` (an IPv6 one in brackets, which stay on it) and what
+    follows them (``:PORT``, or nothing): ``198.18.2.2,[2001:2::2]:80`` -> (["198.18.2.2", "[2001:2::2]"], ":80")."""
+    found: list[str] = []
+    at = 0
+    while True:
+        if text.startswith("[", at):
+            end = text.find("]", at)
+            if end < 0:
+                raise HarnessError(f"{what}: a '[' without its ']'", "write an IPv6 address as [2001:2:0:2::2]")
+            end += 1
+        else:
+            end = at
+            while end < len(text) and text[end] not in ",:":
+                end += 1
+        found.append(text[at:end])
+        at = end
+        if not text.startswith(",", at):
+            return found, text[at:]
+        at += 1
+
+
+def parse_addresses(items: list[str], what: str) -> tuple[str | None, str | None]:
+    """(IPv4, IPv6) from addresses as :func:`split_addresses` found them: at most one of each family, at least
+    one, each in its benchmarking range; HarnessError otherwise."""
+    ip4: str | None = None
+    ip6: str | None = None
+    for item in items:
+        if item.startswith("[") and item.endswith("]"):
+            if ip6 is not None:
+                raise HarnessError(f"{what}: two IPv6 addresses", "give at most one of each family")
+            ip6 = benchmark_address6(item[1:-1], what)
+        elif item:
+            if ip4 is not None:
+                raise HarnessError(f"{what}: two IPv4 addresses", "give at most one of each family")
+            if not _is_ipv4(item):
+                raise HarnessError(
+                    f"{what} {item!r} is not an IPv4 address",
+                    "give an IPv4 address in 198.18.0.0/15, an IPv6 one in 2001:2::/48 in brackets, or one of each "
+                    "(198.18.2.2,[2001:2:0:2::2]); names are not resolved",
+                )
+            ip4 = benchmark_address(item, what)
+    if ip4 is None and ip6 is None:
+        raise HarnessError(f"{what}: no address")
+    return ip4, ip6
+
+
+def parse_hosts_port(
+    text: str, what: str, role: str, form: str, example: str
+) -> tuple[str | None, str | None, str | None]:
+    """``ADDRS[:PORT]`` (ADDRS as in :func:`split_addresses`): (IPv4, IPv6, the port's text or None).
+
+    `what` names the whole option in errors about its form, `role` the addresses in errors about one of them."""
+    items, rest = split_addresses(text, what)
+    if not items or "" in items:
+        raise HarnessError(f"{what}: expected {form}", f"e.g. {example}")
+    if rest and (not rest.startswith(":") or ":" in rest[1:]):
+        unbracketed = items[-1] + rest
+        if any(_is_ipv6(t) for t in (unbracketed, unbracketed.rpartition(":")[0])):
+            raise HarnessError(
+                f"{what}: an IPv6 address goes in brackets", "e.g. [2001:2:0:2::2]:80 or 198.18.2.2,[2001:2:0:2::2]:80"
+            )
+        raise HarnessError(f"{what}: expected {form}", f"e.g. {example}")
+    ip4, ip6 = parse_addresses(items, role)
+    return ip4, ip6, (rest[1:] if rest else None)
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_port(text: str, what: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise HarnessError(f"{what} {text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """A parsed ``--target``; subclasses add what their kind needs."""
+
+    text: str
+    kind: ClassVar[str] = "?"
+    #: Why cases cannot set sysctls on this kind of target (None: they can).
+    no_sysctls: ClassVar[str | None] = None
+
+    def families(self) -> frozenset[int]:
+        """The address families the target is known to have before it is opened (4, 6)."""
+        return frozenset((4, 6))
+
+    def unavailable(self) -> dict[str, str]:
+        """Services this target does not have, each with the reason."""
+        return {}
+
+    def skip_reason(self, case: Case) -> str | None:
+        """Why `case` cannot be played on this target (it is then reported as skipped), or None."""
+        if case.sysctls and self.no_sysctls:
+            names = ", ".join(f"{k}={v}" for k, v in sorted(case.sysctls.items()))
+            return f"the case sets target sysctls ({names}); {self.no_sysctls}"
+        why = self.unavailable().get(case.service)
+        if why:
+            return f"the case needs the {case.service!r} service: {why}"
+        return None
+
+
+@dataclass
+class Endpoint:
+    """Everything the wire and the runner need to reach a target."""
+
+    iface: str
+    netns: str | None  # namespace the prober interface lives in (None: this one)
+    our_mac: str
+    target_mac: str
+    #: IPv4 addresses (198.18.0.0/15); None when the target is reached over IPv6 only.
+    our_ip: str | None
+    target_ip: str | None
+    ports: dict[str, int]
+    params: Params
+    description: str
+    kind: str = "netns"
+    sysctls: dict[str, int] = field(default_factory=dict)
+    #: The agent in the target's namespace, when the target has one.
+    agent: AgentClient | None = None
+    #: IPv6 addresses (2001:2::/48), when the target has IPv6.
+    our_ip6: str | None = None
+    target_ip6: str | None = None
+    #: The MAC IPv6 frames go to, when it differs from `target_mac`.
+    target_mac6: str | None = None

@@ -1,0 +1,57 @@
+"""The ``--target`` grammar: which kind of target a ``--target`` names, with the options that kind takes.
+
+Each kind parses its own form (:func:`~conformance.targets.tap.parse_tap`, ...); this module picks the kind.
+"""
+
+from __future__ import annotations
+
+from ..core.errors import HarnessError
+from .base import TargetOptions, TargetSpec
+from .docker import parse_docker
+from .netns import NamespaceSpec
+from .remote import parse_remote
+from .tap import parse_tap
+
+FORMS = (
+    "embedded, netns:NAME, HOST:PORT (a remote host: 198.18.2.2:80, [2001:2:0:2::2]:80 or both, "
+    "198.18.2.2,[2001:2:0:2::2]:80), tap:IFNAME:ADDR[:PORT] (ADDR like HOST) or docker:CONTAINER[:PORT]"
+)
+
+
+def _refuse_options(options: TargetOptions, allowed: set[str], kind: str) -> None:
+    given = {
+        "--iface": options.iface is not None,
+        "--closed-port": options.closed_port is not None,
+        "--prober-ip": options.prober_ip is not None,
+    }
+    wrong = [name for name, on in given.items() if on and name not in allowed]
+    if wrong:
+        raise HarnessError(
+            f"{', '.join(wrong)} do{'es' if len(wrong) == 1 else ''} not apply to "
+            f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} target",
+            "--iface goes with --target HOST:PORT, --prober-ip with tap:... and docker:..., --closed-port with "
+            "any of these three",
+        )
+
+
+def parse_target(text: str, options: TargetOptions | None = None) -> TargetSpec:
+    """Parse ``--target`` with its options; HarnessError (saying what is valid) when it is wrong."""
+    options = options or TargetOptions()
+    if text == "embedded":
+        _refuse_options(options, set(), "embedded")
+        return NamespaceSpec(text)
+    if text.startswith("netns:"):
+        if not text[6:]:
+            raise HarnessError("--target netns: needs a namespace name", f"use one of: {FORMS}")
+        _refuse_options(options, set(), "netns")
+        return NamespaceSpec(text, existing=text[6:])
+    if text.startswith("tap:"):
+        _refuse_options(options, {"--closed-port", "--prober-ip"}, "tap")
+        return parse_tap(text, options)
+    if text.startswith("docker:"):
+        _refuse_options(options, {"--closed-port", "--prober-ip"}, "docker")
+        return parse_docker(text, options)
+    if ":" in text:
+        _refuse_options(options, {"--iface", "--closed-port"}, "remote")
+        return parse_remote(text, options)
+    raise HarnessError(f"unknown target {text!r}", f"use one of: {FORMS}")

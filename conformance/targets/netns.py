@@ -1,0 +1,326 @@
+"""The embedded target: a Linux kernel TCP stack in a network namespace.
+
+Layout (made by :class:`NamespaceTarget`, removed on exit, also on failure)::
+
+    prober namespace cfp-PID-N           target namespace cft-PID-N (or the user's)
+    ┌──────────────────────────┐         ┌──────────────────────────────────┐
+    │ cfPIDpN  (no IP address) │ ─veth─  │ cfPIDtN 198.18.N.2/24            │
+    │ Scapy injects/captures   │         │ services: listen 7000, banner    │
+    └──────────────────────────┘         │ 7001, nothing on 7009            │
+                                         └──────────────────────────────────┘
+
+The prober's interface carries no address and sits in a namespace of its own,
+so no kernel answers for the prober (no stray RSTs) and nothing it sends can be
+forwarded anywhere. The target gets a permanent neighbour entry for the prober's
+address; transmit checksum offload is off on the target's veth so that captured
+checksums are the ones the target computed (RFC 9293 MUST-2).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar
+
+from ..core.errors import HarnessError
+from ..core.params import SYSCTLS, resolve
+from .agent_client import AgentClient, spawn, stop
+from .base import Endpoint, TargetSpec
+
+PREFIX_PROBER = "cfp-"
+PREFIX_TARGET = "cft-"
+#: A docker container's namespace, attached under this name for a run (conformance.targets.docker).
+PREFIX_DOCKER = "cfd-"
+LISTEN_PORT, BANNER_PORT, CLOSED_PORT = 7000, 7001, 7009
+READY_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class NamespaceSpec(TargetSpec):
+    """``embedded`` (existing None) or ``netns:NAME``."""
+
+    existing: str | None = None
+    kind: ClassVar[str] = "netns"
+
+
+def check_privileges() -> None:
+    """Fail early, with what to do, when the run cannot make namespaces."""
+    if os.geteuid() != 0:
+        raise HarnessError(
+            "creating network namespaces and raw sockets needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_NET_RAW)",
+            "run as root, e.g. sudo .venv/bin/conformance run",
+        )
+    for tool, package in (("ip", "iproute2"), ("ethtool", "ethtool")):
+        if shutil.which(tool) is None:
+            raise HarnessError(
+                f"the program {tool!r} is missing", f"install it: apt-get install {package} (or run .ci/setup)"
+            )
+
+
+def _wait_link(ns: Any, ifname: str, where: str, timeout: float = 3.0) -> int:
+    """The index of `ifname` in namespace `ns`, waiting for a moved link to appear."""
+    end = time.monotonic() + timeout
+    while True:
+        found = ns.link_lookup(ifname=ifname)
+        if found:
+            return int(found[0])
+        if time.monotonic() > end:
+            raise HarnessError(f"interface {ifname} did not appear in namespace {where} within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def _run(cmd: list[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    if proc.returncode != 0:
+        raise HarnessError(f"{' '.join(cmd)} failed: {proc.stderr.strip()}")
+
+
+class NamespaceTarget:
+    """Context manager: builds the two namespaces, the veth and the services."""
+
+    def __init__(self, index: int, sysctls: dict[str, int] | None = None, existing: str | None = None) -> None:
+        if not 0 <= index < 250:
+            raise HarnessError(f"target index {index} out of range (at most 250 namespace targets per run)")
+        pid = os.getpid()
+        self.index = index
+        self.sysctls = dict(sysctls or {})
+        self.prober_ns = f"{PREFIX_PROBER}{pid}-{index}"
+        self.existing = existing
+        self.target_ns = existing or f"{PREFIX_TARGET}{pid}-{index}"
+        tag = f"{pid % 100000}"
+        self.prober_if = f"cf{tag}p{index}"
+        self.target_if = f"cf{tag}t{index}"
+        self.our_ip = f"198.18.{index}.1"
+        self.target_ip = f"198.18.{index}.2"
+        self.our_ip6 = ipaddress.ip_address(f"2001:2:0:{index:x}::1").compressed
+        self.target_ip6 = ipaddress.ip_address(f"2001:2:0:{index:x}::2").compressed
+        self._made_ns: list[str] = []
+        self._owner = os.getpid()  # clean up only from the process that set up
+        self._services: subprocess.Popen[str] | None = None
+        self._agent: AgentClient | None = None
+        self.endpoint: Endpoint | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def __enter__(self) -> Endpoint:
+        try:
+            return self._setup()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def _setup(self) -> Endpoint:
+        from pyroute2 import IPRoute, NetNS, netns
+
+        check_privileges()
+        existing = set(netns.listnetns())
+        if self.existing is not None and self.existing not in existing:
+            raise HarnessError(
+                f"network namespace {self.existing!r} does not exist",
+                "create it first (ip netns add NAME) or leave out --target to use the embedded one",
+            )
+        for name in (self.prober_ns,) if self.existing else (self.prober_ns, self.target_ns):
+            if name in existing:
+                raise HarnessError(f"network namespace {name!r} exists already", "run `conformance cleanup`")
+            # Recorded first: a signal during create() must not leave a namespace we forget.
+            self._made_ns.append(name)
+            netns.create(name)
+        _run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.prober_ns,
+                "sh",
+                "-c",
+                "for s in all default; do echo 1 > /proc/sys/net/ipv6/conf/$s/disable_ipv6; done",
+            ]
+        )
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=self.prober_if, kind="veth", peer={"ifname": self.target_if})
+            try:
+                ipr.link("set", index=ipr.link_lookup(ifname=self.prober_if)[0], net_ns_fd=self.prober_ns)
+                ipr.link("set", index=ipr.link_lookup(ifname=self.target_if)[0], net_ns_fd=self.target_ns)
+            except Exception:
+                for name in (self.prober_if, self.target_if):
+                    found = ipr.link_lookup(ifname=name)
+                    if found:
+                        ipr.link("del", index=found[0])
+                raise
+        self._start_services()
+        with NetNS(self.prober_ns) as ns:
+            i = _wait_link(ns, self.prober_if, self.prober_ns)
+            ns.link("set", index=i, state="up")
+            our_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
+        with NetNS(self.target_ns) as ns:
+            i = _wait_link(ns, self.target_if, self.target_ns)
+            ns.addr("add", index=i, address=self.target_ip, prefixlen=24)
+            ns.link("set", index=i, state="up")
+            lo = ns.link_lookup(ifname="lo")
+            if lo:
+                ns.link("set", index=lo[0], state="up")
+            target_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
+            ns.neigh("add", dst=self.our_ip, lladdr=our_mac, ifindex=i, state="permanent")
+        _run(["ip", "netns", "exec", self.target_ns, "ethtool", "-K", self.target_if, "tx", "off"])
+        has_ipv6 = self._setup_ipv6(our_mac)
+        ready = self._ready
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self._agent = AgentClient(
+            ["ip", "netns", "exec", self.target_ns, sys.executable, "-m", "conformance.inside.agent"], env=env
+        )
+        sysctls = {k: int(v) for k, v in ready.get("sysctls", {}).items()}
+        where = f"namespace {self.target_ns}" + (" (yours)" if self.existing else "")
+        self.endpoint = Endpoint(
+            iface=self.prober_if,
+            netns=self.prober_ns,
+            our_mac=our_mac,
+            target_mac=target_mac,
+            our_ip=self.our_ip,
+            target_ip=self.target_ip,
+            ports={"listen": LISTEN_PORT, "banner": BANNER_PORT, "closed": CLOSED_PORT},
+            params=resolve(sysctls),
+            description=f"Linux {ready.get('kernel', '?')} in {where}, {self.target_ip}",
+            sysctls=sysctls,
+            agent=self._agent,
+            our_ip6=self.our_ip6 if has_ipv6 else None,
+            target_ip6=self.target_ip6 if has_ipv6 else None,
+        )
+        return self.endpoint
+
+    def _setup_ipv6(self, our_mac: str) -> bool:
+        """The target's IPv6 address (no DAD wait) and a permanent ND entry for the prober.
+
+        The prober's namespace keeps IPv6 off: its interface carries no address of either
+        family, so its kernel never answers for the prober. False when the target has no IPv6.
+        """
+        ns = ["ip", "-n", self.target_ns]
+        try:
+            _run([*ns, "-6", "addr", "add", f"{self.target_ip6}/64", "dev", self.target_if, "nodad"])
+            _run(
+                [
+                    *ns,
+                    "-6",
+                    "neigh",
+                    "replace",
+                    self.our_ip6,
+                    "lladdr",
+                    our_mac,
+                    "dev",
+                    self.target_if,
+                    "nud",
+                    "permanent",
+                ]
+            )
+        except HarnessError:
+            return False
+        return True
+
+    def _start_services(self) -> None:
+        cmd = [
+            "ip",
+            "netns",
+            "exec",
+            self.target_ns,
+            sys.executable,
+            "-m",
+            "conformance.inside.services",
+            "--listen",
+            str(LISTEN_PORT),
+            "--banner",
+            str(BANNER_PORT),
+        ]
+        for name, value in self.sysctls.items():
+            cmd += ["--sysctl", f"{name}={value}"]
+        for name in SYSCTLS:
+            cmd += ["--read", name]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self._services, ready = spawn(cmd, "the target's services", env)
+        self._ready: dict[str, Any] = ready
+
+    # ---------------------------------------------------------------- teardown
+    def close(self) -> None:
+        """Remove everything this target made; safe to call twice."""
+        from pyroute2 import IPRoute, NetNS
+
+        if os.getpid() != self._owner:  # a forked copy of this process (pyroute2 forks): not ours to undo
+            return
+
+        if self._agent is not None:
+            agent, self._agent = self._agent, None
+            agent.close()
+        if self._services is not None:
+            proc, self._services = self._services, None
+            stop(proc)
+        if self.existing is not None and self._made_ns:
+            # The user's namespace stays; our veth end goes (and with it the pair).
+            # (Only when we got as far as making ours: NetNS() would create a missing one.)
+            try:
+                with NetNS(self.existing) as ns:
+                    found = ns.link_lookup(ifname=self.target_if)
+                    if found:
+                        ns.link("del", index=found[0])
+            except Exception:
+                pass
+        for name in reversed(self._made_ns):
+            _remove_netns(name)
+        self._made_ns.clear()
+        with IPRoute() as ipr:  # a veth left in this namespace after a failed move
+            for name in (self.prober_if, self.target_if):
+                found = ipr.link_lookup(ifname=name)
+                if found:
+                    ipr.link("del", index=found[0])
+
+
+def _remove_netns(name: str, patience: float = 1.5) -> None:
+    """Remove a namespace we made; if a signal cut its creation short, the helper that
+    creates it may still be at work: wait a little for it to appear, then remove it."""
+    from pyroute2 import netns
+
+    end = time.monotonic() + patience
+    while True:
+        try:
+            netns.remove(name)
+            return
+        except OSError:
+            if time.monotonic() > end:
+                return
+            time.sleep(0.05)
+
+
+def leftovers() -> list[str]:
+    """Namespaces of earlier runs whose process is gone (e.g. after SIGKILL).
+
+    A ``cfd-`` name is a docker container's namespace attached for a run: removing it removes only the name.
+    """
+    from pyroute2 import netns
+
+    out = []
+    for name in netns.listnetns():
+        if name.startswith((PREFIX_PROBER, PREFIX_TARGET, PREFIX_DOCKER)):
+            pid = name[4:].split("-")[0]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                out.append(name)
+    return out
+
+
+def cleanup() -> list[str]:
+    """Remove the leftovers of dead runs: namespaces, and the ``conformance_PID`` nftables
+    tables of remote runs in this namespace (:mod:`conformance.wire.firewall`); returns what was removed."""
+    from pyroute2 import netns
+
+    from ..wire import firewall
+
+    removed = []
+    for name in leftovers():
+        netns.remove(name)
+        removed.append(name)
+    removed += firewall.cleanup()
+    return removed

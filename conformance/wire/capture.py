@@ -1,0 +1,216 @@
+"""The wire: layer-2 injection and capture with Scapy, demultiplexed by flow.
+
+It carries the dialogues' segments (:mod:`conformance.wire.arp` asks a remote target's
+next hop on a short-lived socket of its own). One :class:`Wire` per prober
+interface opens
+
+* a capture socket (Scapy ``L2ListenSocket``) that sees both directions, with
+  the kernel's receive timestamp (``SO_TIMESTAMPNS``) on every frame — our own
+  frames come back too, which gives their true send time;
+* a send socket (Scapy ``L2Socket``).
+
+Both are opened inside the prober's network namespace when it has one. A
+capture thread reads raw frames, converts them to
+:class:`~conformance.core.segment.Segment` with :mod:`conformance.wire.codec` (struct on
+the hot path, Scapy for anything unusual) and hands each to the dialogue that
+owns its 4-tuple (our source port), through a queue: a dialogue waiting for a
+segment blocks on its queue and costs no CPU.
+With ``peer_ip`` / ``peer_ip6`` only segments between our address and the target's are
+delivered (a remote target's interface carries its host's own traffic too).
+:class:`conformance.wire.tap.TapWire` has the same interface on a TAP descriptor.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import struct
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..core.errors import HarnessError
+from ..core.segment import Segment
+from .codec import checksum_ok, decode, encode, to_frame, to_segment
+
+__all__ = ["Captured", "Wire", "checksum_ok", "to_frame", "to_segment"]
+
+SOL_PACKET, PACKET_STATISTICS, SO_RCVBUFFORCE = 263, 6, 33
+CAPTURE_BUFFER = 32 * 1024 * 1024
+
+
+class Sink(Protocol):
+    """Where a subscribed flow's segments go: a queue, or the player's inbox."""
+
+    def put(self, item: Captured) -> None: ...
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A segment of a subscribed flow, with its raw frame for the pcap."""
+
+    segment: Segment
+    frame: bytes
+
+
+class Wire:
+    """Injection and capture on one prober interface; see the module docstring."""
+
+    def __init__(
+        self,
+        iface: str,
+        netns: str | None,
+        our_mac: str,
+        target_mac: str,
+        our_ip: str | None,
+        peer_ip: str | None = None,
+        our_ip6: str | None = None,
+        peer_ip6: str | None = None,
+    ) -> None:
+        self.iface = iface
+        self.netns = netns
+        self.our_mac = our_mac
+        self.target_mac = target_mac
+        #: The MAC IPv6 frames go to, when it is not `target_mac` (a remote host's two families may have two
+        #: next hops, a user-space stack two interfaces' worth of addresses).
+        self.target_mac6: str | None = None
+        self.our_ip = our_ip
+        self.our_ip6 = our_ip6
+        #: Our addresses: a segment from one of them is ours (captured on its way out).
+        self.ours = {ip for ip in (our_ip, our_ip6) if ip}
+        #: When a peer address is given, only segments between our address and the peer's of the same family
+        #: are delivered (an interface with an address, such as a remote target's, also carries the host's own
+        #: traffic).
+        self.peer_ip = peer_ip
+        self.peer_ip6 = peer_ip6
+        self._pairs = [{ours, peer} for ours, peer in ((our_ip, peer_ip), (our_ip6, peer_ip6)) if ours and peer]
+        self._filtered = peer_ip is not None or peer_ip6 is not None
+        self._subs: dict[int, Sink] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._cap: Any = None
+        self._out: Any = None
+        self.stray = 0  # frames of no subscribed flow
+        #: Frames the kernel dropped because the capture socket was full (PACKET_STATISTICS):
+        #: a case that lived through a drop cannot be judged (see conformance.run.player).
+        self.drops = 0
+
+    def __enter__(self) -> Wire:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        import scapy.layers.inet  # noqa: F401 - registers Ether/IP/TCP for dissection
+        import scapy.layers.inet6  # noqa: F401 - and IPv6
+        import scapy.layers.l2  # noqa: F401
+        from scapy.arch.linux import L2ListenSocket, L2Socket
+
+        entered = False
+        try:
+            if self.netns:
+                from pyroute2 import netns as pr_netns
+
+                pr_netns.pushns(self.netns)
+                entered = True
+            # Not promiscuous: the target addresses its frames to the prober's own MAC (and
+            # Scapy's promiscuous switch looks the interface up in a process-wide cache that a
+            # second run in the same process, with a new veth of the same name, would miss).
+            self._cap = L2ListenSocket(iface=self.iface, promisc=False)
+            self._out = L2Socket(iface=self.iface, promisc=False)
+            try:  # room for bursts: a frame the kernel drops here would look like a silent target
+                self._cap.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, CAPTURE_BUFFER)
+            except OSError:
+                self._cap.ins.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CAPTURE_BUFFER)
+        except OSError as exc:
+            self.close()
+            raise HarnessError(
+                f"cannot open raw sockets on {self.iface}: {exc.strerror}", "run as root (CAP_NET_RAW)"
+            ) from None
+        finally:
+            if entered:
+                from pyroute2 import netns as pr_netns
+
+                pr_netns.popns()
+        self._thread = threading.Thread(target=self._capture, name=f"capture-{self.iface}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        for s in (self._cap, self._out):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+        self._cap = self._out = None
+
+    def subscribe(self, ports: Iterable[int], into: Sink | None = None) -> Sink:
+        """Deliver every segment to or from these source ports of ours to `into` (default: a new queue)."""
+        q: Sink = queue.Queue() if into is None else into
+        with self._lock:
+            for p in ports:
+                if p in self._subs:
+                    raise HarnessError(f"internal: port {p} is subscribed twice")
+                self._subs[p] = q
+        return q
+
+    def unsubscribe(self, ports: Iterable[int]) -> None:
+        with self._lock:
+            for p in ports:
+                self._subs.pop(p, None)
+
+    def mac_for(self, seg: Segment) -> str:
+        """The Ethernet destination of a segment we send: the next hop of its address family."""
+        return self.target_mac6 if self.target_mac6 is not None and ":" in seg.dst else self.target_mac
+
+    def send(self, seg: Segment) -> None:
+        self._out.outs.send(encode(seg, self.our_mac, self.mac_for(seg)))
+
+    def _capture(self) -> None:
+        from scapy.supersocket import SuperSocket
+
+        while not self._stop.is_set():
+            self._count_drops()
+            ready = SuperSocket.select([self._cap], 0.2)
+            if not ready:
+                continue
+            try:  # raw bytes and the kernel's receive time: no Scapy dissection (see conformance.wire.codec)
+                _, frame, stamp = self._cap.recv_raw()
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue
+            if not frame or stamp is None:
+                continue
+            seg = decode(frame, float(stamp))
+            if seg is None:
+                continue
+            self._route(seg, frame)
+
+    def _count_drops(self) -> None:
+        try:  # struct tpacket_stats {tp_packets, tp_drops}; reading it resets the counters
+            raw = self._cap.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+        except (OSError, AttributeError):
+            return
+        self.drops += struct.unpack("II", raw)[1]
+
+    def _route(self, seg: Segment, frame: bytes) -> None:
+        """Hand a captured segment to the dialogue that owns its flow (our source port)."""
+        if self._filtered and {seg.src, seg.dst} not in self._pairs:
+            self.stray += 1
+            return
+        port = seg.sport if seg.src in self.ours else seg.dport
+        with self._lock:
+            q = self._subs.get(port)
+        if q is None:
+            self.stray += 1
+            return
+        q.put(Captured(seg, frame))

@@ -1,0 +1,237 @@
+"""The wire on a TAP descriptor: the :class:`~conformance.wire.capture.Wire` interface on ``/dev/net/tun``,
+with an ARP and Neighbor Discovery responder for the prober.
+
+May import: :mod:`conformance.core` and this package.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import queue
+import select
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+
+from ..core.errors import HarnessError
+from ..core.segment import Segment
+from . import arp, nd
+from .capture import Wire
+from .codec import decode, encode
+
+TUNSETIFF = 0x400454CA
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+IFNAMSIZ = 16
+READ_SIZE = 65536
+#: The interpreter's thread switch interval while a TAP wire is open (default 5 ms): a frame is stamped
+#: when the capture thread gets the GIL, so a shorter interval bounds that wait more tightly.
+SWITCH_INTERVAL = 0.0005
+
+
+def tap_flags(ifname: str) -> int | None:
+    """The TUN/TAP flags of `ifname` in this namespace; None when it is not a TUN/TAP device (or missing)."""
+    try:
+        return int(Path(f"/sys/class/net/{ifname}/tun_flags").read_text().strip(), 16)
+    except (OSError, ValueError):
+        return None
+
+
+class TapWire(Wire):
+    """The :class:`~conformance.wire.capture.Wire` interface on a TAP descriptor, with an ARP and ND responder.
+
+    Frames are read by the capture thread (``select`` on the descriptor); ARP
+    requests and Neighbor Solicitations for our addresses are answered there,
+    ARP replies and Neighbor Advertisements wake :meth:`resolve`, TCP segments
+    go to the subscribed dialogues like on a :class:`Wire`. Our own frames are
+    handed to their dialogue as the capture of a packet socket would, stamped
+    just before the write.
+    """
+
+    def __init__(
+        self,
+        ifname: str,
+        our_mac: str,
+        our_ip: str | None,
+        peer_ip: str | None,
+        our_ip6: str | None = None,
+        peer_ip6: str | None = None,
+    ) -> None:
+        super().__init__(ifname, None, our_mac, arp.BROADCAST, our_ip, peer_ip, our_ip6, peer_ip6)
+        self._fd = -1
+        self._switch: float | None = None
+        self._parser: threading.Thread | None = None
+        self._frames: queue.SimpleQueue[tuple[bytes, float] | None] = queue.SimpleQueue()
+        self._write_lock = threading.Lock()
+        self._arp_lock = threading.Lock()
+        self._arp_wanted: dict[str, threading.Event] = {}
+        self._arp_found: dict[str, str] = {}
+        self.arp_answered = 0  # requests for our address we answered
+        self.nd_answered = 0  # solicitations for our IPv6 address we answered
+
+    def open(self) -> None:
+        flags = tap_flags(self.iface)
+        if flags is None:
+            raise HarnessError(
+                f"there is no TAP device {self.iface!r} in this network namespace",
+                f"create it (ip tuntap add dev {self.iface} mode tap), give the stack under test its side, and "
+                "run the tool in the namespace that holds it; the tool does not create the device",
+            )
+        if not flags & IFF_TAP:
+            raise HarnessError(f"{self.iface} is a TUN (layer 3) device, not a TAP device", "use mode tap")
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            ifr = struct.pack("16sH22x", self.iface.encode(), IFF_TAP | IFF_NO_PI)
+            fcntl.ioctl(fd, TUNSETIFF, ifr)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno == errno.EBUSY:
+                raise HarnessError(
+                    f"TAP device {self.iface} is attached to another process already",
+                    "the tool takes the descriptor side of the device: detach the other process",
+                ) from None
+            if exc.errno == errno.EPERM:
+                raise HarnessError(
+                    f"cannot attach to TAP device {self.iface}: {exc.strerror}",
+                    "run as root (CAP_NET_ADMIN), or make the device yours (ip tuntap add ... user NAME)",
+                ) from None
+            raise HarnessError(f"cannot attach to TAP device {self.iface}: {exc.strerror}") from None
+        self._fd = fd
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL))
+        self._thread = threading.Thread(target=self._capture, name=f"capture-{self.iface}", daemon=True)
+        self._thread.start()
+        self._parser = threading.Thread(target=self._parse, name=f"parse-{self.iface}", daemon=True)
+        self._parser.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        if self._parser is not None:
+            self._frames.put(None)
+            self._parser.join(timeout=2)
+            self._parser = None
+        if self._switch is not None:
+            sys.setswitchinterval(self._switch)
+            self._switch = None
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _write(self, frame: bytes) -> None:
+        with self._write_lock:
+            os.write(self._fd, frame)
+
+    def send(self, seg: Segment) -> None:
+        frame = encode(seg, self.our_mac, self.mac_for(seg))
+        stamp = time.time()
+        self._write(frame)
+        # Our own copy, as a packet socket's capture would give it (the engine takes its send time from
+        # it): the segment itself, not a parse of the frame, to hold the GIL as briefly as possible while
+        # the capture thread waits to stamp the answer.
+        self._route(seg.at(stamp), frame)
+
+    def resolve(self, ip: str, timeout: float = arp.TIMEOUT) -> str:
+        """The MAC address of `ip` behind the device, by ARP (IPv4) or Neighbor Solicitation (IPv6);
+        HarnessError after `timeout` seconds without an answer."""
+        v6 = ":" in ip
+        if v6:
+            if self.our_ip6 is None:
+                raise HarnessError(f"internal: no IPv6 address of ours to ask {ip} from")
+            ip = ipaddress.IPv6Address(ip).compressed
+            question = nd.solicit(self.our_mac, self.our_ip6, ip)
+        else:
+            if self.our_ip is None:
+                raise HarnessError(f"internal: no IPv4 address of ours to ask {ip} from")
+            question = arp.request(self.our_mac, self.our_ip, ip)
+        event = threading.Event()
+        with self._arp_lock:
+            self._arp_wanted[ip] = event
+        try:
+            end = time.monotonic() + timeout
+            while (left := end - time.monotonic()) > 0:
+                self._write(question)
+                if event.wait(min(arp.RETRY, left)):
+                    with self._arp_lock:
+                        return self._arp_found[ip]
+        finally:
+            with self._arp_lock:
+                self._arp_wanted.pop(ip, None)
+        raise (nd if v6 else arp).no_answer(ip, f"TAP device {self.iface}", timeout)
+
+    def _capture(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self._fd], [], [], 0.2)
+                if not ready:
+                    continue
+                data = os.read(self._fd, READ_SIZE)
+            except OSError:
+                if self._stop.is_set():
+                    return
+                time.sleep(0.05)  # e.g. EBADFD while the interface is down: do not spin
+                continue
+            stamp = time.time()
+            found = arp.parse(data)
+            if found is not None:
+                self._arp(found)
+                continue
+            if nd.is_nd(data):  # the target may solicit our address's group, or us directly (unreachability probe)
+                found6 = nd.parse(data)
+                if found6 is not None:
+                    self._nd(found6)
+                    continue
+            self._frames.put((data, stamp))  # parsed on another thread: the next read is not held up
+
+    def _parse(self) -> None:
+        while (item := self._frames.get()) is not None:
+            self._frame(*item)
+
+    def _arp(self, packet: arp.Arp) -> None:
+        if (
+            self.our_ip is not None
+            and packet.op == arp.OP_REQUEST
+            and packet.target_ip == self.our_ip
+            and packet.sender_ip != self.our_ip
+        ):
+            try:
+                self._write(arp.reply_to(packet, self.our_mac))
+                self.arp_answered += 1
+            except OSError:
+                pass
+        with self._arp_lock:
+            event = self._arp_wanted.get(packet.sender_ip)
+            if event is not None and self.our_ip is not None and arp.is_answer(packet, packet.sender_ip, self.our_ip):
+                self._arp_found[packet.sender_ip] = packet.sender_mac
+                event.set()
+
+    def _nd(self, packet: nd.Nd) -> None:
+        """Answer a solicitation for our IPv6 address (from any source: link-local, global, or the unspecified
+        address of duplicate address detection); hand an advertisement to :meth:`resolve`."""
+        if self.our_ip6 is not None and nd.asks_for(packet, self.our_ip6):
+            try:
+                self._write(nd.advertise_to(packet, self.our_mac))
+                self.nd_answered += 1
+            except OSError:
+                pass
+        with self._arp_lock:
+            event = self._arp_wanted.get(packet.target)
+            mac = nd.answer_mac(packet, packet.target)
+            if event is not None and mac is not None:
+                self._arp_found[packet.target] = mac
+                event.set()
+
+    def _frame(self, data: bytes, stamp: float) -> None:
+        seg = decode(data, stamp)
+        if seg is not None:
+            self._route(seg, data)
