@@ -1,0 +1,363 @@
+"""Validated step data -> :class:`~conformance.core.model.Step`: one small parser per step kind.
+
+The schema has already checked each field's type; what is checked here is what
+a schema cannot say: a name bound before it is used, a label given once, a
+``retransmits`` that names an earlier expect, a ref that exists. Every error
+names the file, the line and the field (``file:line: steps[3].expect.seq``).
+
+:data:`PARSERS` maps a step's key (``send``, ``expect``, ...) to its parser;
+each takes the :class:`StepBuilder` (what earlier steps bound and labelled) and
+the :class:`RawStep` it is to turn into a step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CaseFormatError
+from .model import (
+    ANY_CONN,
+    AppResultStep,
+    AppStep,
+    AssertStep,
+    ExpectStep,
+    OptionSpec,
+    SegmentPattern,
+    SendStep,
+    SilenceStep,
+    StateStep,
+    Step,
+    WithholdStep,
+)
+from .params import DOCUMENTED
+from .schedules import SCHEDULES
+from .segment import canonical_flags
+from .timing import Window
+from .values import BUILTIN_NAMES, Expr, parse_duration, parse_expr
+
+#: Where a node is in the case document: keys and list indexes, from the top.
+Path_ = tuple[str | int, ...]
+STEP_KINDS = ("send", "expect", "silence", "withhold", "assert", "app", "app_result", "state")
+#: Keys allowed beside each step kind.
+STEP_KEYS = {
+    "send": {"conn", "ref"},
+    "expect": {"conn", "ref", "label", "bind"},
+    "silence": {"conn", "ref"},
+    "withhold": {"conn", "ref", "retransmits", "schedule", "count", "then_silence"},
+    "assert": {"ref"},
+    "app": {"conn", "ref", "label", "wait"},
+    "app_result": {"conn", "ref"},
+    "state": {"conn", "ref", "lasts"},
+}
+DEFAULT_WITHIN = 1.0
+
+
+def field_name(path: Path_) -> str:
+    """`path` as a reader writes it: ``steps[3].expect.seq``."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+class Lines:
+    """Line numbers (1-based) of every YAML node, by its path in the document."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[Path_, int] = {}
+
+    def line(self, path: Path_) -> int | None:
+        p = tuple(path)
+        while p not in self.by_path and p:
+            p = p[:-1]
+        return self.by_path.get(p)
+
+
+def options(spec: dict[str, Any] | None) -> tuple[OptionSpec, ...]:
+    if not spec:
+        return ()
+    out: list[OptionSpec] = []
+    for kind, value in spec.items():
+        if kind == "nop":
+            out.extend(OptionSpec("nop") for _ in range(1 if value is None else value))
+        else:
+            out.append(OptionSpec(kind, tuple(value) if isinstance(value, list) else value))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class RawStep:
+    """One step as the schema let it through, with what every kind shares already read."""
+
+    raw: dict[str, Any]  # the whole step: its kind's key and the keys beside it
+    path: Path_  # of the step: ("steps", 3)
+    kind: str
+    line: int
+    conn: str
+    ref: str | None
+
+    @property
+    def body(self) -> Any:
+        """The value under the kind's key."""
+        return self.raw[self.kind]
+
+    @property
+    def body_path(self) -> Path_:
+        return self.path + (self.kind,)
+
+
+class StepBuilder:
+    """Turns validated steps into :class:`Step` values, in order, checking what the schema cannot."""
+
+    def __init__(self, file: str, lines: Lines) -> None:
+        self.file = file
+        self.lines = lines
+        self.bound: set[str] = set(BUILTIN_NAMES)
+        self.labels: set[str] = set()
+        self.app_labels: set[str] = set()
+        self.seen_withhold = False
+        self.ref_ids: set[str] = set()
+
+    def error(self, path: Path_, problem: str, valid: Iterable[str] = ()) -> CaseFormatError:
+        return CaseFormatError(self.file, self.lines.line(path), field_name(path), problem, list(valid))
+
+    def expr(self, value: Any, path: Path_) -> Expr:
+        try:
+            e = parse_expr(value)
+        except ValueError as exc:
+            raise self.error(path, str(exc)) from None
+        if e.name is not None and e.name not in self.bound:
+            raise self.error(path, f"name {e.name!r} is not bound before this step", sorted(self.bound))
+        return e
+
+    def optional_expr(self, body: dict[str, Any], key: str, path: Path_) -> Expr | None:
+        """``body[key]`` as an expression, or None when the step leaves it out."""
+        return self.expr(body[key], path + (key,)) if key in body else None
+
+    def duration(self, value: Any, path: Path_) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise self.error(path, str(exc)) from None
+
+    def flags(self, text: str, path: Path_, allow_optional: bool) -> tuple[str, str]:
+        required, optional = "", ""
+        i = 0
+        while i < len(text):
+            ch = text[i]
+            if ch == "?":
+                raise self.error(path, "'?' must follow a flag letter")
+            if i + 1 < len(text) and text[i + 1] == "?":
+                if not allow_optional:
+                    raise self.error(path, "optional flags (X?) are only allowed in expect")
+                optional += ch
+                i += 2
+            else:
+                required += ch
+                i += 1
+        if set(required) & set(optional):
+            raise self.error(path, "a flag cannot be both required and optional")
+        return canonical_flags(required), canonical_flags(optional)
+
+    def data(self, seg: dict[str, Any], path: Path_) -> bytes | None:
+        if "data" in seg and "len" in seg and seg["len"] != len(seg["data"].encode()):
+            raise self.error(
+                path + ("len",), f"len {seg['len']} disagrees with data ({len(seg['data'].encode())} octets)"
+            )
+        if "data" in seg:
+            return bytes(seg["data"].encode())
+        return None
+
+    def unique_label(self, s: RawStep, seen: set[str]) -> str | None:
+        """The step's label, added to `seen`; an error if an earlier step has it."""
+        label = s.raw.get("label")
+        if label is not None:
+            if label in seen:
+                raise self.error(s.path + ("label",), f"label {label!r} is used twice")
+            seen.add(label)
+        return label
+
+    def step(self, raw: dict[str, Any], path: Path_) -> Step:
+        kind = next(k for k in STEP_KINDS if k in raw)
+        for key in raw:
+            if key != kind and key not in STEP_KEYS[kind]:
+                raise self.error(path + (key,), f"{key!r} does not go with {kind!r}", sorted(STEP_KEYS[kind] | {kind}))
+        ref = raw.get("ref")
+        if ref is not None and ref not in self.ref_ids:
+            raise self.error(path + ("ref",), f"no ref with id {ref!r}", sorted(self.ref_ids))
+        s = RawStep(raw, path, kind, self.lines.line(path) or 0, raw.get("conn", "main"), ref)
+        return PARSERS[kind](self, s)
+
+
+def _send(b: StepBuilder, s: RawStep) -> Step:
+    body, kp = s.body, s.body_path
+    for k in ("within", "after"):
+        if k in body:
+            raise b.error(kp + (k,), "timing goes with expect, not send (a send happens at once)")
+    flags, _ = b.flags(body.get("flags", ""), kp + ("flags",), allow_optional=False)
+    data = b.data(body, kp)
+    if data is None:
+        data = b"x" * body.get("len", 0)
+    return SendStep(
+        line=s.line,
+        conn=s.conn,
+        ref=s.ref,
+        flags=flags,
+        seq=b.optional_expr(body, "seq", kp),
+        ack=b.optional_expr(body, "ack", kp),
+        window=body.get("win", 65535),
+        data=data,
+        options=options(body.get("options")),
+    )
+
+
+def _expect_window(b: StepBuilder, body: dict[str, Any], kp: Path_) -> Window:
+    if "within" in body and "after" in body:
+        raise b.error(kp + ("after",), "give either within or after, not both")
+    if "after" in body:
+        return Window("after", b.duration(body["after"], kp + ("after",)))
+    return Window("within", b.duration(body.get("within", DEFAULT_WITHIN), kp + ("within",)))
+
+
+def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
+    flags_req, flags_opt = (None, "")
+    if "flags" in body:
+        flags_req, flags_opt = b.flags(body["flags"], kp + ("flags",), allow_optional=True)
+    data = b.data(body, kp)
+    return SegmentPattern(
+        flags=flags_req,
+        flags_optional=flags_opt,
+        seq=b.optional_expr(body, "seq", kp),
+        ack=b.optional_expr(body, "ack", kp),
+        window=body.get("win"),
+        length=body.get("len", len(data) if data is not None else None),
+        data=data,
+        options=options(body.get("options")) if "options" in body else None,
+    )
+
+
+def _expect(b: StepBuilder, s: RawStep) -> Step:
+    window = _expect_window(b, s.body, s.body_path)
+    pattern = _pattern(b, s.body, s.body_path)
+    label = b.unique_label(s, b.labels)
+    bind = tuple((name, fld) for name, fld in s.raw.get("bind", {}).items())
+    for name, _ in bind:
+        if name in BUILTIN_NAMES:
+            raise b.error(s.path + ("bind", name), f"{name!r} is a built-in name and cannot be bound")
+        b.bound.add(name)
+    return ExpectStep(line=s.line, conn=s.conn, ref=s.ref, pattern=pattern, window_=window, label=label, bind=bind)
+
+
+def _silence(b: StepBuilder, s: RawStep) -> Step:
+    # Without conn: the whole case must be silent; with it, that connection.
+    conn = s.raw.get("conn", ANY_CONN)
+    return SilenceStep(line=s.line, conn=conn, ref=s.ref, seconds=b.duration(s.body, s.body_path))
+
+
+def _withhold(b: StepBuilder, s: RawStep) -> Step:
+    raw = s.raw
+    if "retransmits" not in raw:
+        raise b.error(s.path, "withhold needs retransmits: LABEL (the segment the target must repeat)")
+    if raw["retransmits"] not in b.labels:
+        raise b.error(
+            s.path + ("retransmits",),
+            f"no earlier expect step has label {raw['retransmits']!r}",
+            sorted(b.labels),
+        )
+    schedule = raw.get("schedule", "synack")
+    if schedule not in SCHEDULES:
+        raise b.error(s.path + ("schedule",), f"unknown schedule {schedule!r}", sorted(SCHEDULES))
+    count = raw.get("count")
+    b.seen_withhold = True
+    return WithholdStep(
+        line=s.line,
+        conn=s.conn,
+        ref=s.ref,
+        what=s.body,
+        retransmits=raw["retransmits"],
+        schedule=schedule,
+        count=count,
+        then_silence=raw.get("then_silence", count is None),
+    )
+
+
+def _app(b: StepBuilder, s: RawStep) -> Step:
+    body = s.body
+    label = b.unique_label(s, b.app_labels)
+    return AppStep(
+        line=s.line,
+        conn=s.conn,
+        ref=s.ref,
+        do=body["do"],
+        args=tuple((k, v) for k, v in body.items() if k not in ("do", "at")),
+        label=label,
+        wait=s.raw.get("wait", body["do"] != "connect"),
+        at=b.duration(body["at"], s.body_path + ("at",)) if "at" in body else None,
+    )
+
+
+def _app_result(b: StepBuilder, s: RawStep) -> Step:
+    body, kp = s.body, s.body_path
+    if body["of"] not in b.app_labels:
+        raise b.error(kp + ("of",), f"no earlier app step has label {body['of']!r}", sorted(b.app_labels))
+    if "within" in body and "after" in body:
+        raise b.error(kp + ("after",), "give either within or after, not both")
+    give_up = body.get("after") == "give_up"
+    if give_up and not b.seen_withhold:
+        raise b.error(kp + ("after",), "after: give_up needs a withhold step before it")
+    window: Window | None = None
+    if "within" in body:
+        window = Window("within", b.duration(body["within"], kp + ("within",)))
+    elif "after" in body and not give_up:
+        window = Window("after", b.duration(body["after"], kp + ("after",)))
+    return AppResultStep(
+        line=s.line,
+        conn=s.conn,
+        ref=s.ref,
+        of=body["of"],
+        ok=body.get("ok"),
+        error=body.get("error"),
+        window=window,
+        give_up=give_up,
+    )
+
+
+def _state(b: StepBuilder, s: RawStep) -> Step:
+    lasts = s.raw.get("lasts")
+    if isinstance(lasts, str) and lasts in DOCUMENTED:
+        pass
+    elif lasts is not None:
+        try:
+            lasts = parse_duration(lasts)
+        except ValueError:
+            raise b.error(
+                s.path + ("lasts",),
+                f"{lasts!r} is neither a duration nor a documented parameter",
+                sorted(DOCUMENTED),
+            ) from None
+    return StateStep(line=s.line, conn=s.conn, ref=s.ref, state=s.body, lasts=lasts)
+
+
+def _assert(b: StepBuilder, s: RawStep) -> Step:
+    names = tuple(s.body.get("unpredictable", ()))
+    for i, name in enumerate(names):
+        if name not in b.bound:
+            raise b.error(
+                s.body_path + ("unpredictable", i), f"name {name!r} is not bound before this step", sorted(b.bound)
+            )
+    return AssertStep(line=s.line, conn="main", ref=s.ref, check="unpredictable", names=names)
+
+
+#: The parser of each step kind, by the step's key.
+PARSERS: dict[str, Callable[[StepBuilder, RawStep], Step]] = {
+    "send": _send,
+    "expect": _expect,
+    "silence": _silence,
+    "withhold": _withhold,
+    "assert": _assert,
+    "app": _app,
+    "app_result": _app_result,
+    "state": _state,
+}
