@@ -13,18 +13,13 @@ import pytest
 
 from conformance.core.errors import HarnessError
 from conformance.core.loader import load_case
-from conformance.targets import docker
+from conformance.targets import docker_discovery
 from conformance.targets.base import TargetOptions
-from conformance.targets.docker import (
+from conformance.targets.docker import DockerSpec, DockerTarget, choose_services
+from conformance.targets.docker_discovery import (
     Container,
-    DockerSpec,
-    DockerTarget,
     Link,
     Network,
-    bridge_ruleset,
-    choose_prober_ip,
-    choose_prober_ip6,
-    choose_services,
     container_facts,
     container_link,
     host_peer,
@@ -32,8 +27,8 @@ from conformance.targets.docker import (
     listening_ports,
     network_addresses,
     pick_network,
-    tx_checksumming,
 )
+from conformance.targets.docker_plumbing import bridge_ruleset, choose_prober_ip, choose_prober_ip6, tx_checksumming
 from conformance.targets.grammar import parse_target
 
 from .helpers import ROOT
@@ -342,9 +337,9 @@ def test_in_netns_runs_on_a_thread_of_its_own() -> None:
     import threading
 
     main = threading.get_ident()
-    assert docker.in_netns("/proc/self/ns/net", threading.get_ident) != main
+    assert docker_discovery.in_netns("/proc/self/ns/net", threading.get_ident) != main
     with pytest.raises(FileNotFoundError):
-        docker.in_netns("/nonexistent/ns", lambda: 1)
+        docker_discovery.in_netns("/nonexistent/ns", lambda: 1)
 
 
 # ------------------------------------------------------------------ undo
@@ -356,9 +351,9 @@ def test_undo_runs_newest_first_and_reports_what_failed(capsys: pytest.CaptureFi
     def boom() -> None:
         raise OSError("gone")
 
-    target._later("first", lambda: done.append("first"))
-    target._later("second", boom)
-    target._later("third", lambda: done.append("third"))
+    target.undo.later("first", lambda: done.append("first"))
+    target.undo.later("second", boom)
+    target.undo.later("third", lambda: done.append("third"))
     target.__exit__(None, None, None)
     assert done == ["third", "first"]
     assert "warning: could not undo everything on the docker target: second: gone" in capsys.readouterr().err

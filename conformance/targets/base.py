@@ -183,6 +183,20 @@ def parse_port(text: str, what: str) -> int:
     return int(text)
 
 
+def closed_port(options: TargetOptions, listen: int | None, where: str = "") -> int:
+    """``--closed-port`` (default 9, discard): a TCP port other than the listening one; `where` (e.g. "on the
+    target") says in the hint where the port must be closed."""
+    closed = DEFAULT_CLOSED_PORT if options.closed_port is None else options.closed_port
+    if not 1 <= closed <= 65535:
+        raise HarnessError(f"--closed-port {closed} is not a TCP port (1-65535)")
+    if closed == listen:
+        raise HarnessError(
+            f"--closed-port {closed} is the listening port of the target",
+            f"give a port that is closed {where} (default 9, discard)" if where else "",
+        )
+    return closed
+
+
 @dataclass(frozen=True)
 class TargetSpec:
     """A parsed ``--target``; subclasses add what their kind needs."""

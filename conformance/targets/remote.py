@@ -49,6 +49,7 @@ from .base import (
     Endpoint,
     TargetOptions,
     TargetSpec,
+    closed_port,
     parse_hosts_port,
     parse_port,
 )
@@ -86,14 +87,7 @@ def parse_remote(text: str, options: TargetOptions) -> RemoteSpec:
     if not port:
         raise HarnessError(f"--target {text!r}: expected HOST:PORT", f"e.g. {example}")
     listen = parse_port(port, f"--target {text!r}: port")
-    closed = DEFAULT_CLOSED_PORT if options.closed_port is None else options.closed_port
-    if not 1 <= closed <= 65535:
-        raise HarnessError(f"--closed-port {closed} is not a TCP port (1-65535)")
-    if closed == listen:
-        raise HarnessError(
-            f"--closed-port {closed} is the listening port of the target",
-            "give a port that is closed on the target (default 9, discard)",
-        )
+    closed = closed_port(options, listen, "on the target")
     if options.iface is not None and not options.iface:
         raise HarnessError("--iface needs an interface name")
     return RemoteSpec(text, host=host, host6=host6, port=listen, iface=options.iface, closed_port=closed)

@@ -55,6 +55,7 @@ from .base import (
     TargetSpec,
     benchmark_address,
     benchmark_address6,
+    closed_port,
     parse_hosts_port,
     parse_port,
 )
@@ -148,11 +149,7 @@ def parse_tap(text: str, options: TargetOptions) -> TapSpec:
         prober = default_prober_ip(addr)
     if addr6 is not None and prober6 is None:
         prober6 = default_prober_ip6(addr6)
-    closed = DEFAULT_CLOSED_PORT if options.closed_port is None else options.closed_port
-    if not 1 <= closed <= 65535:
-        raise HarnessError(f"--closed-port {closed} is not a TCP port (1-65535)")
-    if closed == port:
-        raise HarnessError(f"--closed-port {closed} is the listening port of the target")
+    closed = closed_port(options, port)
     return TapSpec(
         text,
         ifname=ifname,
