@@ -18,7 +18,7 @@ from conformance.core.loader import load_case
 from conformance.core.params import resolve
 from conformance.core.segment import Segment
 from conformance.run.player import Player
-from conformance.run.runner import RunSettings, _Ports, _Target
+from conformance.run.session import OpenedTarget, Ports, RunSettings
 from conformance.targets.base import Endpoint
 from conformance.wire.capture import Captured, Sink
 
@@ -72,7 +72,7 @@ class FakeWire:
         threading.Thread(target=later, daemon=True).start()
 
 
-def target(wire: FakeWire) -> _Target:
+def target(wire: FakeWire) -> OpenedTarget:
     ep = Endpoint(
         iface="fake0",
         netns=None,
@@ -84,11 +84,11 @@ def target(wire: FakeWire) -> _Target:
         params=resolve({}),
         description="a fake target",
     )
-    return _Target(ep, wire)  # type: ignore[arg-type]
+    return OpenedTarget(ep, wire)  # type: ignore[arg-type]
 
 
 def play_all(wire: FakeWire, n: int = 1, **settings: object) -> list[object]:
-    player = Player(RunSettings(**settings), _Ports(random.Random(1)))  # type: ignore[arg-type]
+    player = Player(RunSettings(**settings), Ports(random.Random(1)))  # type: ignore[arg-type]
     try:
         futures = [
             player.submit(replace(CLOSED_SYN, id=f"closed-syn#{i}"), target(wire), random.Random(i)) for i in range(n)
@@ -129,7 +129,7 @@ def test_many_dialogues_at_once_each_get_their_own_answer() -> None:
 
 def test_close_ends_dialogues_still_in_flight_as_interrupted() -> None:
     wire = FakeWire("silent")
-    player = Player(RunSettings(), _Ports(random.Random(1)))
+    player = Player(RunSettings(), Ports(random.Random(1)))
     fut = player.submit(CLOSED_SYN, target(wire), random.Random(1))
     time.sleep(0.1)
     player.close()

@@ -25,6 +25,8 @@ from conformance.core.model import Case
 from conformance.core.params import resolve
 from conformance.core.results import CaseResult
 from conformance.run import runner
+from conformance.run.session import OpenedTarget, RunSettings
+from conformance.targets.base import Endpoint
 
 from .helpers import load_steps
 
@@ -60,7 +62,7 @@ class Recorder:
         time.sleep(self.open_delay)
         if index == self.fail_index:
             raise HarnessError(f"target {index} cannot be made")
-        endpoint = runner.Endpoint(
+        endpoint = Endpoint(
             iface="prb",
             netns=None,
             our_mac="02:00:00:00:00:01",
@@ -74,7 +76,7 @@ class Recorder:
         )
         try:
             self.note(f"up {index}")
-            yield runner._Target(endpoint, wire=None)  # type: ignore[arg-type]
+            yield OpenedTarget(endpoint, wire=None)  # type: ignore[arg-type]
         finally:
             self.note(f"removed {index}")
 
@@ -122,7 +124,7 @@ def cases(tmp_path: Path) -> list[Case]:
 def run_with(recorder: Recorder, cases: list[Case], monkeypatch: pytest.MonkeyPatch) -> list[CaseResult]:
     monkeypatch.setattr(runner, "open_target", recorder.open_target)
     monkeypatch.setattr(runner, "Player", recorder.player)
-    return runner.run(cases, runner.RunSettings(ip="4", seed=1))
+    return runner.run(cases, RunSettings(ip="4", seed=1))
 
 
 def test_shared_target_first_and_each_removed_when_its_cases_end(
@@ -172,7 +174,7 @@ def test_a_target_that_cannot_be_opened_ends_the_run_and_the_others_are_removed(
 
 def test_cancel_reports_unstarted_cases_as_interrupted(cases: list[Case], monkeypatch: pytest.MonkeyPatch) -> None:
     rec = Recorder(open_delay=0.0, play_time=0.1)
-    settings = runner.RunSettings(ip="4", seed=1, jobs=1)
+    settings = RunSettings(ip="4", seed=1, jobs=1)
 
     class CancellingPlayer(FakePlayer):
         def submit(self, case: Case, target: Any, rng: Any, family: int = 4) -> Future[CaseResult]:
@@ -193,7 +195,7 @@ def test_a_family_the_target_lacks_is_skipped_before_anything_is_opened(
     rec = Recorder()
     monkeypatch.setattr(runner, "open_target", rec.open_target)
     monkeypatch.setattr(runner, "Player", rec.player)
-    settings = runner.RunSettings(target="[2001:2:0:2::2]:7000", ip="4", seed=1)
+    settings = RunSettings(target="[2001:2:0:2::2]:7000", ip="4", seed=1)
     results = runner.run(cases[:3], settings)
     assert [(r.status, r.message) for r in results] == [("skipped", "this target has no IPv4 address")] * 3
     assert rec.events == [], "no target opened (no ND, no firewall table) for cases it cannot play"

@@ -14,7 +14,10 @@ from conformance.core.errors import HarnessError
 from conformance.core.loader import load_case
 from conformance.core.params import resolve
 from conformance.core.segment import Segment
-from conformance.run.runner import PORT_WINDOW, RunSettings, _Ports, _Target, play, run
+from conformance.run.runner import play, run
+from conformance.run.session import PORT_WINDOW, RunSettings
+from conformance.run.session import OpenedTarget as _Target
+from conformance.run.session import Ports as _Ports
 from conformance.targets.base import Endpoint, TargetOptions
 from conformance.targets.grammar import parse_target
 from conformance.targets.netns import NamespaceSpec

@@ -33,7 +33,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.engine import Action, Addressing, AppRequest, Dialogue
 from ..core.errors import HarnessError
@@ -41,9 +41,7 @@ from ..core.model import Case, Reference
 from ..core.profiles import outcome
 from ..core.results import CaseResult
 from ..wire.capture import Captured
-
-if TYPE_CHECKING:
-    from .runner import RunSettings, _Ports, _Target
+from .session import OpenedTarget, Ports, RunSettings
 
 #: After a dialogue ends, keep listening this long for our own cleanup segments
 #: and stragglers, so the pcap and ladder are complete. Not judged.
@@ -79,7 +77,7 @@ class _Play:
     """One dialogue in flight."""
 
     case: Case
-    target: _Target
+    target: OpenedTarget
     dialogue: Dialogue
     our_ports: dict[str, int]
     isns: dict[str, int]
@@ -97,7 +95,7 @@ class _Play:
 class Player:
     """Plays dialogues on a thread of its own; :meth:`submit` from any thread, :meth:`close` at the end."""
 
-    def __init__(self, settings: RunSettings, ports: _Ports) -> None:
+    def __init__(self, settings: RunSettings, ports: Ports) -> None:
         self.settings = settings
         self.ports = ports
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -107,7 +105,7 @@ class Player:
         self._thread = threading.Thread(target=self._loop, name="player", daemon=True)
         self._thread.start()
 
-    def submit(self, case: Case, target: _Target, rng: random.Random, family: int = 4) -> Future[CaseResult]:
+    def submit(self, case: Case, target: OpenedTarget, rng: random.Random, family: int = 4) -> Future[CaseResult]:
         """Start playing `case` (on the player's thread); the future gets its result."""
         fut: Future[CaseResult] = Future()
         fut.set_running_or_notify_cancel()
@@ -155,7 +153,7 @@ class Player:
                     self._step(p, now)
 
     def _start(
-        self, case: Case, target: _Target, rng: random.Random, family: int, fut: Future[CaseResult]
+        self, case: Case, target: OpenedTarget, rng: random.Random, family: int, fut: Future[CaseResult]
     ) -> _Play | None:
         try:
             return self._begin(case, target, rng, family, fut)
@@ -165,7 +163,7 @@ class Player:
             return None
 
     def _begin(
-        self, case: Case, target: _Target, rng: random.Random, family: int, fut: Future[CaseResult]
+        self, case: Case, target: OpenedTarget, rng: random.Random, family: int, fut: Future[CaseResult]
     ) -> _Play | None:
         started = time.time()
         conns = case.connections()

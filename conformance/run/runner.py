@@ -28,10 +28,9 @@ from typing import Any, TypeVar
 from ..core.errors import HarnessError
 from ..core.model import Case
 from ..core.params import resolve
-from ..core.profiles import Profile, load_profile
+from ..core.profiles import load_profile
 from ..core.results import CaseResult, TargetInfo
 from ..core.schedules import expected_duration
-from ..core.timing import Tolerance
 from ..targets.base import Endpoint, TargetOptions
 from ..targets.docker import DockerSpec, DockerTarget
 from ..targets.grammar import parse_target
@@ -40,77 +39,14 @@ from ..targets.remote import RemoteSpec, RemoteTarget
 from ..targets.tap import TapSpec, TapTarget
 from ..wire.capture import Wire
 from .player import Player
+from .session import PORT_WINDOW, OpenedTarget, Ports, RunSettings
 
 T = TypeVar("T")
-
-
-@dataclass
-class RunSettings:
-    target: str = "embedded"  # see conformance.targets.grammar
-    target_options: TargetOptions = field(default_factory=TargetOptions)  # --iface, --closed-port, --prober-ip
-    jobs: int = 0  # 0: every case at once, up to DEFAULT_MAX_JOBS (waiting on a timer costs no CPU)
-    tolerance: Tolerance | None = None  # overrides every case's tolerance
-    case_timeout: float = 900.0
-    seed: int | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-    #: Entered once each target is up, exited before it is removed: a place for
-    #: tools such as the benchmark to attach an independent capture.
-    around_target: Callable[[Endpoint], AbstractContextManager[object]] | None = None
-    #: A profile name or file (None: linux for a Linux namespace target, rfc for any other).
-    profile: str | None = None
-    strict: bool = False  # SHOULD deviations fail instead of warning
-    ip: str = "4"  # 4 | 6 | both: the address families each case is played over
-
 
 #: Dialogues played at once unless --jobs says otherwise. Waiting costs nothing, but every
 #: segment costs the capture thread and the dialogue's thread some CPU: the benchmark saw
 #: reactions slow to tens of ms with hundreds at once on 2 cores, and verdicts suffer.
 DEFAULT_MAX_JOBS = 64
-
-#: Source ports a run may use: a window of this many from a random base in 20000-40000.
-PORT_WINDOW = 2000
-
-
-class _Ports:
-    """Source ports unique within a run (so no two dialogues share a 4-tuple).
-
-    They come from a fixed window, :attr:`window`, known before the first is
-    taken: a remote target's RST filter covers exactly these ports.
-    """
-
-    def __init__(self, rng: random.Random) -> None:
-        base = rng.randrange(20000, 40000)
-        self.window = range(base, base + PORT_WINDOW)
-        self._next = iter(self.window)
-        self._lock = threading.Lock()
-
-    def take(self) -> int:
-        with self._lock:
-            port = next(self._next, None)
-        if port is None:
-            raise HarnessError(
-                f"the run used every source port of its window {self.window.start}-{self.window[-1]}",
-                "run fewer cases at once (each connection of each case takes one)",
-            )
-        return port
-
-
-@dataclass
-class _Target:
-    endpoint: Endpoint
-    wire: Wire
-    profile: Profile | None = None
-
-    @property
-    def info(self) -> TargetInfo:
-        e = self.endpoint
-        return TargetInfo(
-            kind=e.kind,
-            description=e.description,
-            address=", ".join(a for a in (e.target_ip, e.target_ip6) if a),
-            params=e.params,
-            profile=self.profile.name if self.profile else "",
-        )
 
 
 @contextmanager
@@ -120,7 +56,7 @@ def open_target(
     sysctls: dict[str, int],
     options: TargetOptions | None = None,
     sports: range | None = None,
-) -> Iterator[_Target]:
+) -> Iterator[OpenedTarget]:
     """A started target with its wire, removed on exit.
 
     `sports` is the run's source-port window (a remote target filters its
@@ -129,7 +65,7 @@ def open_target(
     parsed = parse_target(spec, options)
     if isinstance(parsed, TapSpec):
         with TapTarget(parsed, index, sysctls) as (endpoint, tap_wire):
-            yield _Target(endpoint, tap_wire)
+            yield OpenedTarget(endpoint, tap_wire)
         return
     target: AbstractContextManager[Endpoint]
     if isinstance(parsed, RemoteSpec):
@@ -155,11 +91,11 @@ def open_target(
         ) as wire,
     ):
         wire.target_mac6 = endpoint.target_mac6
-        yield _Target(endpoint, wire)
+        yield OpenedTarget(endpoint, wire)
 
 
 def play(
-    case: Case, target: _Target, ports: _Ports, rng: random.Random, settings: RunSettings, family: int = 4
+    case: Case, target: OpenedTarget, ports: Ports, rng: random.Random, settings: RunSettings, family: int = 4
 ) -> CaseResult:
     """Play one case to its verdict on a player of its own (:func:`run` shares one). Never raises for a
     deviation of the target."""
@@ -168,10 +104,6 @@ def play(
         return player.submit(case, target, rng, family).result()
     finally:
         player.close()
-
-
-def _sysctl_key(case: Case) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(case.sysctls.items()))
 
 
 def run(
@@ -184,41 +116,130 @@ def run(
 
     Over IPv6 a case is played as a copy whose id ends in ``.ipv6``.
     """
+    return _Run(_plan(cases, settings), settings, on_start, on_result).play()
+
+
+@dataclass
+class _Plan:
+    """What a run plays, worked out before any target is opened; a case's index is its place in :attr:`cases`."""
+
+    cases: list[Case]  # one per case and address family
+    families: list[int]  # the address family of each
+    rngs: list[random.Random]  # each case's, drawn up front: the same seed, the same ISNs
+    ports: Ports
+    #: Cases this kind of target cannot play (a service it lacks, sysctls it cannot set, an address family),
+    #: with the reason: no target is opened for them.
+    skips: dict[int, str]
+    slots: list[_Slot]  # the targets to open, the shared one first
+
+
+def _plan(cases: list[Case], settings: RunSettings) -> _Plan:
+    cases, families = _per_family(cases, settings)
+    rng = random.Random(settings.seed if settings.seed is not None else int.from_bytes(os.urandom(8), "big"))
+    ports = Ports(rng)
+    spec = parse_target(settings.target, settings.target_options)
+    skips = {i: why for i, c in enumerate(cases) if (why := spec.skip_reason(c)) is not None}
+    for i, family in enumerate(families):  # e.g. --ip both against a remote host given by one address
+        if family not in spec.families() and i not in skips:
+            skips[i] = f"this target has no IPv{family} address"
+    rngs = [random.Random(rng.getrandbits(64)) for _ in cases]
+    return _Plan(cases, families, rngs, ports, skips, _slots(cases, skips))
+
+
+def _per_family(cases: list[Case], settings: RunSettings) -> tuple[list[Case], list[int]]:
+    """Each case once per address family asked for (an IPv6 copy's id ends in ``.ipv6``), and its family."""
     if settings.tolerance is not None:
         cases = [dataclasses.replace(c, tolerance=settings.tolerance) for c in cases]
     wanted = {"4": (4,), "6": (6,), "both": (4, 6)}.get(settings.ip)
     if wanted is None:
         raise HarnessError(f"--ip {settings.ip}: not 4, 6 or both")
     jobs_of = [(c if fam == 4 else dataclasses.replace(c, id=f"{c.id}.ipv6"), fam) for c in cases for fam in wanted]
-    cases = [c for c, _ in jobs_of]
-    families = [fam for _, fam in jobs_of]
-    rng = random.Random(settings.seed if settings.seed is not None else int.from_bytes(os.urandom(8), "big"))
-    ports = _Ports(rng)
-    spec = parse_target(settings.target, settings.target_options)
-    # Cases this kind of target cannot play (a service it lacks, sysctls it cannot set): skipped, with
-    # the reason, and no target is opened for them.
-    skips = {i: why for i, c in enumerate(cases) if (why := spec.skip_reason(c)) is not None}
-    for i, family in enumerate(families):  # e.g. --ip both against a remote host given by one address
-        if family not in spec.families() and i not in skips:
-            skips[i] = f"this target has no IPv{family} address"
+    return [c for c, _ in jobs_of], [fam for _, fam in jobs_of]
+
+
+def _sysctl_key(case: Case) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(case.sysctls.items()))
+
+
+def _slots(cases: list[Case], skips: dict[int, str]) -> list[_Slot]:
+    """A target for each set of sysctls the cases not skipped ask for; the shared one (none) first, index 0."""
     keys = sorted({_sysctl_key(c) for i, c in enumerate(cases) if i not in skips})
-    if () in keys:  # the shared target first, index 0
+    if () in keys:
         keys.remove(())
         keys.insert(0, ())
-    case_rngs = [random.Random(rng.getrandbits(64)) for _ in cases]  # drawn up front: the same seed, the same ISNs
     by_key: dict[tuple[tuple[str, int], ...], list[int]] = {k: [] for k in keys}
     for i, case in enumerate(cases):
         if i not in skips:
             by_key[_sysctl_key(case)].append(i)
-    results: dict[int, CaseResult] = {}
-    jobs = settings.jobs or min(len(cases), DEFAULT_MAX_JOBS)
-    slots = [_Slot(key, index, len(by_key[key])) for index, key in enumerate(keys)]
+    return [_Slot(key, index, len(by_key[key]), by_key[key]) for index, key in enumerate(keys)]
 
-    def open_slot(slot: _Slot) -> _Slot:
+
+class _Run:
+    """One run in flight: targets opening, cases ready and playing, targets closing.
+
+    Targets are opened (and removed) on a pool of their own, TARGET_WORKERS at a time, the shared one
+    first; a target's cases start as soon as it is up and it is removed as soon as they have ended,
+    so setting up and removing the other targets overlaps the cases already running. Cases start
+    START_SPACING apart, at most `jobs` at a time, all on the run's player.
+    """
+
+    def __init__(
+        self,
+        plan: _Plan,
+        settings: RunSettings,
+        on_start: Callable[[Case, float], None],
+        on_result: Callable[[CaseResult], None],
+    ) -> None:
+        self.plan, self.settings = plan, settings
+        self.on_start, self.on_result = on_start, on_result
+        self.jobs = settings.jobs or min(len(plan.cases), DEFAULT_MAX_JOBS)
+        self.results: dict[int, CaseResult] = {}
+        # Every future reports itself here when done: waiting is one queue read, not concurrent.futures.wait()
+        # over all of them (which installs a waiter on each, every time: with 64 dialogues in flight, the main
+        # thread held the interpreter lock more than the player did).
+        self.done_q: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        self.opening: dict[Future[_Slot], _Slot] = {}
+        self.ready: deque[tuple[int, _Slot]] = deque()  # cases whose target is up, in order, not started yet
+        self.playing: dict[Future[CaseResult], tuple[int, _Slot]] = {}
+        self.closing: set[Future[None]] = set()
+        self.next_start = 0.0
+        self.collector = _Collector()
+        self.openers = ThreadPoolExecutor(max_workers=TARGET_WORKERS, thread_name_prefix="target")
+        self.player = Player(settings, plan.ports)
+
+    def play(self) -> list[CaseResult]:
+        """Every case to its result, in order; whatever happens, every target opened is removed."""
+        try:
+            self.opening = {self._track(self.openers.submit(self._open, slot)): slot for slot in self.plan.slots}
+            if not self.plan.slots:
+                self._report_skips(None)
+            while self.opening or self.ready or self.playing or self.closing:
+                self._turn()
+        except BaseException:
+            self.settings.cancel.set()
+            raise
+        finally:
+            # Wait for the openers in flight, then close what is still open (an ExitStack closes once; a
+            # second close is a no-op).
+            self.player.close()
+            self.openers.shutdown(wait=True, cancel_futures=True)
+            self.collector.resume()
+            _close_all(self.plan.slots)
+        interrupted = "interrupted before it started"  # a run cancelled before its target was up
+        cases = self.plan.cases
+        return [self.results.get(i) or CaseResult(cases[i], "error", interrupted, 0.0, None) for i in range(len(cases))]
+
+    def _track(self, fut: Future[T]) -> Future[T]:
+        fut.add_done_callback(self.done_q.put)
+        return fut
+
+    def _open(self, slot: _Slot) -> _Slot:
+        """Open a slot's target (on the openers' pool), with its profile and the run's `around_target`."""
+        settings = self.settings
         if settings.cancel.is_set():
             return slot
         opened = slot.stack.enter_context(
-            open_target(settings.target, slot.index, dict(slot.key), settings.target_options, ports.window)
+            open_target(settings.target, slot.index, dict(slot.key), settings.target_options, self.plan.ports.window)
         )
         opened.profile = load_profile(
             settings.profile or ("linux" if opened.endpoint.kind in ("netns", "docker") else "rfc")
@@ -229,93 +250,66 @@ def run(
         slot.target = opened
         return slot
 
-    def report_skips(info: TargetInfo | None) -> None:
-        for i in sorted(skips):
-            results[i] = CaseResult(cases[i], "skipped", skips[i], 0.0, info)
-            on_result(results[i])
+    def _turn(self) -> None:
+        """One turn of the run: start a case if one may start, then handle whatever has finished meanwhile."""
+        while self.ready and self.settings.cancel.is_set():
+            i, slot = self.ready.popleft()
+            self._finished(i, slot, CaseResult(self.plan.cases[i], "error", "interrupted before it started", 0.0, None))
+        self.collector.check()
+        startable = self._start_next()
+        timeout = max(0.0, self.next_start - time.monotonic()) if startable else 0.5
+        try:
+            done = [self.done_q.get(timeout=timeout)]
+        except queue.Empty:
+            return
+        while not self.done_q.empty():
+            done.append(self.done_q.get_nowait())
+        for fut in done:
+            self._handle(fut)
 
-    # Targets are opened (and removed) on a pool of their own, TARGET_WORKERS at a time, the shared one
-    # first; a target's cases start as soon as it is up and it is removed as soon as they have ended,
-    # so setting up and removing the other targets overlaps the cases already running. Cases start
-    # START_SPACING apart, at most `jobs` at a time, all on the run's player.
-    openers = ThreadPoolExecutor(max_workers=TARGET_WORKERS, thread_name_prefix="target")
-    player = Player(settings, ports)
-    # Every future reports itself here when done: waiting is one queue read, not concurrent.futures.wait()
-    # over all of them (which installs a waiter on each, every time: with 64 dialogues in flight, the main
-    # thread held the interpreter lock more than the player did).
-    done_q: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+    def _start_next(self) -> bool:
+        """Start the next ready case if a job is free and START_SPACING has passed; whether one was waiting to."""
+        now = time.monotonic()
+        startable = bool(self.ready) and len(self.playing) < self.jobs
+        if startable and now >= self.next_start and not self.settings.cancel.is_set():
+            i, slot = self.ready.popleft()
+            assert slot.target is not None
+            case = self.plan.cases[i]
+            self.on_start(case, expected_duration(case, slot.target.endpoint.params))
+            fut = self.player.submit(case, slot.target, self.plan.rngs[i], self.plan.families[i])
+            self.playing[self._track(fut)] = (i, slot)
+            self.next_start = now + START_SPACING
+        return startable
 
-    def track(fut: Future[T]) -> Future[T]:
-        fut.add_done_callback(done_q.put)
-        return fut
+    def _handle(self, fut: Future[Any]) -> None:
+        """A target opened, a case ended or a target removed."""
+        if fut in self.opening:
+            slot = self.opening.pop(fut)
+            fut.result()  # a target that cannot be opened ends the run (HarnessError)
+            if slot.target is None:  # cancelled before it was opened
+                return
+            self.collector.pause()
+            if slot.index == 0:
+                self._report_skips(slot.target.info)
+            self.ready.extend((i, slot) for i in slot.cases)
+        elif fut in self.playing:
+            i, slot = self.playing.pop(fut)
+            self._finished(i, slot, fut.result())
+        else:
+            self.closing.discard(fut)
+            fut.result()
 
-    opening: dict[Future[_Slot], _Slot] = {track(openers.submit(open_slot, slot)): slot for slot in slots}
-    ready: deque[tuple[int, _Slot]] = deque()  # cases whose target is up, in order, not started yet
-    playing: dict[Future[CaseResult], tuple[int, _Slot]] = {}
-    closing: set[Future[None]] = set()
-    next_start = 0.0
-    collector = _Collector()
-
-    def finished(i: int, slot: _Slot, result: CaseResult) -> None:
-        results[i] = result
-        on_result(result)
+    def _finished(self, i: int, slot: _Slot, result: CaseResult) -> None:
+        self.results[i] = result
+        self.on_result(result)
         slot.left -= 1
         if slot.left == 0:
-            closing.add(track(openers.submit(slot.stack.close)))
+            self.closing.add(self._track(self.openers.submit(slot.stack.close)))
 
-    if not slots:
-        report_skips(None)
-    try:
-        while opening or ready or playing or closing:
-            while ready and settings.cancel.is_set():
-                i, slot = ready.popleft()
-                finished(i, slot, CaseResult(cases[i], "error", "interrupted before it started", 0.0, None))
-            collector.check()
-            now = time.monotonic()
-            startable = bool(ready) and len(playing) < jobs
-            if startable and now >= next_start and not settings.cancel.is_set():
-                i, slot = ready.popleft()
-                assert slot.target is not None
-                on_start(cases[i], expected_duration(cases[i], slot.target.endpoint.params))
-                playing[track(player.submit(cases[i], slot.target, case_rngs[i], families[i]))] = (i, slot)
-                next_start = now + START_SPACING
-            timeout = 0.5
-            if startable:
-                timeout = max(0.0, next_start - time.monotonic())
-            try:
-                done = [done_q.get(timeout=timeout)]
-            except queue.Empty:
-                continue
-            while not done_q.empty():
-                done.append(done_q.get_nowait())
-            for fut in done:
-                if fut in opening:
-                    slot = opening.pop(fut)  # type: ignore[arg-type]
-                    fut.result()  # a target that cannot be opened ends the run (HarnessError)
-                    if slot.target is None:  # cancelled before it was opened
-                        continue
-                    collector.pause()
-                    if slot.index == 0:
-                        report_skips(slot.target.info)
-                    ready.extend((i, slot) for i in by_key[slot.key])
-                elif fut in playing:
-                    i, slot = playing.pop(fut)  # type: ignore[arg-type]
-                    finished(i, slot, fut.result())
-                else:
-                    closing.discard(fut)  # type: ignore[arg-type]
-                    fut.result()
-    except BaseException:
-        settings.cancel.set()
-        raise
-    finally:
-        # Whatever happened, every target opened is removed: wait for the openers in flight, then
-        # close what is still open (an ExitStack closes once; a second close is a no-op).
-        player.close()
-        openers.shutdown(wait=True, cancel_futures=True)
-        collector.resume()
-        _close_all(slots)
-    interrupted = "interrupted before it started"  # a run cancelled before its target was up
-    return [results.get(i) or CaseResult(cases[i], "error", interrupted, 0.0, None) for i in range(len(cases))]
+    def _report_skips(self, info: TargetInfo | None) -> None:
+        for i in sorted(self.plan.skips):
+            self.results[i] = CaseResult(self.plan.cases[i], "skipped", self.plan.skips[i], 0.0, info)
+            self.on_result(self.results[i])
 
 
 #: Least time between two dialogues' starts. A start costs about 1 ms of CPU (the thread, the
@@ -367,13 +361,14 @@ TARGET_WORKERS = 2
 
 @dataclass
 class _Slot:
-    """One target of a run: its sysctls, index, the cases still to end on it, and what removes it."""
+    """One target of a run: its sysctls, index, how many of its cases are still to end, and what removes it."""
 
     key: tuple[tuple[str, int], ...]
     index: int
     left: int
+    cases: list[int]  # their indexes in the run's plan
     stack: ExitStack = field(default_factory=ExitStack)
-    target: _Target | None = None
+    target: OpenedTarget | None = None
 
 
 def _close_all(slots: list[_Slot]) -> None:

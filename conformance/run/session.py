@@ -1,0 +1,86 @@
+"""What the runner and the player share: a run's settings, its source ports and each opened target.
+
+A module of its own so that the player does not import the runner (which
+starts players): both import this one.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from ..core.errors import HarnessError
+from ..core.profiles import Profile
+from ..core.results import TargetInfo
+from ..core.timing import Tolerance
+from ..targets.base import Endpoint, TargetOptions
+from ..wire.capture import Wire
+
+
+@dataclass
+class RunSettings:
+    target: str = "embedded"  # see conformance.targets.grammar
+    target_options: TargetOptions = field(default_factory=TargetOptions)  # --iface, --closed-port, --prober-ip
+    jobs: int = 0  # 0: every case at once, up to DEFAULT_MAX_JOBS (waiting on a timer costs no CPU)
+    tolerance: Tolerance | None = None  # overrides every case's tolerance
+    case_timeout: float = 900.0
+    seed: int | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    #: Entered once each target is up, exited before it is removed: a place for
+    #: tools such as the benchmark to attach an independent capture.
+    around_target: Callable[[Endpoint], AbstractContextManager[object]] | None = None
+    #: A profile name or file (None: linux for a Linux namespace target, rfc for any other).
+    profile: str | None = None
+    strict: bool = False  # SHOULD deviations fail instead of warning
+    ip: str = "4"  # 4 | 6 | both: the address families each case is played over
+
+
+#: Source ports a run may use: a window of this many from a random base in 20000-40000.
+PORT_WINDOW = 2000
+
+
+class Ports:
+    """Source ports unique within a run (so no two dialogues share a 4-tuple).
+
+    They come from a fixed window, :attr:`window`, known before the first is
+    taken: a remote target's RST filter covers exactly these ports.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        base = rng.randrange(20000, 40000)
+        self.window = range(base, base + PORT_WINDOW)
+        self._next = iter(self.window)
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            port = next(self._next, None)
+        if port is None:
+            raise HarnessError(
+                f"the run used every source port of its window {self.window.start}-{self.window[-1]}",
+                "run fewer cases at once (each connection of each case takes one)",
+            )
+        return port
+
+
+@dataclass
+class OpenedTarget:
+    """A target that is up: where to reach it, the wire to it, and the profile its cases are judged by."""
+
+    endpoint: Endpoint
+    wire: Wire
+    profile: Profile | None = None
+
+    @property
+    def info(self) -> TargetInfo:
+        e = self.endpoint
+        return TargetInfo(
+            kind=e.kind,
+            description=e.description,
+            address=", ".join(a for a in (e.target_ip, e.target_ip6) if a),
+            params=e.params,
+            profile=self.profile.name if self.profile else "",
+        )
