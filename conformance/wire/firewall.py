@@ -15,8 +15,8 @@ never opened) and would answer them with RSTs, which would end every dialogue.
 
 (one rule for each address family the target is reached over; an ``inet``
 table sees both). It drops only RSTs the kernel sends from our address to the
-target's address and ports, from the source-port window this run allocates (the runner's
-:class:`~conformance.run.runner._Ports`). Our own segments, RSTs included, are
+target's address and ports, from the source-port window this run allocates (the run's
+:class:`~conformance.run.session.Ports`). Our own segments, RSTs included, are
 written to a packet socket and never pass the output hook, so they are not
 affected. The table is removed on exit, on exceptions, on Ctrl-C and SIGTERM
 (which the CLI turns into KeyboardInterrupt); ``conformance cleanup`` removes
