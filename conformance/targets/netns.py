@@ -38,7 +38,6 @@ PREFIX_TARGET = "cft-"
 #: A docker container's namespace, attached under this name for a run (conformance.targets.docker).
 PREFIX_DOCKER = "cfd-"
 LISTEN_PORT, BANNER_PORT, CLOSED_PORT = 7000, 7001, 7009
-READY_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -118,57 +117,11 @@ class NamespaceTarget:
         self.close()
 
     def _setup(self) -> Endpoint:
-        from pyroute2 import IPRoute, NetNS, netns
-
         check_privileges()
-        existing = set(netns.listnetns())
-        if self.existing is not None and self.existing not in existing:
-            raise HarnessError(
-                f"network namespace {self.existing!r} does not exist",
-                "create it first (ip netns add NAME) or leave out --target to use the embedded one",
-            )
-        for name in (self.prober_ns,) if self.existing else (self.prober_ns, self.target_ns):
-            if name in existing:
-                raise HarnessError(f"network namespace {name!r} exists already", "run `conformance cleanup`")
-            # Recorded first: a signal during create() must not leave a namespace we forget.
-            self._made_ns.append(name)
-            netns.create(name)
-        _run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                self.prober_ns,
-                "sh",
-                "-c",
-                "for s in all default; do echo 1 > /proc/sys/net/ipv6/conf/$s/disable_ipv6; done",
-            ]
-        )
-        with IPRoute() as ipr:
-            ipr.link("add", ifname=self.prober_if, kind="veth", peer={"ifname": self.target_if})
-            try:
-                ipr.link("set", index=ipr.link_lookup(ifname=self.prober_if)[0], net_ns_fd=self.prober_ns)
-                ipr.link("set", index=ipr.link_lookup(ifname=self.target_if)[0], net_ns_fd=self.target_ns)
-            except Exception:
-                for name in (self.prober_if, self.target_if):
-                    found = ipr.link_lookup(ifname=name)
-                    if found:
-                        ipr.link("del", index=found[0])
-                raise
+        self._make_namespaces()
+        self._make_veth()
         self._start_services()
-        with NetNS(self.prober_ns) as ns:
-            i = _wait_link(ns, self.prober_if, self.prober_ns)
-            ns.link("set", index=i, state="up")
-            our_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
-        with NetNS(self.target_ns) as ns:
-            i = _wait_link(ns, self.target_if, self.target_ns)
-            ns.addr("add", index=i, address=self.target_ip, prefixlen=24)
-            ns.link("set", index=i, state="up")
-            lo = ns.link_lookup(ifname="lo")
-            if lo:
-                ns.link("set", index=lo[0], state="up")
-            target_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
-            ns.neigh("add", dst=self.our_ip, lladdr=our_mac, ifindex=i, state="permanent")
+        our_mac, target_mac = self._configure_links()
         _run(["ip", "netns", "exec", self.target_ns, "ethtool", "-K", self.target_if, "tx", "off"])
         has_ipv6 = self._setup_ipv6(our_mac)
         ready = self._ready
@@ -194,6 +147,60 @@ class NamespaceTarget:
             target_ip6=self.target_ip6 if has_ipv6 else None,
         )
         return self.endpoint
+
+    def _make_namespaces(self) -> None:
+        """The prober's namespace (IPv6 off), and the target's unless it is the user's."""
+        from pyroute2 import netns
+
+        existing = set(netns.listnetns())
+        if self.existing is not None and self.existing not in existing:
+            raise HarnessError(
+                f"network namespace {self.existing!r} does not exist",
+                "create it first (ip netns add NAME) or leave out --target to use the embedded one",
+            )
+        for name in (self.prober_ns,) if self.existing else (self.prober_ns, self.target_ns):
+            if name in existing:
+                raise HarnessError(f"network namespace {name!r} exists already", "run `conformance cleanup`")
+            # Recorded first: a signal during create() must not leave a namespace we forget.
+            self._made_ns.append(name)
+            netns.create(name)
+        disable_ipv6 = "for s in all default; do echo 1 > /proc/sys/net/ipv6/conf/$s/disable_ipv6; done"
+        _run(["ip", "netns", "exec", self.prober_ns, "sh", "-c", disable_ipv6])
+
+    def _make_veth(self) -> None:
+        """The veth pair, one end moved into each namespace (both removed again if a move fails)."""
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=self.prober_if, kind="veth", peer={"ifname": self.target_if})
+            try:
+                ipr.link("set", index=ipr.link_lookup(ifname=self.prober_if)[0], net_ns_fd=self.prober_ns)
+                ipr.link("set", index=ipr.link_lookup(ifname=self.target_if)[0], net_ns_fd=self.target_ns)
+            except Exception:
+                for name in (self.prober_if, self.target_if):
+                    found = ipr.link_lookup(ifname=name)
+                    if found:
+                        ipr.link("del", index=found[0])
+                raise
+
+    def _configure_links(self) -> tuple[str, str]:
+        """Both ends up, the target's address and its permanent neighbour entry for the prober; the two MACs."""
+        from pyroute2 import NetNS
+
+        with NetNS(self.prober_ns) as ns:
+            i = _wait_link(ns, self.prober_if, self.prober_ns)
+            ns.link("set", index=i, state="up")
+            our_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
+        with NetNS(self.target_ns) as ns:
+            i = _wait_link(ns, self.target_if, self.target_ns)
+            ns.addr("add", index=i, address=self.target_ip, prefixlen=24)
+            ns.link("set", index=i, state="up")
+            lo = ns.link_lookup(ifname="lo")
+            if lo:
+                ns.link("set", index=lo[0], state="up")
+            target_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
+            ns.neigh("add", dst=self.our_ip, lladdr=our_mac, ifindex=i, state="permanent")
+        return str(our_mac), str(target_mac)
 
     def _setup_ipv6(self, our_mac: str) -> bool:
         """The target's IPv6 address (no DAD wait) and a permanent ND entry for the prober.

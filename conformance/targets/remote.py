@@ -36,7 +36,7 @@ import socket
 from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..core.errors import HarnessError
 from ..core.params import resolve
@@ -108,31 +108,11 @@ def find_route(host: str, iface: str | None) -> Route:
     """The interface, our address and the next hop towards `host` (IPv4 or IPv6), from this namespace's
     routing table."""
     from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
 
     v6 = ipaddress.ip_address(host).version == 6
     family = socket.AF_INET6 if v6 else socket.AF_INET
-    net, example = ("2001:2::/48", "2001:2:x::y/64") if v6 else ("198.18.0.0/15", "198.18.x.y/24")
     with IPRoute() as ipr:
-        kw: dict[str, int] = {}
-        if iface is not None:
-            found = ipr.link_lookup(ifname=iface)
-            if not found:
-                raise HarnessError(
-                    f"no interface {iface!r} in this network namespace",
-                    "list them with `ip -br addr`; run the tool in the namespace that holds the interface "
-                    "(ip netns exec NAME ...)",
-                )
-            kw["oif"] = int(found[0])
-        try:
-            route = ipr.route("get", dst=host, family=family, **kw)[0]
-        except NetlinkError as exc:
-            raise HarnessError(
-                f"no route to {host}" + (f" through {iface}" if iface else "") + f": {exc.args[-1]}",
-                f"add an address on the link (ip addr add {example} dev IF) or a route to the target",
-            ) from None
-        if route["type"] == RTN_LOCAL:
-            raise HarnessError(f"{host} is an address of this host, not a remote one", "give the remote host's address")
+        route = _route_to(ipr, host, family, iface)
         oif = int(route.get_attr("RTA_OIF"))
         link = ipr.get_links(oif)[0]
         name = str(link.get_attr("IFLA_IFNAME"))
@@ -151,6 +131,47 @@ def find_route(host: str, iface: str | None) -> Route:
             (unusable if flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) else ours).append(address)
         gateway = route.get_attr("RTA_GATEWAY")
         prefsrc = route.get_attr("RTA_PREFSRC")
+    our_ip = _source_address(name, v6, ours, unusable, prefsrc)
+    next_hop = ipaddress.ip_address(str(gateway or host)).compressed
+    return Route(name, str(link.get_attr("IFLA_ADDRESS")), our_ip, next_hop, gateway is not None)
+
+
+def _example(v6: bool) -> tuple[str, str]:
+    """The benchmarking range of a family, and an example address with its prefix length."""
+    return ("2001:2::/48", "2001:2:x::y/64") if v6 else ("198.18.0.0/15", "198.18.x.y/24")
+
+
+def _route_to(ipr: Any, host: str, family: int, iface: str | None) -> Any:
+    """The kernel's route towards `host` (through `iface` when given), which must not be a local address."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    kw: dict[str, int] = {}
+    if iface is not None:
+        found = ipr.link_lookup(ifname=iface)
+        if not found:
+            raise HarnessError(
+                f"no interface {iface!r} in this network namespace",
+                "list them with `ip -br addr`; run the tool in the namespace that holds the interface "
+                "(ip netns exec NAME ...)",
+            )
+        kw["oif"] = int(found[0])
+    try:
+        route = ipr.route("get", dst=host, family=family, **kw)[0]
+    except NetlinkError as exc:
+        raise HarnessError(
+            f"no route to {host}" + (f" through {iface}" if iface else "") + f": {exc.args[-1]}",
+            f"add an address on the link (ip addr add {_example(family == socket.AF_INET6)[1]} dev IF) or a route "
+            "to the target",
+        ) from None
+    if route["type"] == RTN_LOCAL:
+        raise HarnessError(f"{host} is an address of this host, not a remote one", "give the remote host's address")
+    return route
+
+
+def _source_address(name: str, v6: bool, ours: list[str], unusable: list[str], prefsrc: str | None) -> str:
+    """Our source address on interface `name`: the route's preferred one if it is in the benchmarking range,
+    else the first of the interface's usable addresses in it."""
+    net, example = _example(v6)
     bench = BENCHMARK_NET6 if v6 else BENCHMARK_NET
     in_range = [a for a in ours if ipaddress.ip_address(a) in bench]
     if not in_range:
@@ -165,10 +186,8 @@ def find_route(host: str, iface: str | None) -> Route:
             f"interface {name} has no address in {net} (it has: {', '.join(ours) or 'none'})",
             f"the prober's source address must be in {net}: ip addr add {example} dev {name}",
         )
-    prefsrc = ipaddress.ip_address(prefsrc).compressed if prefsrc else None
-    our_ip = prefsrc if prefsrc in in_range else in_range[0]
-    next_hop = ipaddress.ip_address(str(gateway or host)).compressed
-    return Route(name, str(link.get_attr("IFLA_ADDRESS")), our_ip, next_hop, gateway is not None)
+    src = ipaddress.ip_address(prefsrc).compressed if prefsrc else None
+    return src if src in in_range else in_range[0]
 
 
 class RemoteTarget:
