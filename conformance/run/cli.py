@@ -187,13 +187,39 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="conformance", description="TCP conformance tests as packet dialogues.")
     ap.add_argument("--version", action="version", version=f"conformance {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    _add_list(sub)
+    _add_explain(sub)
+    _add_profiles(sub)
+    _add_cleanup(sub)
+    return ap
 
-    def selection(p: argparse.ArgumentParser) -> None:
-        p.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
-        p.add_argument("-k", metavar="EXPR", help="select cases by words of id/title/group/tags: 'synack and not ci'")
 
+_Subparsers = argparse._SubParsersAction  # what add_subparsers returns
+
+
+def _selection_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
+    p.add_argument("-k", metavar="EXPR", help="select cases by words of id/title/group/tags: 'synack and not ci'")
+
+
+def _add_run(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     p_run = sub.add_parser("run", help="play cases against a target and write reports")
-    selection(p_run)
+    _selection_arguments(p_run)
+    _target_arguments(p_run)
+    p_run.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="cases played at once (default: all, up to 64; waiting on a timer costs no CPU)",
+    )
+    _report_arguments(p_run)
+    _judging_arguments(p_run)
+    p_run.set_defaults(func=cmd_run)
+
+
+def _target_arguments(p_run: argparse.ArgumentParser) -> None:
+    """run: which target, and how to reach it."""
     p_run.add_argument(
         "--target",
         default="embedded",
@@ -216,18 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="tap/docker target: the prober's address (default: ADDR's x.1 and ::1; docker: a free one of its "
         "subnet); for tap, one of each family: repeat the option or separate them by a comma",
     )
-    p_run.add_argument(
-        "--jobs",
-        type=int,
-        default=0,
-        help="cases played at once (default: all, up to 64; waiting on a timer costs no CPU)",
-    )
+
+
+def _report_arguments(p_run: argparse.ArgumentParser) -> None:
+    """run: where the reports go."""
     p_run.add_argument("--junit", metavar="PATH", help="JUnit XML file (default: REPORTS/junit.xml)")
     p_run.add_argument(
         "--html", metavar="PATH", help="HTML report, one self-contained file (default: REPORTS/index.html)"
     )
     p_run.add_argument("--reports", metavar="DIR", default="reports", help="report folder (default: reports)")
     p_run.add_argument("--pcap", choices=("all", "failed", "none"), default="all", help="pcaps to write (default: all)")
+
+
+def _judging_arguments(p_run: argparse.ArgumentParser) -> None:
+    """run: tolerances, seed, profile, strictness and address families."""
     p_run.add_argument(
         "--tolerance-abs", metavar="DURATION", help="override every case's absolute tolerance (e.g. 50ms)"
     )
@@ -247,12 +275,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="address family: 4 (198.18.0.0/15), 6 (2001:2::/48; cases get the suffix .ipv6) or both "
         "(default: both; on a target without IPv6 the .ipv6 copies are skipped)",
     )
-    p_run.set_defaults(func=cmd_run)
 
+
+def _add_list(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     p_list = sub.add_parser("list", help="list cases and the documents they check")
-    selection(p_list)
+    _selection_arguments(p_list)
     p_list.set_defaults(func=cmd_list)
 
+
+def _add_explain(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     p_explain = sub.add_parser(
         "explain", help="show a case's dialogue, the RFC text it checks and the schedules it would expect"
     )
@@ -261,13 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_explain.add_argument("--profile", metavar="NAME|FILE", help="derive the schedules with this profile's values")
     p_explain.set_defaults(func=cmd_explain)
 
+
+def _add_profiles(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     p_prof = sub.add_parser("profiles", help="list the stack profiles, their values, levels and sources")
     p_prof.add_argument("name", nargs="?", help="one profile (default: all)")
     p_prof.set_defaults(func=cmd_profiles)
 
+
+def _add_cleanup(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     p_clean = sub.add_parser("cleanup", help="remove namespaces and nft tables left by a run that was killed (SIGKILL)")
     p_clean.set_defaults(func=cmd_cleanup)
-    return ap
 
 
 _MAIN_PID = os.getpid()
