@@ -10,6 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conformance.core import step_parsers
 from conformance.core.errors import CaseFormatError
 from conformance.core.loader import discover, load_case, load_schema
 from conformance.core.model import (
@@ -547,3 +548,10 @@ def test_any_flags_text_loads_or_is_a_case_format_error(
     assert required is not None
     assert set(required) <= set(flags) and set(required) <= set(FLAG_ORDER)
     assert required == "".join(f for f in FLAG_ORDER if f in required)
+
+
+def test_every_step_kind_of_the_schema_has_a_parser() -> None:
+    step_branches = load_schema()["$defs"]["step"]["oneOf"]
+    schema_kinds = {key for branch in step_branches for key in branch.get("required", ())}
+    assert set(step_parsers.PARSERS) == set(step_parsers.STEP_KINDS) == set(step_parsers.STEP_KEYS) == schema_kinds
+    assert list(step_parsers.STEP_KINDS) == STEP_KINDS
