@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .outcomes import Level
 from .timing import Tolerance, Window
 from .values import Expr
 
 #: The conn of a step that concerns every connection of the case (a silence with no conn:).
 ANY_CONN = "*"
 
-LEVELS = ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT", "MAY", "default")
+#: Every requirement level, in order of strength (the words a case file may use).
+LEVELS = tuple(Level)
 
 
 @dataclass(frozen=True)
@@ -23,13 +25,13 @@ class Reference:
 
     id: str
     doc: str
-    level: str
+    level: Level
     says: str = ""
     #: For level "default": the stack whose documentation states the value (linux, freebsd ...).
     stack: str | None = None
 
     def cite(self) -> str:
-        level = f"{self.stack} default" if self.level == "default" and self.stack else self.level
+        level = f"{self.stack} default" if self.level == Level.DEFAULT and self.stack else str(self.level)
         text = f"{self.doc} ({level}"
         if self.id and self.id not in self.doc:
             text += f", {self.id}"

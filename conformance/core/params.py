@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .model import Reference
+from .outcomes import Level
 
 
 @dataclass(frozen=True)
 class ProfileValue:
     value: float
-    level: str
+    level: Level
     source: str
 
 
@@ -133,7 +134,7 @@ class Param:
     origin: str  # "target sysctl net.ipv4.X", "profile NAME" or "documented default"
     source: str
     #: How binding the value is: MUST/SHOULD from a standard, "default" for a stack's documented value.
-    level: str = "default"
+    level: Level = Level.DEFAULT
     stack: str | None = "linux"
 
     def reference(self) -> Reference:
@@ -180,7 +181,7 @@ def resolve(sysctls: Mapping[str, int], profile: Profile | None = None) -> Param
                 d.unit,
                 f"target sysctl net.ipv4.{d.sysctl}",
                 pv.source if pv else d.source,
-                "default",
+                Level.DEFAULT,
                 "linux",  # a sysctl is Linux's own configuration, documented in ip-sysctl
             )
         elif pv is not None:
@@ -191,8 +192,8 @@ def resolve(sysctls: Mapping[str, int], profile: Profile | None = None) -> Param
                 f"profile {profile.name if profile else ''}",
                 pv.source,
                 pv.level,
-                stack if pv.level == "default" else None,
+                stack if pv.level == Level.DEFAULT else None,
             )
         else:
-            out[d.name] = Param(d.name, d.value, d.unit, "documented default", d.source, "default", "linux")
+            out[d.name] = Param(d.name, d.value, d.unit, "documented default", d.source, Level.DEFAULT, "linux")
     return Params(out)

@@ -22,18 +22,19 @@ import yaml
 
 from .errors import CaseFormatError
 from .model import LEVELS, Reference
+from .outcomes import Level, Outcome
 from .params import DOCUMENTED, Profile, ProfileValue
 
-FAIL, WARN, INFO = "fail", "warn", "info"
+FAIL, WARN, INFO = Outcome.FAIL, Outcome.WARN, Outcome.INFO
 
 
-def outcome(ref: Reference | None, profile: Profile | None, strict: bool = False) -> str:
+def outcome(ref: Reference | None, profile: Profile | None, strict: bool = False) -> Outcome:
     """fail, warn or info for a check that did not hold; see the module docstring."""
-    if ref is None or ref.level in ("MUST", "MUST NOT"):
+    if ref is None or ref.level in (Level.MUST, Level.MUST_NOT):
         return FAIL
-    if ref.level in ("SHOULD", "SHOULD NOT"):
+    if ref.level in (Level.SHOULD, Level.SHOULD_NOT):
         return FAIL if strict else WARN
-    if ref.level == "MAY":
+    if ref.level == Level.MAY:
         return INFO
     # a stack's documented default
     stack = profile.stack if profile is not None else "linux"
@@ -74,7 +75,7 @@ def load_profile(name_or_path: str) -> Profile:
         level = spec.get("level", "default")
         if level not in LEVELS:
             raise CaseFormatError(path, None, f"values.{key}.level", f"{level!r} is not a level", LEVELS)
-        values[key] = ProfileValue(float(spec["value"]), level, str(spec["source"]))
+        values[key] = ProfileValue(float(spec["value"]), Level(level), str(spec["source"]))
     return Profile(
         name=str(data["name"]),
         title=str(data.get("title", data["name"])),

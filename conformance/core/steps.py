@@ -1,14 +1,12 @@
-"""The engine's working parts: addressing, connections, agent commands, and the
-state of the step in progress. Shared by :mod:`engine`, :mod:`appsteps` and
-:mod:`retransmissions`; no I/O.
+"""The engine's working parts: addressing, connections, agent commands, and how steps are described.
+Shared by :mod:`~conformance.core.engine` and the judges (:mod:`~conformance.core.judges`); no I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import AssertStep, Reference, SegmentPattern, SendStep, Step, WithholdStep
-from .schedules import Schedule
+from .model import SegmentPattern, SendStep
 from .segment import Segment
 from .timing import Window
 
@@ -59,64 +57,6 @@ class Connection:
     #: The target's port: the service's, or learned from its SYN when its application connects.
     tport: int | None = None
     sock: int | None = None  # the agent's socket for this connection
-
-
-@dataclass
-class ActiveExpect:
-    step: Step
-    pattern: SegmentPattern
-    window: Window
-    description: str
-    label: str | None = None
-    bind: tuple[tuple[str, str], ...] = ()
-    ref_index: int | None = None  # trace index of the reference event, set on start
-    note: str = ""  # added to a failure message (e.g. how a schedule was derived)
-
-
-@dataclass
-class ActiveSilence:
-    step: Step
-    seconds: float
-    description: str
-    start: float | None = None
-    note: str = ""
-
-
-@dataclass
-class ActiveApp:
-    """An app step, a state query or an app_result check in progress."""
-
-    step: Step
-    description: str
-    cmd: str = ""  # agent command to send ("" for app_result)
-    state: str = ""  # expected state, for state queries
-    earliest: float | None = None  # not before this time
-    request: int | None = None
-    sent_at: float | None = None
-    timeout: float = AGENT_TIMEOUT
-    ref: Reference | None = None  # the document the check answers to, when not the step's ref
-
-
-@dataclass
-class ActiveRetrans:
-    """A withhold in progress: the target's retransmissions, judged one by one.
-
-    The first gap is checked against the schedule's initial value (at that
-    value's level: RFC 6298 §2.1 SHOULD, or a stack's documented default); each
-    later gap against the previous *observed* gap times the schedule's factor
-    (RFC 6298 §5.5: double the current RTO, at the withhold's own level); the
-    number of retransmissions against the documented count.
-    """
-
-    step: WithholdStep
-    schedule: Schedule
-    count: int  # retransmissions to see
-    seen: int = 0
-    prev_gap: float | None = None
-    extra: int = 0  # retransmissions beyond the documented count
-
-
-Active = SendStep | ActiveExpect | ActiveSilence | AssertStep | WithholdStep | ActiveApp | ActiveRetrans
 
 
 def describe_send(s: SendStep) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .matching import FieldDiff
 from .model import Reference
+from .outcomes import FailureKind, Outcome, Status
 from .schedules import Schedule
 from .segment import Segment
 
@@ -28,7 +29,7 @@ class TraceEntry:
 class Failure:
     line: int
     step: str
-    kind: str  # mismatch | timing | missing | unexpected | assertion
+    kind: FailureKind
     message: str
     diffs: tuple[FieldDiff, ...] = ()
     reference: Reference | None = None
@@ -51,22 +52,22 @@ class Finding:
     """A check that did not hold but does not fail the case under the run's profile."""
 
     failure: Failure
-    outcome: str  # warn (a SHOULD) | info (a MAY, or another stack's documented default)
+    outcome: Outcome  # WARN (a SHOULD) | INFO (a MAY, or another stack's documented default)
 
 
-#: Decides what a failed check means: "fail", "warn" or "info" (see conformance.core.profiles.outcome).
-Policy = Callable[[Reference | None], str]
+#: Decides what a failed check means (see conformance.core.profiles.outcome).
+Policy = Callable[[Reference | None], Outcome]
 
 
-def fail_always(ref: Reference | None) -> str:
-    return "fail"
+def fail_always(ref: Reference | None) -> Outcome:
+    return Outcome.FAIL
 
 
 @dataclass
 class StepRecord:
     line: int
     description: str
-    status: str  # passed | failed | warning | info | skipped
+    status: Status  # PASSED | FAILED | WARNING | INFO | SKIPPED
     time: float | None = None
     diffs: tuple[FieldDiff, ...] = ()
     timing: str = ""
@@ -74,7 +75,7 @@ class StepRecord:
 
 @dataclass
 class Verdict:
-    status: str  # passed | warning | failed
+    status: Status  # PASSED | WARNING | FAILED
     failure: Failure | None
     steps: list[StepRecord]
     trace: list[TraceEntry]

@@ -1,0 +1,245 @@
+"""Judges of the segment steps: ``send``, ``expect``, ``silence`` and ``assert``.
+
+``expect`` takes the next segment of its connection and compares it field by field with the pattern, then its
+time with the window, counted from the previous event on the wire (packetdrill style). ``silence`` fails on any
+segment from the target. A retransmission that only our late ACK caused is passed over by both (see
+:meth:`~conformance.core.engine.Dialogue.our_ack_was_late`).
+"""
+
+from __future__ import annotations
+
+from ..matching import compare, matches
+from ..model import ANY_CONN, AssertStep, SegmentPattern, SendStep, Step
+from ..outcomes import FailureKind, Status
+from ..segment import Segment, seq_add, seq_diff
+from ..steps import DELIVERY_GRACE, describe_send
+from ..timing import Window
+from ..values import format_duration
+from .base import ActiveStep, Context, Progress
+
+
+class Send(ActiveStep):
+    """Emit one segment; seq and ack default to the connection's snd_nxt and rcv_nxt."""
+
+    step: SendStep
+
+    def __init__(self, step: SendStep) -> None:
+        self.step = step
+
+    def advance(self, ctx: Context, now: float) -> Progress:
+        s = self.step
+        conn = ctx.conns[s.conn]
+        names = ctx.names_for(conn)
+        try:
+            seq = s.seq.evaluate(names) if s.seq is not None else conn.snd_nxt
+            if s.ack is not None:
+                ack = s.ack.evaluate(names)
+            elif "A" in s.flags:
+                if conn.rcv_nxt is None:
+                    raise KeyError("rcv_nxt")
+                ack = conn.rcv_nxt
+            else:
+                ack = 0
+        except KeyError as exc:
+            ctx.fail(
+                s,
+                describe_send(s),
+                FailureKind.UNEXPECTED,
+                f"cannot send: {exc.args[0]} is not known yet (nothing received on connection {conn.name})",
+                now,
+                fatal=True,
+            )
+            return Progress.DONE
+        options = tuple((o.kind, o.value) for o in s.options)
+        seg = ctx.segment(conn, s.flags, seq, ack, s.window, s.data, options)
+        ctx.emit(conn, seg, now, note=f"line {s.line}")
+        ctx.record(s.line, describe_send(s), Status.PASSED, now)
+        end = seq_add(seq, seg.seg_len)
+        if seq_diff(end, conn.snd_nxt) > 0 or "S" in s.flags:
+            conn.snd_nxt = end
+        if "R" in s.flags:
+            conn.reset = True
+        return Progress.DONE
+
+
+class Expect(ActiveStep):
+    """The next segment of the connection must match `pattern`, within `window` of the previous event."""
+
+    def __init__(
+        self,
+        step: Step,
+        pattern: SegmentPattern,
+        window: Window,
+        description: str,
+        label: str | None = None,
+        bind: tuple[tuple[str, str], ...] = (),
+        note: str = "",
+    ) -> None:
+        self.step = step
+        self.pattern = pattern
+        self.window = window
+        self.description = description
+        self.label = label
+        self.bind = bind
+        self.note = note  # added to a failure message (e.g. how a state was inferred)
+        #: The trace index of the event the window counts from (-1: the dialogue's start). An index, not a
+        #: time: the time of a segment we sent becomes its capture time when its capture comes back.
+        self.ref_index = -1
+
+    def start(self, ctx: Context, now: float) -> None:
+        self.ref_index = ctx.last_event
+
+    def ref_time(self, ctx: Context) -> float:
+        return ctx.event_time(self.ref_index)
+
+    def deadline(self, ctx: Context) -> float | None:
+        return self.ref_time(ctx) + self.window.deadline(ctx.case.tolerance) + DELIVERY_GRACE
+
+    def _late_repeat(self, ctx: Context, index: int, seg: Segment) -> bool:
+        conn = ctx.conn_of(seg)
+        try:
+            if matches(compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled)):
+                return False  # what the step expects: judge it
+        except KeyError:
+            return False
+        return ctx.our_ack_was_late(index, seg)
+
+    def advance(self, ctx: Context, now: float) -> Progress:
+        tol = ctx.case.tolerance
+        while True:
+            taken = ctx.take(self.step.conn)
+            if taken is None or not self._late_repeat(ctx, *taken):
+                break
+        if taken is None:
+            ref = self.ref_time(ctx)
+            if now <= ref + self.window.deadline(tol) + DELIVERY_GRACE:
+                return Progress.WAIT
+            ctx.fail(
+                self.step,
+                self.description,
+                FailureKind.MISSING,
+                f"no segment from the target: expected {self.window} (tolerance "
+                f"{format_duration(tol.of(self.window.seconds))}, {tol}) of the previous event, "
+                f"nothing came in {format_duration(now - ref)}",
+                now,
+                note=self.note,
+            )
+            return Progress.DONE  # (when the policy lets the case go on)
+        return self._judge(ctx, now, *taken)
+
+    def _judge(self, ctx: Context, now: float, index: int, seg: Segment) -> Progress:
+        tol = ctx.case.tolerance
+        conn = ctx.conn_of(seg)
+        line = self.step.line
+        try:
+            diffs = tuple(compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled))
+        except KeyError as exc:
+            ctx.fail(
+                self.step,
+                self.description,
+                FailureKind.UNEXPECTED,
+                f"cannot check the segment: {exc.args[0]} is not known yet on connection {conn.name}",
+                now,
+                fatal=True,
+            )
+            return Progress.DONE
+        entry = ctx.entry(index)
+        gap = seg.time - self.ref_time(ctx)
+        if not matches(diffs):
+            entry.ok, entry.note = False, f"line {line}: not as expected"
+            message = (
+                f"the target sent {seg.flags or '<no flags>'} seq={seg.seq} ack={seg.ack} "
+                f"len={len(seg.payload)} {format_duration(gap)} after the previous event, "
+                "which differs from the expected segment"
+            )
+            if ctx.fail(self.step, self.description, FailureKind.MISMATCH, message, now, diffs, seg.time, self.note):
+                return Progress.DONE
+        else:
+            problem = self.window.check(gap, tol)
+            if problem is not None:
+                entry.ok, entry.note = False, f"line {line}: {problem.split(':')[0]}"
+                if ctx.fail(self.step, self.description, FailureKind.TIMING, problem, now, diffs, seg.time, self.note):
+                    return Progress.DONE
+            else:
+                entry.ok, entry.note = True, f"line {line}"
+                timing = f"{format_duration(gap)} after the previous event"
+                ctx.record(line, self.description, Status.PASSED, seg.time, diffs, timing)
+        # matched, or a deviation the profile lets pass: the dialogue goes on with this segment
+        ctx.mark_event(index)
+        ctx.accept(conn, seg, self.label, self.bind)
+        return Progress.DONE
+
+
+class Silence(ActiveStep):
+    """Nothing from the target for `seconds` (on the step's connection, or on every one)."""
+
+    def __init__(self, step: Step, seconds: float, description: str) -> None:
+        self.step = step
+        self.seconds = seconds
+        self.description = description
+        self.begin = 0.0
+
+    def start(self, ctx: Context, now: float) -> None:
+        self.begin = ctx.last_event_time(default=now)  # counted from the previous event, like every timing
+
+    def deadline(self, ctx: Context) -> float | None:
+        return self.begin + self.seconds + DELIVERY_GRACE
+
+    def _concerns(self, ctx: Context, index: int) -> bool:
+        return self.step.conn == ANY_CONN or ctx.entry(index).conn == self.step.conn
+
+    def advance(self, ctx: Context, now: float) -> Progress:
+        s = self.step
+        end = self.begin + self.seconds
+        for item in ctx.unexamined():  # retransmissions our slowness caused do not break a silence
+            if self._concerns(ctx, item[0]) and ctx.our_ack_was_late(*item):
+                ctx.discard(item)
+        mine = [item for item in ctx.unexamined() if self._concerns(ctx, item[0])]
+        if mine:
+            index, seg = mine[0]
+            if seg.time >= end:  # the first segment after the silence: for the next step
+                ctx.record(s.line, self.description, Status.PASSED, end)
+                return Progress.DONE
+            ctx.discard(mine[0])
+            entry = ctx.entry(index)
+            entry.ok, entry.note = False, f"line {s.line}: unexpected"
+            ctx.fail(
+                s,
+                self.description,
+                FailureKind.UNEXPECTED,
+                f"the target sent {seg.flags or '<no flags>'} seq={seg.seq} ack={seg.ack} "
+                f"len={len(seg.payload)} {format_duration(seg.time - self.begin)} into a silence of "
+                f"{format_duration(self.seconds)}",
+                now,
+                time=seg.time,
+            )
+            return Progress.DONE
+        if now > end + DELIVERY_GRACE:
+            ctx.record(s.line, self.description, Status.PASSED, end)
+            return Progress.DONE
+        return Progress.WAIT
+
+
+class Assert(ActiveStep):
+    """Bound values must be neither all equal nor a constant increment (``assert: {unpredictable: [...]}``)."""
+
+    step: AssertStep
+
+    def __init__(self, step: AssertStep) -> None:
+        self.step = step
+
+    def advance(self, ctx: Context, now: float) -> Progress:
+        a = self.step
+        values = [ctx.names[n] for n in a.names]
+        desc = f"assert unpredictable: {', '.join(a.names)}"
+        shown = ", ".join(str(v) for v in values)
+        if len(set(values)) == 1:
+            ctx.fail(a, desc, FailureKind.ASSERTION, f"all {len(values)} values are equal ({values[0]})", now)
+            return Progress.DONE
+        steps = {seq_diff(b, a_) for a_, b in zip(values, values[1:], strict=False)}
+        if len(steps) == 1:
+            message = f"the values grow by the same constant {steps.pop()} each time ({shown})"
+            ctx.fail(a, desc, FailureKind.ASSERTION, message, now)
+            return Progress.DONE
+        ctx.record(a.line, desc, Status.PASSED, now, timing=shown)
+        return Progress.DONE
