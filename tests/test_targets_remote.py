@@ -261,7 +261,7 @@ def test_cleanup_removes_tables_of_dead_runs_only(remote: dict[str, str]) -> Non
     dead, alive = f"conformance_{gone.pid}", f"conformance_{os.getpid()}"
     for name in (dead, alive):
         run("ip", "netns", "exec", prober, "nft", "add", "table", "inet", name)
-    code = "from conformance import firewall; print(firewall.cleanup())"
+    code = "from conformance.wire import firewall; print(firewall.cleanup())"
     proc = subprocess.run(
         ["ip", "netns", "exec", prober, sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True
     )

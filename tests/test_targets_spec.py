@@ -498,3 +498,24 @@ def test_arp_parse_ignores_other_frames() -> None:
 def test_local_mac() -> None:
     assert arp.local_mac("198.18.3.1") == "02:cf:c6:12:03:01"
     assert int(arp.local_mac("198.19.0.1").split(":")[0], 16) & 0x03 == 0x02  # locally administered, unicast
+
+
+def test_every_target_kind_is_a_target() -> None:
+    """Each kind satisfies the one interface the runner uses (mypy checks the types where the runner builds
+    them); building one makes nothing."""
+    from conformance.targets.base import Target
+    from conformance.targets.docker import DockerTarget, parse_docker
+    from conformance.targets.netns import NamespaceTarget
+    from conformance.targets.remote import RemoteTarget, parse_remote
+    from conformance.targets.tap import TapTarget, parse_tap
+
+    options = TargetOptions()
+    kinds = [
+        NamespaceTarget(0),
+        RemoteTarget(parse_remote("198.18.2.2:80", options), 0, range(20000, 20010)),
+        TapTarget(parse_tap("tap:tap0:198.18.3.2:80", options), 0),
+        DockerTarget(parse_docker("docker:web:80", options), 0),
+    ]
+    for target in kinds:
+        assert isinstance(target, Target), type(target).__name__
+        assert target.endpoint is None

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -31,7 +31,7 @@ from ..core.params import resolve
 from ..core.profiles import load_profile
 from ..core.results import CaseResult, TargetInfo
 from ..core.schedules import expected_duration
-from ..targets.base import Endpoint, TargetOptions
+from ..targets.base import Endpoint, Target, TargetOptions
 from ..targets.docker import DockerSpec, DockerTarget
 from ..targets.grammar import parse_target
 from ..targets.netns import NamespaceSpec, NamespaceTarget
@@ -67,7 +67,7 @@ def open_target(
         with TapTarget(parsed, index, sysctls) as (endpoint, tap_wire):
             yield OpenedTarget(endpoint, tap_wire)
         return
-    target: AbstractContextManager[Endpoint]
+    target: Target[Endpoint]
     if isinstance(parsed, RemoteSpec):
         if sysctls:
             raise HarnessError("internal: cases that set sysctls are skipped on a remote target")

@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from ..core.errors import HarnessError
-from ..core.params import Params
+from ..core.params import Params, resolve
 from .agent_client import AgentClient
 
 if TYPE_CHECKING:
@@ -248,3 +249,78 @@ class Endpoint:
     target_ip6: str | None = None
     #: The MAC IPv6 frames go to, when it differs from `target_mac`.
     target_mac6: str | None = None
+
+
+def joined(*addresses: str | None) -> str:
+    """The addresses given, comma-separated, for a description: ``198.18.2.2, 2001:2:0:2::2``."""
+    return ", ".join(a for a in addresses if a is not None)
+
+
+def black_box_endpoint(
+    kind: str,
+    iface: str,
+    our_mac: str,
+    *,
+    macs: tuple[str, str | None],
+    ours: tuple[str | None, str | None],
+    theirs: tuple[str | None, str | None],
+    ports: dict[str, int],
+    description: str,
+) -> Endpoint:
+    """The Endpoint of a target reached from this namespace that the tool cannot look into (remote, tap): no
+    namespace and no agent; its parameters are the documented defaults, its sysctls unknown.
+
+    `macs` is (the target's MAC, the MAC of its IPv6 frames when it differs); `ours` and `theirs` are
+    (IPv4, IPv6) addresses, None for a family the target lacks."""
+    return Endpoint(
+        iface=iface,
+        netns=None,
+        our_mac=our_mac,
+        target_mac=macs[0],
+        target_mac6=macs[1],
+        our_ip=ours[0],
+        target_ip=theirs[0],
+        our_ip6=ours[1],
+        target_ip6=theirs[1],
+        ports=ports,
+        params=resolve({}),
+        description=description,
+        kind=kind,
+    )
+
+
+Opened_co = TypeVar("Opened_co", covariant=True)
+
+
+@runtime_checkable
+class Target(Protocol[Opened_co]):
+    """The interface every target kind has: a context manager that sets the target up and takes it down.
+
+    The runner (:func:`conformance.run.runner.open_target`) does nothing else with a target: it constructs the
+    kind's class from its parsed spec, enters it, plays the cases against what ``__enter__`` returned, and exits
+    it. ``Opened_co`` is what ``__enter__`` returns: the :class:`Endpoint` (netns, remote and docker, for which the
+    runner opens a :class:`~conformance.wire.capture.Wire` on ``Endpoint.iface``), or ``(Endpoint, wire)`` for a
+    kind that brings its own wire (tap, whose frames go through a descriptor, not an interface).
+
+    The contract:
+
+    * ``__init__`` only records: it makes nothing, so a target can be built (and tested) without root.
+    * ``__enter__`` makes everything and returns what the run needs; if it fails halfway it undoes what it made
+      before raising (``__exit__`` is not called then), and raises
+      :class:`~conformance.core.errors.HarnessError` with what to do for anything the user can fix.
+    * ``__exit__`` removes everything ``__enter__`` made, also after an interrupted run; it does not raise for
+      what it could not undo (the run's reports are still to be written): it says so on stderr.
+    * ``endpoint`` is the Endpoint once entered (None before).
+
+    To add a kind: a :class:`TargetSpec` subclass and a ``parse_KIND(text, options)`` in a new module of this
+    package (see :mod:`conformance.targets.tap` for a small one), the form in :func:`grammar.parse_target`, a class
+    satisfying this protocol, and its construction in ``open_target``. Every address it sends to must pass
+    :func:`benchmark_address` or :func:`benchmark_address6`.
+    """
+
+    @property
+    def endpoint(self) -> Endpoint | None: ...
+
+    def __enter__(self) -> Opened_co: ...
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None: ...

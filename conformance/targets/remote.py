@@ -39,7 +39,6 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 from ..core.errors import HarnessError
-from ..core.params import resolve
 from ..wire import arp, nd
 from ..wire.firewall import RstFilter
 from .base import (
@@ -49,7 +48,9 @@ from .base import (
     Endpoint,
     TargetOptions,
     TargetSpec,
+    black_box_endpoint,
     closed_port,
+    joined,
     parse_hosts_port,
     parse_port,
 )
@@ -244,24 +245,19 @@ class RemoteTarget:
                 f"next hop {route.next_hop} at {macs[family]}" if route.gateway else f"on the link at {macs[family]}"
             )
         hop = ", ".join(dict.fromkeys(hops))
-        ours = ", ".join(routes[f].our_ip for f in sorted(routes))
-        hosts = ", ".join(h for h in (spec.host, spec.host6) if h is not None)
-        self.endpoint = Endpoint(
-            iface=first.iface,
-            netns=None,
-            our_mac=first.our_mac,
-            target_mac=target_mac,
-            target_mac6=target_mac6,
-            our_ip=routes[4].our_ip if 4 in routes else None,
-            target_ip=spec.host,
+        ours = joined(*(routes[f].our_ip for f in sorted(routes)))
+        self.endpoint = black_box_endpoint(
+            "remote",
+            first.iface,
+            first.our_mac,
+            macs=(target_mac, target_mac6),
+            ours=(routes[4].our_ip if 4 in routes else None, routes[6].our_ip if 6 in routes else None),
+            theirs=(spec.host, spec.host6),
             ports=ports,
-            params=resolve({}),
             description=(
-                f"remote host {hosts} (listen {spec.port}, closed {spec.closed_port}) via {first.iface} "
-                f"from {ours}, {hop}; parameters: documented defaults (a remote host's sysctls cannot be read)"
+                f"remote host {joined(spec.host, spec.host6)} (listen {spec.port}, closed {spec.closed_port}) via "
+                f"{first.iface} from {ours}, {hop}; parameters: documented defaults (a remote host's sysctls "
+                "cannot be read)"
             ),
-            kind="remote",
-            our_ip6=routes[6].our_ip if 6 in routes else None,
-            target_ip6=spec.host6,
         )
         return self.endpoint

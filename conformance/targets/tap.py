@@ -45,7 +45,6 @@ from types import TracebackType
 from typing import ClassVar
 
 from ..core.errors import HarnessError
-from ..core.params import resolve
 from ..wire import arp, nd
 from ..wire.tap import IFNAMSIZ, TapWire
 from .base import (
@@ -55,7 +54,9 @@ from .base import (
     TargetSpec,
     benchmark_address,
     benchmark_address6,
+    black_box_endpoint,
     closed_port,
+    joined,
     parse_hosts_port,
     parse_port,
 )
@@ -170,6 +171,7 @@ class TapTarget:
         self.index = index
         self.sysctls = dict(sysctls or {})
         self.wire: TapWire | None = None
+        self.endpoint: Endpoint | None = None
 
     def __enter__(self) -> tuple[Endpoint, TapWire]:
         spec = self.spec
@@ -190,29 +192,21 @@ class TapTarget:
         except BaseException:
             self.close()
             raise
-        ports = spec.services()
         listen = f"listen {spec.port}, " if spec.port is not None else ""
-        addrs = ", ".join(a for a in (spec.addr, spec.addr6) if a is not None)
-        probers = ", ".join(a for a in (spec.prober_ip, spec.prober_ip6) if a is not None)
-        endpoint = Endpoint(
-            iface=spec.ifname,
-            netns=None,
-            our_mac=our_mac,
-            target_mac=target_mac,
-            our_ip=spec.prober_ip,
-            target_ip=spec.addr,
-            ports=ports,
-            params=resolve({}),
+        endpoint = self.endpoint = black_box_endpoint(
+            "tap",
+            spec.ifname,
+            our_mac,
+            macs=(target_mac, wire.target_mac6),
+            ours=(spec.prober_ip, spec.prober_ip6),
+            theirs=(spec.addr, spec.addr6),
+            ports=spec.services(),
             description=(
-                f"stack behind TAP device {spec.ifname} at {addrs} ({target_mac}; {listen}closed "
-                f"{spec.closed_port}), prober {probers} ({our_mac}); parameters: documented defaults "
-                "(the stack's settings cannot be read); times: user-space receive times (no kernel timestamps "
-                "on a TAP descriptor)"
+                f"stack behind TAP device {spec.ifname} at {joined(spec.addr, spec.addr6)} ({target_mac}; {listen}"
+                f"closed {spec.closed_port}), prober {joined(spec.prober_ip, spec.prober_ip6)} ({our_mac}); "
+                "parameters: documented defaults (the stack's settings cannot be read); times: user-space receive "
+                "times (no kernel timestamps on a TAP descriptor)"
             ),
-            kind="tap",
-            our_ip6=spec.prober_ip6,
-            target_ip6=spec.addr6,
-            target_mac6=wire.target_mac6,
         )
         return endpoint, wire
 

@@ -140,10 +140,16 @@ class Wire:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop the capture thread (it sees the stop within its 0.2 s wait), then release what :meth:`open`
+        opened; safe to call twice."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
+        self._release()
+
+    def _release(self) -> None:
+        """Close the sockets, once the capture thread has stopped."""
         for s in (self._cap, self._out):
             if s is not None:
                 try:

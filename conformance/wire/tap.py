@@ -109,11 +109,8 @@ class TapWire(Wire):
         self._parser = threading.Thread(target=self._parse, name=f"parse-{self.iface}", daemon=True)
         self._parser.start()
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
+    def _release(self) -> None:
+        """Stop the parsing thread, give the interpreter its switch interval back, close the descriptor."""
         if self._parser is not None:
             self._frames.put(None)
             self._parser.join(timeout=2)
@@ -203,32 +200,39 @@ class TapWire(Wire):
             and packet.op == arp.OP_REQUEST
             and packet.target_ip == self.our_ip
             and packet.sender_ip != self.our_ip
+            and self._answer(arp.reply_to(packet, self.our_mac))
         ):
-            try:
-                self._write(arp.reply_to(packet, self.our_mac))
-                self.arp_answered += 1
-            except OSError:
-                pass
-        with self._arp_lock:
-            event = self._arp_wanted.get(packet.sender_ip)
-            if event is not None and self.our_ip is not None and arp.is_answer(packet, packet.sender_ip, self.our_ip):
-                self._arp_found[packet.sender_ip] = packet.sender_mac
-                event.set()
+            self.arp_answered += 1
+        if self.our_ip is not None and arp.is_answer(packet, packet.sender_ip, self.our_ip):
+            self._found(packet.sender_ip, packet.sender_mac)
 
     def _nd(self, packet: nd.Nd) -> None:
         """Answer a solicitation for our IPv6 address (from any source: link-local, global, or the unspecified
         address of duplicate address detection); hand an advertisement to :meth:`resolve`."""
-        if self.our_ip6 is not None and nd.asks_for(packet, self.our_ip6):
-            try:
-                self._write(nd.advertise_to(packet, self.our_mac))
-                self.nd_answered += 1
-            except OSError:
-                pass
+        if (
+            self.our_ip6 is not None
+            and nd.asks_for(packet, self.our_ip6)
+            and self._answer(nd.advertise_to(packet, self.our_mac))
+        ):
+            self.nd_answered += 1
+        mac = nd.answer_mac(packet, packet.target)
+        if mac is not None:
+            self._found(packet.target, mac)
+
+    def _answer(self, frame: bytes) -> bool:
+        """Write an ARP reply or a Neighbor Advertisement; False when the device would not take it."""
+        try:
+            self._write(frame)
+        except OSError:
+            return False
+        return True
+
+    def _found(self, ip: str, mac: str) -> None:
+        """`ip` is at `mac`: wake :meth:`resolve` if it asks for `ip`."""
         with self._arp_lock:
-            event = self._arp_wanted.get(packet.target)
-            mac = nd.answer_mac(packet, packet.target)
-            if event is not None and mac is not None:
-                self._arp_found[packet.target] = mac
+            event = self._arp_wanted.get(ip)
+            if event is not None:
+                self._arp_found[ip] = mac
                 event.set()
 
     def _frame(self, data: bytes, stamp: float) -> None:
