@@ -13,7 +13,7 @@ import struct
 import subprocess
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -326,13 +326,37 @@ def test_text_is_escaped(report: tuple[Path, list[CaseResult]]) -> None:
     path, _ = report
     raw = path.read_text(encoding="utf-8")
     assert "<script>" not in raw and "<b>bold</b>" not in raw
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;quoted&quot;" in raw
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &#34;quoted&#34;" in raw  # as jinja2 escapes
     root = parse(raw)
     assert not list(root.iter("script")) and not list(root.iter("b"))
     sec = sections(root)[4]
     assert ESCAPED_TITLE in sec.all_text()
     assert "<SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> & more" in sec.all_text()
     assert "cannot create namespace: permission <denied>" in sections(root)[5].all_text()
+
+
+def test_hostile_text_in_attributes_and_messages(tmp_path: Path) -> None:
+    """An id, a title or a message cannot close an attribute or open an element, wherever it is shown."""
+    hostile = "x\"><script>alert(1)</script><b a='"
+    base = escaped_case(tmp_path)
+    case = replace(base.case, id=hostile, expect_failure=hostile, description=hostile)
+    assert base.verdict is not None and base.verdict.failure is None
+    failed = replace(base, case=case, status="failed", message=hostile)
+    error = CaseResult(replace(case, title=hostile), "error", hostile, 0.0, None)
+    path = tmp_path / "hostile.html"
+    write_html([failed, error], path, None)
+    root = parse(path.read_text(encoding="utf-8"))
+    assert not list(root.iter("script")) and not list(root.iter("b"))
+    secs = sections(root)
+    assert [s.attrs["id"] for s in secs] == ["case-1-x-script-alert-1-script-b-a", "case-2-x-script-alert-1-script-b-a"]
+    ladder = next(s for s in secs[0].iter("svg") if "ladder" in s.classes())
+    assert ladder.attrs["aria-label"].startswith(f"ladder of {hostile}: ")
+    assert [c.all_text() for c in secs[0].iter("code")][0] == hostile
+    assert [p.all_text() for p in secs[0].iter("pre")] == [hostile]  # the failure, with no details
+    assert hostile in [c.all_text() for c in secs[0].iter("code")]  # the self-test's expected text
+    assert [p.all_text() for p in secs[1].iter("pre")] == [hostile]  # the harness error
+    summary = next(t for t in root.iter("table") if t.attrs.get("class") == "summary cases")
+    assert [a.all_text() for a in summary.iter("a")] == [hostile, hostile]
 
 
 def test_pcap_link_and_self_containment(report: tuple[Path, list[CaseResult]]) -> None:
