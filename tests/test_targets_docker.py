@@ -22,11 +22,9 @@ import selectors
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +33,8 @@ from typing import Any
 import pytest
 
 from .lab import ROOT, Lab, missing_tools, run
+from .tool_runs import CASES, junit_cases, play_in, properties, skip_message, status, tool_command, tool_in
 
-CASES = ROOT / "cases"
 BIP = "198.19.0.1/16"
 LISTEN = 7000
 PREFIX = f"cfconf-{os.getpid()}"
@@ -77,8 +75,10 @@ class DockerHost:
         return int(self.docker("inspect", "-f", "{{.State.Pid}}", name))
 
     def conformance(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        cmd = ["ip", "netns", "exec", self.ns, sys.executable, "-m", "conformance", *args]
-        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=self.env)
+        return tool_in(self.ns, *args, timeout=timeout, env=self.env)
+
+    def play(self, target: str, cases: list[str], reports: Path, *options: str) -> subprocess.CompletedProcess[str]:
+        return play_in(self.ns, target, cases, reports, *options, timeout=180, env=self.env)
 
 
 def _daemon_error(log: Path) -> str:
@@ -233,14 +233,6 @@ def snapshot(host: DockerHost, c: Running) -> dict[str, Any]:
     }
 
 
-def junit_cases(path: Path) -> dict[str, ET.Element]:
-    return {tc.attrib["name"]: tc for tc in ET.parse(path).iter("testcase")}
-
-
-def status(tc: ET.Element) -> str:
-    return next((child.tag for child in tc if child.tag in ("failure", "error", "skipped")), "passed")
-
-
 class Capture:
     """tcpdump on an interface of the daemon's namespace, ended by its Popen handle."""
 
@@ -264,9 +256,37 @@ class Capture:
         return list(rdpcap(str(self.path)))
 
 
-def test_cases_against_a_container(dockerhost: DockerHost, web: Running, tmp_path: Path) -> None:
+def assert_only_the_veth_saw_the_prober(frames: dict[str, list[Any]], prober: str, our_mac: str, pcaps: Path) -> None:
+    """No kernel answered for the prober, and nothing went past the container's veth: the bridge neither passed
+    the container's frames up nor flooded them, no connection outlived the run, and every RST from the prober is
+    one of the tool's (in its pcaps)."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import ARP, Ether
+    from scapy.utils import rdpcap
+
+    def about_prober(pkts: list[Any]) -> list[Any]:
+        return [p for p in pkts if IP in p and prober in (p[IP].src, p[IP].dst)]
+
+    on_veth = about_prober(frames["veth"])
+    assert len(on_veth) > 20
+    assert not [p for p in on_veth if p[IP].src == prober and p[Ether].src != our_mac]
+    assert not about_prober(frames["bridge"]), "the bridge passed the container's frames up to the host"
+    assert not about_prober(frames["bystander"]), "the bridge flooded the container's frames to another container"
+    arps = [p for p in frames["bridge"] if ARP in p and p[ARP].pdst == prober]
+    assert not arps, "after the run, the container asked for the prober: a connection outlived the run"
+    rsts = [p for p in on_veth if p[IP].src == prober and "R" in str(p[TCP].flags)]
+    ours = [
+        p
+        for pcap in pcaps.glob("*.pcap")
+        for p in rdpcap(str(pcap))
+        if IP in p and p[IP].src == prober and "R" in str(p[TCP].flags)
+    ]
+    assert sorted((p[TCP].sport, p[TCP].seq) for p in rsts) == sorted((p[TCP].sport, p[TCP].seq) for p in ours)
+
+
+def test_cases_against_a_container(dockerhost: DockerHost, web: Running, tmp_path: Path) -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
     from scapy.utils import rdpcap
 
     bystander = _start(dockerhost, "bystander", ["/bin/busybox", "sleep", "600"])
@@ -277,33 +297,27 @@ def test_cases_against_a_container(dockerhost: DockerHost, web: Running, tmp_pat
         for name, iface in (("bridge", "docker0"), ("veth", web.veth), ("bystander", bystander.veth))
     }
     try:
-        proc = dockerhost.conformance(
-            "run",
-            "--target",
-            f"docker:{web.name}:{LISTEN}",
-            str(CASES / "closed"),
-            str(CASES / "handshake" / "synack-ack.yaml"),
-            str(CASES / "close" / "passive-close.yaml"),  # agent steps: the agent runs in the container's namespace
-            str(CASES / "data" / "retransmit-backoff.yaml"),  # banner: the tool's listener in the container
-            str(CASES / "handshake" / "synack-retransmit-ci.yaml"),  # sets a sysctl: skipped
-            "--reports",
-            str(tmp_path / "reports"),
-        )
+        cases = [
+            "closed",
+            "handshake/synack-ack.yaml",
+            "close/passive-close.yaml",  # agent steps: the agent runs in the container's namespace
+            "data/retransmit-backoff.yaml",  # banner: the tool's listener in the container
+            "handshake/synack-retransmit-ci.yaml",  # sets a sysctl: skipped
+        ]
+        proc = dockerhost.play(f"docker:{web.name}:{LISTEN}", cases, tmp_path / "reports")
         time.sleep(3)  # long enough for a SYN-ACK the tool left behind to be retransmitted and ARPed for
     finally:
         frames = {name: cap.stop() for name, cap in captures.items()}
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    cases = junit_cases(tmp_path / "reports" / "junit.xml")
+    junit = junit_cases(tmp_path / "reports" / "junit.xml")
     played = ["closed-syn", "closed-ack", "closed-rst", "closed-synfin-data", "synack-ack", "passive-close"]
     for name in [*played, "data-retransmit-backoff"]:
-        assert status(cases[name]) == "passed", name
-        skipped = cases[f"{name}.ipv6"].find("skipped")
-        assert skipped is not None and "no IPv6 address" in skipped.attrib["message"]
-    skipped = cases["synack-retransmit-ci"].find("skipped")
-    assert skipped is not None and "tcp_synack_retries=2" in skipped.attrib["message"]
-    assert "docker container" in skipped.attrib["message"]
+        assert status(junit[name]) == "passed", name
+        assert "no IPv6 address" in skip_message(junit[f"{name}.ipv6"])
+    skipped = skip_message(junit["synack-retransmit-ci"])
+    assert "tcp_synack_retries=2" in skipped and "docker container" in skipped
 
-    props = {p.attrib["name"]: p.attrib["value"] for p in cases["passive-close"].iter("property")}
+    props = properties(junit["passive-close"])
     target = props["target"]
     assert f"in docker container {web.name}" in target and f"injected on the host side {web.veth}" in target
     assert f"listen {LISTEN} (the container's)" in target and "banner 7001" in target and "closed 9" in target
@@ -319,26 +333,7 @@ def test_cases_against_a_container(dockerhost: DockerHost, web: Running, tmp_pat
     assert (syn[IP].src, syn[Ether].src, syn[Ether].dst) == (prober, our_mac, web.mac)
     assert (synack[IP].dst, synack[Ether].dst, str(synack[TCP].flags)) == (prober, our_mac, "SA")
 
-    # No kernel answered for the prober, and nothing went past the container's veth.
-    def about_prober(pkts: list[Any]) -> list[Any]:
-        return [p for p in pkts if IP in p and prober in (p[IP].src, p[IP].dst)]
-
-    on_veth = about_prober(frames["veth"])
-    assert len(on_veth) > 20
-    assert not [p for p in on_veth if p[IP].src == prober and p[Ether].src != our_mac]
-    assert not about_prober(frames["bridge"]), "the bridge passed the container's frames up to the host"
-    assert not about_prober(frames["bystander"]), "the bridge flooded the container's frames to another container"
-    arps = [p for p in frames["bridge"] if ARP in p and p[ARP].pdst == prober]
-    assert not arps, "after the run, the container asked for the prober: a connection outlived the run"
-    rsts = [p for p in on_veth if p[IP].src == prober and "R" in str(p[TCP].flags)]
-    ours = [
-        p
-        for pcap in (tmp_path / "reports" / "pcap").glob("*.pcap")
-        for p in rdpcap(str(pcap))
-        if IP in p and p[IP].src == prober and "R" in str(p[TCP].flags)
-    ]
-    assert sorted((p[TCP].sport, p[TCP].seq) for p in rsts) == sorted((p[TCP].sport, p[TCP].seq) for p in ours)
-
+    assert_only_the_veth_saw_the_prober(frames, prober, our_mac, tmp_path / "reports" / "pcap")
     assert snapshot(dockerhost, web) == before  # offload, neighbours, listeners, nft, attached names, links
 
 
@@ -348,9 +343,7 @@ def test_listen_port_is_found_and_mistakes_are_explained(dockerhost: DockerHost,
     reports = ["--reports", str(tmp_path), "--ip", "4"]
     proc = dockerhost.conformance("run", "--target", f"docker:{web.name}", synack, *reports)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    target = {
-        p.attrib["name"]: p.attrib["value"] for p in junit_cases(tmp_path / "junit.xml")["synack-ack"].iter("property")
-    }["target"]
+    target = properties(junit_cases(tmp_path / "junit.xml")["synack-ack"])["target"]
     assert f"listen {LISTEN} (the container's)" in target
 
     mistakes = [
@@ -372,8 +365,8 @@ def test_listen_port_is_found_and_mistakes_are_explained(dockerhost: DockerHost,
 
 def test_sigterm_in_the_middle_undoes_everything(dockerhost: DockerHost, web: Running, tmp_path: Path) -> None:
     before = snapshot(dockerhost, web)
-    cmd = ["ip", "netns", "exec", dockerhost.ns, sys.executable, "-m", "conformance", "run"]
-    cmd += ["--target", f"docker:{web.name}:{LISTEN}", str(CASES / "data" / "retransmit-backoff.yaml")]
+    cmd = tool_command(dockerhost.ns, "run", "--target", f"docker:{web.name}:{LISTEN}")
+    cmd += [str(CASES / "data" / "retransmit-backoff.yaml")]
     cmd += ["--ip", "4", "--reports", str(tmp_path)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dockerhost.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -399,21 +392,13 @@ def test_ipv6_on_a_user_defined_network(dockerhost: DockerHost, tmp_path: Path) 
     try:
         c = _start(dockerhost, "web6", DISCARD, "--network", net)
         try:
-            proc = dockerhost.conformance(
-                "run",
-                "--target",
-                f"docker:{c.name}:{LISTEN}",
-                str(CASES / "closed" / "syn.yaml"),
-                str(CASES / "handshake" / "synack-ack.yaml"),
-                str(CASES / "close" / "passive-close.yaml"),
-                "--reports",
-                str(tmp_path),
-            )
+            cases = ["closed/syn.yaml", "handshake/synack-ack.yaml", "close/passive-close.yaml"]
+            proc = dockerhost.play(f"docker:{c.name}:{LISTEN}", cases, tmp_path)
             assert proc.returncode == 0, proc.stdout + proc.stderr
-            cases = junit_cases(tmp_path / "junit.xml")
+            junit = junit_cases(tmp_path / "junit.xml")
             for name in ("closed-syn", "synack-ack", "passive-close"):
-                assert status(cases[name]) == "passed" and status(cases[f"{name}.ipv6"]) == "passed", name
-            props = {p.attrib["name"]: p.attrib["value"] for p in cases["synack-ack.ipv6"].iter("property")}
+                assert status(junit[name]) == "passed" and status(junit[f"{name}.ipv6"]) == "passed", name
+            props = properties(junit["synack-ack.ipv6"])
             assert "198.18.250.2, 2001:2:0:d1::2 on eth0" in props["target"]
             assert "prober 198.18.250.254, 2001:2:0:d1:ffff:ffff:ffff:fffe" in props["target"]
             assert "(bridge br-" in props["target"]

@@ -17,15 +17,14 @@ import signal
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .lab import ROOT, Lab, missing_tools, nft_tables, remote_lab, run
+from .tool_runs import CASES, junit_cases, outcome, play_in, properties, skip_message, tool_command
 
-CASES = ROOT / "cases"
 LISTEN, BANNER = 7000, 7001
 HOST, HOST6 = "198.18.2.2", "2001:2:0:2::2"
 PLAYED = ["closed-syn", "closed-ack", "closed-rst", "closed-synfin-data", "synack-ack", "data-ack-seq-plus-len"]
@@ -40,24 +39,8 @@ def remote() -> Iterator[dict[str, str]]:
         yield remote_lab(lab, LISTEN, BANNER)
 
 
-def command(ns: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", ns, sys.executable, "-m", "conformance", *args]
-
-
-def conformance_in(ns: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command(ns, *args), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def junit_cases(path: Path) -> dict[str, ET.Element]:
-    return {tc.attrib["name"]: tc for tc in ET.parse(path).iter("testcase")}
-
-
 def mac_of(ns: str, ifname: str) -> str:
     return run("ip", "-n", ns, "-br", "link", "show", ifname).stdout.split()[2]
-
-
-def outcome(tc: ET.Element) -> list[str]:
-    return [child.tag for child in tc if child.tag in ("failure", "error", "skipped")]
 
 
 def test_remote_host_two_hops_away(remote: dict[str, str], tmp_path: Path) -> None:
@@ -67,37 +50,26 @@ def test_remote_host_two_hops_away(remote: dict[str, str], tmp_path: Path) -> No
     from scapy.utils import rdpcap
 
     prober = remote["prober"]
-    proc = conformance_in(
-        prober,
-        "run",
-        "--target",
-        f"{HOST},[{HOST6}]:{LISTEN}",
-        "--iface",
-        remote["iface"],
-        str(CASES / "closed"),
-        str(CASES / "handshake" / "synack-ack.yaml"),
-        str(CASES / "data" / "ack-seq-plus-len.yaml"),  # data after the handshake: fails if our kernel resets it
-        str(CASES / "data" / "retransmit-backoff.yaml"),  # needs the banner service
-        str(CASES / "handshake" / "synack-retransmit-ci.yaml"),  # sets a sysctl
-        "--ip",
-        "both",
-        "--reports",
-        str(tmp_path),
-    )
+    cases = [
+        "closed",
+        "handshake/synack-ack.yaml",
+        "data/ack-seq-plus-len.yaml",  # data after the handshake: fails if our kernel resets it
+        "data/retransmit-backoff.yaml",  # needs the banner service
+        "handshake/synack-retransmit-ci.yaml",  # sets a sysctl
+    ]
+    proc = play_in(prober, f"{HOST},[{HOST6}]:{LISTEN}", cases, tmp_path, "--iface", remote["iface"], "--ip", "both")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    cases = junit_cases(tmp_path / "junit.xml")
+    junit = junit_cases(tmp_path / "junit.xml")
     for name in PLAYED:
-        assert not outcome(cases[name]), name
-        assert not outcome(cases[f"{name}.ipv6"]), f"{name}.ipv6"  # played over IPv6, and passed
+        assert not outcome(junit[name]), name
+        assert not outcome(junit[f"{name}.ipv6"]), f"{name}.ipv6"  # played over IPv6, and passed
     for suffix in ("", ".ipv6"):
-        banner = cases[f"data-retransmit-backoff{suffix}"].find("skipped")
-        assert banner is not None and "'banner' service" in banner.attrib["message"]
-        sysctl = cases[f"synack-retransmit-ci{suffix}"].find("skipped")
-        assert sysctl is not None and "tcp_synack_retries=2" in sysctl.attrib["message"]
+        assert "'banner' service" in skip_message(junit[f"data-retransmit-backoff{suffix}"])
+        assert "tcp_synack_retries=2" in skip_message(junit[f"synack-retransmit-ci{suffix}"])
     assert "4 skipped" in proc.stdout
 
     router_mac = mac_of(remote["router"], "rtr0")
-    props = {p.attrib["name"]: p.attrib["value"] for p in cases["synack-ack"].iter("property")}
+    props = properties(junit["synack-ack"])
     assert f"next hop 198.18.1.1 at {router_mac}" in props["target"]
     assert f"next hop 2001:2:0:1::1 at {router_mac}" in props["target"]  # asked by Neighbor Discovery
     assert "documented defaults" in props["target"]
@@ -125,23 +97,13 @@ def test_remote_host_over_ipv6_only(remote: dict[str, str], tmp_path: Path) -> N
     table's IPv6 rule the prober's kernel resets the host's half-open connections: data-ack-seq-plus-len, which
     sends data after the handshake, then fails."""
     prober = remote["prober"]
-    proc = conformance_in(
-        prober,
-        "run",
-        "--target",
-        f"[{HOST6}]:{LISTEN}",
-        str(CASES / "closed" / "syn.yaml"),
-        str(CASES / "handshake" / "synack-ack.yaml"),
-        str(CASES / "data" / "ack-seq-plus-len.yaml"),
-        "--reports",
-        str(tmp_path),
-    )
+    cases = ["closed/syn.yaml", "handshake/synack-ack.yaml", "data/ack-seq-plus-len.yaml"]
+    proc = play_in(prober, f"[{HOST6}]:{LISTEN}", cases, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    cases = junit_cases(tmp_path / "junit.xml")
+    junit = junit_cases(tmp_path / "junit.xml")
     for name in ("closed-syn", "synack-ack", "data-ack-seq-plus-len"):
-        assert not outcome(cases[f"{name}.ipv6"]), name
-        skipped = cases[name].find("skipped")
-        assert skipped is not None and skipped.attrib["message"] == "this target has no IPv4 address"
+        assert not outcome(junit[f"{name}.ipv6"]), name
+        assert skip_message(junit[name]) == "this target has no IPv4 address"
     assert "conformance" not in nft_tables(prober)
 
 
@@ -149,7 +111,7 @@ def test_remote_host_over_ipv6_only(remote: dict[str, str], tmp_path: Path) -> N
 def test_interrupted_run_removes_its_nft_table(remote: dict[str, str], tmp_path: Path, signum: int) -> None:
     prober = remote["prober"]
     proc = subprocess.Popen(
-        command(
+        tool_command(
             prober,
             "run",
             "--target",
@@ -184,17 +146,8 @@ def test_interrupted_run_removes_its_nft_table(remote: dict[str, str], tmp_path:
 
 def test_unreachable_target_fails_within_seconds(remote: dict[str, str], tmp_path: Path) -> None:
     started = time.monotonic()
-    proc = conformance_in(
-        remote["prober"],
-        "run",
-        "--target",
-        "198.18.1.99:7000",
-        "--iface",
-        remote["iface"],
-        str(CASES / "closed" / "syn.yaml"),
-        "--reports",
-        str(tmp_path),
-        timeout=30,
+    proc = play_in(
+        remote["prober"], "198.18.1.99:7000", ["closed/syn.yaml"], tmp_path, "--iface", remote["iface"], timeout=30
     )
     elapsed = time.monotonic() - started
     assert proc.returncode == 2
@@ -206,16 +159,7 @@ def test_unreachable_target_fails_within_seconds(remote: dict[str, str], tmp_pat
 
 def test_silent_ipv6_neighbour_fails_within_seconds(remote: dict[str, str], tmp_path: Path) -> None:
     started = time.monotonic()
-    proc = conformance_in(
-        remote["prober"],
-        "run",
-        "--target",
-        "[2001:2:0:1::99]:7000",
-        str(CASES / "closed" / "syn.yaml"),
-        "--reports",
-        str(tmp_path),
-        timeout=30,
-    )
+    proc = play_in(remote["prober"], "[2001:2:0:1::99]:7000", ["closed/syn.yaml"], tmp_path, timeout=30)
     assert proc.returncode == 2
     assert "no ND answer from 2001:2:0:1::99 on prb0 within 3 s" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -224,30 +168,16 @@ def test_silent_ipv6_neighbour_fails_within_seconds(remote: dict[str, str], tmp_
 
 
 def test_address_outside_the_benchmark_range_is_refused(remote: dict[str, str], tmp_path: Path) -> None:
-    proc = conformance_in(
-        remote["prober"], "run", "--target", "192.0.2.1:80", str(CASES / "closed"), "--reports", str(tmp_path)
-    )
+    proc = play_in(remote["prober"], "192.0.2.1:80", ["closed"], tmp_path)
     assert proc.returncode == 2
     assert "192.0.2.1 is outside 198.18.0.0/15: refused" in proc.stderr
-    proc = conformance_in(
-        remote["prober"], "run", "--target", "[2001:db8::1]:80", str(CASES / "closed"), "--reports", str(tmp_path)
-    )
+    proc = play_in(remote["prober"], "[2001:db8::1]:80", ["closed"], tmp_path)
     assert proc.returncode == 2
     assert "2001:db8::1 is outside 2001:2::/48: refused" in proc.stderr
 
 
 def test_missing_interface_is_a_clear_error(remote: dict[str, str], tmp_path: Path) -> None:
-    proc = conformance_in(
-        remote["prober"],
-        "run",
-        "--target",
-        f"{HOST}:{LISTEN}",
-        "--iface",
-        "nope0",
-        str(CASES / "closed" / "syn.yaml"),
-        "--reports",
-        str(tmp_path),
-    )
+    proc = play_in(remote["prober"], f"{HOST}:{LISTEN}", ["closed/syn.yaml"], tmp_path, "--iface", "nope0")
     assert proc.returncode == 2
     assert "no interface 'nope0'" in proc.stderr and "Traceback" not in proc.stderr
 

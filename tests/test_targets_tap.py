@@ -17,15 +17,14 @@ import subprocess
 import sys
 import textwrap
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .lab import ROOT, Lab, missing_tools, run
+from .tool_runs import junit_cases, outcome, play_in, properties, skip_message
 
-CASES = ROOT / "cases"
 TAP, ADDR, ADDR6, LISTEN = "cftap0", "198.18.3.2", "2001:2:0:3::2", 7000
 
 _skip = missing_tools("ip")
@@ -45,49 +44,28 @@ def tapns() -> Iterator[str]:
         yield ns
 
 
-def conformance_in(ns: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "conformance", *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def junit_cases(path: Path) -> dict[str, ET.Element]:
-    return {tc.attrib["name"]: tc for tc in ET.parse(path).iter("testcase")}
-
-
-def outcome(tc: ET.Element) -> list[str]:
-    return [child.tag for child in tc if child.tag in ("failure", "error", "skipped")]
-
-
 def test_closed_and_handshake_over_tap(tapns: str, tmp_path: Path) -> None:
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
     from scapy.utils import rdpcap
 
-    proc = conformance_in(
-        tapns,
-        "run",
-        "--target",
-        f"tap:{TAP}:{ADDR},[{ADDR6}]:{LISTEN}",
-        str(CASES / "closed"),
-        str(CASES / "handshake" / "synack-ack.yaml"),
-        str(CASES / "data" / "ack-seq-plus-len.yaml"),
-        str(CASES / "data" / "retransmit-backoff.yaml"),  # needs the banner service
-        "--ip",
-        "both",
-        "--reports",
-        str(tmp_path),
-    )
+    cases = [
+        "closed",
+        "handshake/synack-ack.yaml",
+        "data/ack-seq-plus-len.yaml",
+        "data/retransmit-backoff.yaml",  # needs the banner service
+    ]
+    proc = play_in(tapns, f"tap:{TAP}:{ADDR},[{ADDR6}]:{LISTEN}", cases, tmp_path, "--ip", "both")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    cases = junit_cases(tmp_path / "junit.xml")
+    junit = junit_cases(tmp_path / "junit.xml")
     played = ("closed-syn", "closed-ack", "closed-rst", "closed-synfin-data", "synack-ack", "data-ack-seq-plus-len")
     for name in played:
-        assert not outcome(cases[name]), name
-        assert not outcome(cases[f"{name}.ipv6"]), f"{name}.ipv6"  # played over IPv6, and passed
+        assert not outcome(junit[name]), name
+        assert not outcome(junit[f"{name}.ipv6"]), f"{name}.ipv6"  # played over IPv6, and passed
     for suffix in ("", ".ipv6"):
-        skipped = cases[f"data-retransmit-backoff{suffix}"].find("skipped")
-        assert skipped is not None and "'banner' service" in skipped.attrib["message"]
-    props = {p.attrib["name"]: p.attrib["value"] for p in cases["synack-ack"].iter("property")}
+        assert "'banner' service" in skip_message(junit[f"data-retransmit-backoff{suffix}"])
+    props = properties(junit["synack-ack"])
     assert f"TAP device {TAP}" in props["target"] and "no kernel timestamps" in props["target"]
     assert f"at {ADDR}, {ADDR6}" in props["target"] and "prober 198.18.3.1, 2001:2:0:3::1" in props["target"]
 
@@ -117,27 +95,22 @@ def test_prober_address_option(tapns: str, tmp_path: Path) -> None:
     from scapy.layers.inet6 import IPv6
     from scapy.utils import rdpcap
 
-    proc = conformance_in(
+    proc = play_in(
         tapns,
-        "run",
-        "--target",
         f"tap:{TAP}:{ADDR},[{ADDR6}]",  # no port: the listen cases are skipped
+        ["closed/syn.yaml", "handshake/synack-ack.yaml"],
+        tmp_path,
         "--prober-ip",
         "198.18.3.77",
         "--prober-ip",  # repeated: one address of each family
         "2001:2:0:3::77",
         "--closed-port",
         "9",
-        str(CASES / "closed" / "syn.yaml"),
-        str(CASES / "handshake" / "synack-ack.yaml"),
-        "--reports",
-        str(tmp_path),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    cases = junit_cases(tmp_path / "junit.xml")
-    assert not outcome(cases["closed-syn"]) and not outcome(cases["closed-syn.ipv6"])
-    skipped = cases["synack-ack"].find("skipped")
-    assert skipped is not None and "no listening port given" in skipped.attrib["message"]
+    junit = junit_cases(tmp_path / "junit.xml")
+    assert not outcome(junit["closed-syn"]) and not outcome(junit["closed-syn.ipv6"])
+    assert "no listening port given" in skip_message(junit["synack-ack"])
     frames = rdpcap(str(tmp_path / "pcap" / "closed-syn.pcap"))
     assert frames[0][IP].src == "198.18.3.77" and frames[1][IP].dst == "198.18.3.77"
     frames = rdpcap(str(tmp_path / "pcap" / "closed-syn.ipv6.pcap"))
@@ -150,22 +123,12 @@ def test_tap_over_ipv6_only(tapns: str, tmp_path: Path) -> None:
     from scapy.layers.l2 import Ether
     from scapy.utils import rdpcap
 
-    proc = conformance_in(
-        tapns,
-        "run",
-        "--target",
-        f"tap:{TAP}:[{ADDR6}]:{LISTEN}",
-        str(CASES / "closed" / "syn.yaml"),
-        str(CASES / "handshake" / "synack-ack.yaml"),
-        "--reports",
-        str(tmp_path),
-    )
+    proc = play_in(tapns, f"tap:{TAP}:[{ADDR6}]:{LISTEN}", ["closed/syn.yaml", "handshake/synack-ack.yaml"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    cases = junit_cases(tmp_path / "junit.xml")
+    junit = junit_cases(tmp_path / "junit.xml")
     for name in ("closed-syn", "synack-ack"):
-        assert not outcome(cases[f"{name}.ipv6"]), name
-        skipped = cases[name].find("skipped")
-        assert skipped is not None and skipped.attrib["message"] == "this target has no IPv4 address"
+        assert not outcome(junit[f"{name}.ipv6"]), name
+        assert skip_message(junit[name]) == "this target has no IPv4 address"
     frames = rdpcap(str(tmp_path / "pcap" / "synack-ack.ipv6.pcap"))
     assert frames[1][Ether].dst == "02:cf:00:00:00:01"
 
@@ -232,15 +195,7 @@ def test_tap_wire_answers_the_kernels_neighbor_solicitations(tapns: str) -> None
 
 
 def test_missing_tap_device_is_not_created(tapns: str, tmp_path: Path) -> None:
-    proc = conformance_in(
-        tapns,
-        "run",
-        "--target",
-        f"tap:nosuch0:{ADDR}:{LISTEN}",
-        str(CASES / "closed" / "syn.yaml"),
-        "--reports",
-        str(tmp_path),
-    )
+    proc = play_in(tapns, f"tap:nosuch0:{ADDR}:{LISTEN}", ["closed/syn.yaml"], tmp_path)
     assert proc.returncode == 2
     assert "there is no TAP device 'nosuch0'" in proc.stderr and "Traceback" not in proc.stderr
     assert "nosuch0" not in run("ip", "-n", tapns, "link").stdout
@@ -255,16 +210,7 @@ def test_missing_tap_device_is_not_created(tapns: str, tmp_path: Path) -> None:
 )
 def test_silent_address_fails_within_seconds(tapns: str, tmp_path: Path, addr: str, message: str) -> None:
     started = time.monotonic()
-    proc = conformance_in(
-        tapns,
-        "run",
-        "--target",
-        f"tap:{TAP}:{addr}:{LISTEN}",
-        str(CASES / "closed" / "syn.yaml"),
-        "--reports",
-        str(tmp_path),
-        timeout=30,
-    )
+    proc = play_in(tapns, f"tap:{TAP}:{addr}:{LISTEN}", ["closed/syn.yaml"], tmp_path, timeout=30)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert time.monotonic() - started < 10
