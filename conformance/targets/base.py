@@ -163,16 +163,16 @@ def parse_hosts_port(
 
 
 def _is_ipv4(text: str) -> bool:
-    try:
-        ipaddress.IPv4Address(text)
-    except ValueError:
-        return False
-    return True
+    return _is_address(ipaddress.IPv4Address, text)
 
 
 def _is_ipv6(text: str) -> bool:
+    return _is_address(ipaddress.IPv6Address, text)
+
+
+def _is_address(family: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address], text: str) -> bool:
     try:
-        ipaddress.IPv6Address(text)
+        family(text)
     except ValueError:
         return False
     return True
