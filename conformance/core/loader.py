@@ -18,6 +18,7 @@ import yaml
 
 from .errors import CaseFormatError
 from .model import Case, Reference
+from .outcomes import Level
 from .step_parsers import STEP_KINDS, Lines, Path_, StepBuilder, field_name
 from .timing import DEFAULT_TOLERANCE, Tolerance
 
@@ -122,7 +123,7 @@ def _build(data: dict[str, Any], file: str, lines: Lines, root: str | Path | Non
     b = StepBuilder(file, lines)
     refs = tuple(
         Reference(
-            id=r["id"], doc=r["doc"], level=r["level"], says=r.get("says", ""), stack=_stack(r, file, lines, i)
+            id=r["id"], doc=r["doc"], level=Level(r["level"]), says=r.get("says", ""), stack=_stack(r, file, lines, i)
         )
         for i, r in enumerate(data["refs"])
     )

@@ -38,6 +38,7 @@ from typing import Any
 from ..core.engine import Action, Addressing, AppRequest, Dialogue
 from ..core.errors import HarnessError
 from ..core.model import Case, Reference
+from ..core.outcomes import Outcome
 from ..core.profiles import outcome
 from ..core.results import CaseResult
 from ..wire.capture import Captured
@@ -187,7 +188,7 @@ class Player:
             return None
         profile, strict = target.profile, self.settings.strict
 
-        def policy(ref: Reference | None) -> str:
+        def policy(ref: Reference | None) -> Outcome:
             return outcome(ref, profile, strict)
 
         dialogue = Dialogue(
