@@ -32,6 +32,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..core.results import CaseResult
+from .files import write_file
 from .html_figures import ScheduleCheck, ladder_view, schedule_checks, schedule_plot
 from .html_views import STATUSES, case_view, slug, summary_view
 from .ladder import FAIL_MARK
@@ -87,10 +88,9 @@ def html_report(results: Sequence[CaseResult], html_dir: Path, pcap_folder: Path
 
 
 def write_html(results: list[CaseResult], path: Path, pcap_folder: Path | None) -> None:
-    """Write the HTML report of `results` to `path`, creating its parent folders.
+    """Write the HTML report of `results` to `path` (whole, never through a link), creating its folder.
 
     Each case links to ``pcap_folder/<id>.pcap`` (relative to the file) when that pcap exists.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html_report(results, path.parent, pcap_folder), encoding="utf-8")
+    write_file(path, html_report(results, path.parent, pcap_folder))

@@ -22,6 +22,7 @@ from junit_xml import TestCase, TestSuite, to_xml_report_string
 from ..core.results import CaseResult
 from ..core.schedules import Schedule
 from ..core.values import format_duration
+from .files import write_file
 from .ladder import render_failure, render_ladder, summarize_failure
 
 #: Characters XML 1.0 does not allow (junit_xml strips them from its own output).
@@ -158,8 +159,5 @@ def junit_xml_string(results: Sequence[CaseResult], suite_name: str = "conforman
 
 
 def write_junit(results: list[CaseResult], path: Path, suite_name: str = "conformance") -> None:
-    """Write the JUnit XML report of `results` to `path`, creating its parent folders."""
-    path = Path(path)
-    text = junit_xml_string(results, suite_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    """Write the JUnit XML report of `results` to `path` (whole, never through a link), creating its folder."""
+    write_file(Path(path), junit_xml_string(results, suite_name))

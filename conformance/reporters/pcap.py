@@ -6,10 +6,12 @@ everything offline) work without loading it.
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 from ..core.results import CaseResult
+from .files import write_file
 
 #: Ethernet (DLT_EN10MB): the runner captures whole frames.
 LINKTYPE_ETHERNET = 1
@@ -36,21 +38,20 @@ def write_pcap(result: CaseResult, folder: Path) -> Path | None:
     The file is a classic pcap with nanosecond timestamps (magic 0xa1b23c4d,
     read by Wireshark, tcpdump and libpcap >= 1.5) and Ethernet link type.
     Frames are written in capture-time order with the times they were captured at.
+    The file is written whole or not at all, never through a symbolic link.
     """
     if not result.frames:
         return None
     from scapy.utils import PcapWriter
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / pcap_name(result)
+    path = Path(folder) / pcap_name(result)
     frames = sorted(result.frames, key=lambda f: f[0])
-    writer = PcapWriter(str(path), linktype=LINKTYPE_ETHERNET, nano=True, sync=False)
-    try:
-        writer.write_header(None)
-        for t, frame in frames:
-            sec, ns = _split_time(t)
-            writer.write_packet(bytes(frame), sec=sec, usec=ns)
-    finally:
-        writer.close()
+    buffer = io.BytesIO()
+    writer = PcapWriter(buffer, linktype=LINKTYPE_ETHERNET, nano=True, sync=False)
+    writer.write_header(None)
+    for t, frame in frames:
+        sec, ns = _split_time(t)
+        writer.write_packet(bytes(frame), sec=sec, usec=ns)
+    writer.flush()
+    write_file(path, buffer.getvalue())
     return path

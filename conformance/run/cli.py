@@ -93,7 +93,7 @@ def _tolerance(args: argparse.Namespace) -> Tolerance | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..reporters import TerminalReporter, render_ladder, write_html, write_junit, write_pcap
+    from ..reporters import ReportPaths, TerminalReporter, check_output_paths, write_reports
     from ..targets.base import TargetOptions
     from ..targets.netns import check_privileges
     from .runner import RunSettings, run
@@ -102,6 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.profile:
         load_profile(args.profile)  # a bad profile is a usage error, before anything is set up
     check_privileges()
+    paths = ReportPaths.of(args.reports, args.junit, args.html)
+    check_output_paths(paths.folder, paths.junit, paths.html)  # before the first packet
     settings = RunSettings(
         target=args.target,
         jobs=args.jobs,
@@ -113,25 +115,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     prober_ip = ",".join(args.prober_ip) if args.prober_ip else None  # repeated or comma-separated: one text
     settings.target_options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=prober_ip)
-    reports = Path(args.reports)
-    junit = Path(args.junit) if args.junit else reports / "junit.xml"
-    html = Path(args.html) if args.html else reports / "index.html"
     reporter = TerminalReporter()
     started = time.time()
     with reporter.live():
         results = run(cases, settings, on_start=reporter.case_started, on_result=reporter.case_finished)
     elapsed = time.time() - started
-    write_junit(results, junit)
-    for r in results:
-        if args.pcap == "all" or (args.pcap == "failed" and not r.passed):
-            write_pcap(r, reports / "pcap")
-        if r.verdict is not None:
-            ladder = reports / "ladders" / f"{r.case.id}.txt"
-            ladder.parent.mkdir(parents=True, exist_ok=True)
-            ladder.write_text(render_ladder(r) + "\n")
-    write_html(results, html, reports / "pcap")
-    reporter.summary(results, elapsed)
-    print(f"reports: {html}, {junit}, {reports / 'pcap'}, {reports / 'ladders'}")
+    try:
+        write_reports(results, paths, args.pcap)
+    finally:
+        reporter.summary(results, elapsed)  # the verdicts, even when a report could not be written
+    print(f"reports: {paths.html}, {paths.junit}, {paths.pcap}, {paths.ladders}")
     if any(r.status == "error" for r in results):
         return EXIT_ERROR
     return EXIT_OK if all(r.status in ("passed", "warning", "skipped") for r in results) else EXIT_FAILED
