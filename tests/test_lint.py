@@ -19,3 +19,8 @@ def test_ruff_is_clean() -> None:
 def test_mypy_is_clean() -> None:
     proc = subprocess.run([BIN / "mypy", "conformance"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_core_is_mypy_strict_clean() -> None:
+    proc = subprocess.run([BIN / "mypy", "--strict", "conformance/core"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

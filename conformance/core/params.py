@@ -8,7 +8,7 @@ where each value came from so the report can say so.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from .model import Reference
@@ -155,7 +155,7 @@ class Params(Mapping[str, Param]):
     def __getitem__(self, name: str) -> Param:
         return self._values[name]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(self._values)
 
     def __len__(self) -> int:

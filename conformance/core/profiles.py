@@ -25,6 +25,8 @@ from .model import LEVELS, Reference
 from .outcomes import Level, Outcome
 from .params import DOCUMENTED, Profile, ProfileValue
 
+__all__ = ["FAIL", "INFO", "WARN", "Profile", "ProfileValue", "builtin_names", "load_profile", "outcome"]
+
 FAIL, WARN, INFO = Outcome.FAIL, Outcome.WARN, Outcome.INFO
 
 

@@ -116,7 +116,8 @@ def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
         elif kind in ("nop", "eol"):
             opts.append((scapy_name, None))
         elif kind == "timestamp":
-            opts.append((scapy_name, tuple(value)))  # type: ignore[arg-type]
+            assert isinstance(value, tuple | list), "a timestamp option's value is (TSval, TSecr)"
+            opts.append((scapy_name, tuple(value)))
         else:
             opts.append((scapy_name, value))
     tcp = TCP(
