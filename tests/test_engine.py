@@ -599,7 +599,27 @@ def test_failed_synack_still_gets_a_cleanup_rst(tmp_path: Path, time: float, ack
     w.advance(T0)
     out = w.reply(time, "SA", seq=PEER_ISN, ack=ack)
     assert w.verdict().status == "failed"
+    # the RST the target accepts: its RCV.NXT, the ack of its segment (RFC 5961 §3.2)
+    assert [(s.flags, s.seq) for s in rsts(out)] == [("R", ack)]
+
+
+def test_cleanup_rst_uses_the_targets_ack_when_it_dropped_our_data(tmp_path: Path) -> None:
+    """Our data never reached the target (its ACK stays at isn+1): a RST at our snd_nxt (isn+6) would be in its
+    window but not at RCV.NXT, which gets a challenge ACK and leaves the connection on the target (RFC 5961 §3.2).
+    The cleanup RST uses the target's last ack, and a challenge ACK after it is said in the trace."""
+    path = write_case(
+        tmp_path,
+        HANDSHAKE + "  - send: {flags: A}\n  - send: {flags: PA, data: hello}\n  - expect: {flags: A, ack: isn+6}\n",
+    )
+    w = FakeWire(load_case(path))
+    w.advance(T0)
+    w.reply(T0 + 0.001, "SA", seq=PEER_ISN, ack=ISN + 1)
+    out = w.reply(T0 + 0.002, "A", seq=PEER_ISN + 1, ack=ISN + 1)  # a duplicate ACK: the data was lost
+    assert w.verdict().status == "failed"
+    assert w.dialogue.conns["main"].snd_nxt == ISN + 6
     assert [(s.flags, s.seq) for s in rsts(out)] == [("R", ISN + 1)]
+    w.reply(T0 + 0.003, "A", seq=PEER_ISN + 1, ack=ISN + 1)
+    assert "did not take our cleanup RST" in w.verdict().trace[-1].note
 
 
 def test_expect_on_unknown_rcv_nxt_fails_the_case(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ class Recorder:
         self.play_time = play_time
         self.fail_index = fail_index
         self.gc_enabled: list[bool] = []  # at each case's start: the collector must be off
+        self.ports: dict[str, list[int]] = {}  # each case's reserved source ports
 
     def note(self, what: str) -> None:
         with self.lock:
@@ -91,9 +92,10 @@ class FakePlayer:
         self.rec = rec
         self.threads: list[threading.Thread] = []
 
-    def submit(self, case: Case, target: Any, rng: Any, family: int = 4) -> Future[CaseResult]:
+    def submit(self, case: Case, target: Any, rng: Any, family: int = 4, ports: Any = None) -> Future[CaseResult]:
         fut: Future[CaseResult] = Future()
         rec = self.rec
+        rec.ports[case.id] = list(ports or [])
 
         def play() -> None:
             rec.note(f"start {case.id} on {target.endpoint.sysctls or 'shared'}")
@@ -177,9 +179,9 @@ def test_cancel_reports_unstarted_cases_as_interrupted(cases: list[Case], monkey
     settings = RunSettings(ip="4", seed=1, jobs=1)
 
     class CancellingPlayer(FakePlayer):
-        def submit(self, case: Case, target: Any, rng: Any, family: int = 4) -> Future[CaseResult]:
+        def submit(self, case: Case, target: Any, rng: Any, family: int = 4, ports: Any = None) -> Future[CaseResult]:
             settings.cancel.set()  # as Ctrl-C would, once the first case has started
-            return super().submit(case, target, rng, family)
+            return super().submit(case, target, rng, family, ports)
 
     monkeypatch.setattr(runner, "open_target", rec.open_target)
     monkeypatch.setattr(runner, "Player", lambda settings, ports: CancellingPlayer(rec))
@@ -199,3 +201,25 @@ def test_a_family_the_target_lacks_is_skipped_before_anything_is_opened(
     results = runner.run(cases[:3], settings)
     assert [(r.status, r.message) for r in results] == [("skipped", "this target has no IPv4 address")] * 3
     assert rec.events == [], "no target opened (no ND, no firewall table) for cases it cannot play"
+
+
+def test_the_same_seed_gives_each_case_the_same_source_ports(
+    cases: list[Case], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ports are reserved per case when the run is planned, not taken as cases start: however the targets come
+    up (here: in another order, and one case at a time), a case keeps its ports under the same --seed."""
+    first = Recorder(open_delay=0.0, play_time=0.01)
+    run_with(first, cases, monkeypatch)
+    second = Recorder(open_delay=0.03, play_time=0.01)
+    monkeypatch.setattr(runner, "open_target", second.open_target)
+    monkeypatch.setattr(runner, "Player", second.player)
+    runner.run(list(reversed(cases[2:])), RunSettings(ip="4", seed=1, jobs=1))
+    other = Recorder(open_delay=0.0, play_time=0.01)
+    monkeypatch.setattr(runner, "open_target", other.open_target)
+    monkeypatch.setattr(runner, "Player", other.player)
+    runner.run(cases, RunSettings(ip="4", seed=2))
+    assert first.ports and all(first.ports.values())
+    assert second.ports == {c.id: first.ports[c.id] for c in cases[2:]}, "fewer cases, another order"
+    every = [p for ports in first.ports.values() for p in ports]
+    assert len(every) == len(set(every)), "no two cases share a source port"
+    assert other.ports != first.ports, "another seed, other ports"

@@ -153,6 +153,11 @@ class Dialogue:
             conn.synack_time = seg.time
         if not self.done:
             self._inbox.append((len(self.trace) - 1, seg))
+        elif conn.cleaned_up and seg.flags == "A":  # a challenge ACK (RFC 5961 §3.2)
+            self.trace[-1].note = (
+                "after the end of the case: the target did not take our cleanup RST (it answered with an ACK) "
+                "and may keep the connection"
+            )
         else:
             self.trace[-1].note = "after the end of the case"
 
@@ -436,9 +441,20 @@ class Dialogue:
         for conn in self.conns.values():
             if conn.reset or (conn.rcv_nxt is None and conn.synack_time is None):
                 continue
-            seg = self.segment(conn, "R", conn.snd_nxt, 0, 0, b"", ())
+            seg = self.segment(conn, "R", self._cleanup_seq(conn), 0, 0, b"", ())
             self.emit(conn, seg, now, note="cleanup (not judged)")
-            conn.reset = True
+            conn.reset = conn.cleaned_up = True
+
+    def _cleanup_seq(self, conn: Connection) -> int:
+        """The seq of a RST the target accepts: its RCV.NXT, i.e. the ack of its latest segment.
+
+        RFC 9293 §3.10.7.4 with RFC 5961 §3.2: a RST whose seq is in the window but not exactly RCV.NXT gets a
+        challenge ACK and the connection stays. Our snd_nxt is not it when the target dropped some of our segments.
+        """
+        for e in reversed(self.trace):
+            if not e.outgoing and e.conn == conn.name and "A" in e.segment.flags:
+                return e.segment.ack
+        return conn.snd_nxt
 
 
 def _actively_opened(case: Case) -> set[str]:

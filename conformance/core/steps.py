@@ -54,6 +54,7 @@ class Connection:
     synack_time: float | None = None
     rtt: float | None = None
     reset: bool = False  # a RST was sent or received: nothing to clean up
+    cleaned_up: bool = False  # our cleanup RST went out at the end of the case
     #: The target's port: the service's, or learned from its SYN when its application connects.
     tport: int | None = None
     sock: int | None = None  # the agent's socket for this connection

@@ -31,6 +31,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,11 +107,18 @@ class Player:
         self._thread = threading.Thread(target=self._loop, name="player", daemon=True)
         self._thread.start()
 
-    def submit(self, case: Case, target: OpenedTarget, rng: random.Random, family: int = 4) -> Future[CaseResult]:
+    def submit(
+        self,
+        case: Case,
+        target: OpenedTarget,
+        rng: random.Random,
+        family: int = 4,
+        ports: Sequence[int] | None = None,
+    ) -> Future[CaseResult]:
         """Start playing `case` (on the player's thread); the future gets its result."""
         fut: Future[CaseResult] = Future()
         fut.set_running_or_notify_cancel()
-        self._inbox.put(("start", (case, target, rng, family, fut)))
+        self._inbox.put(("start", (case, target, rng, family, fut, ports)))
         return fut
 
     def close(self) -> None:
@@ -154,21 +162,38 @@ class Player:
                     self._step(p, now)
 
     def _start(
-        self, case: Case, target: OpenedTarget, rng: random.Random, family: int, fut: Future[CaseResult]
+        self,
+        case: Case,
+        target: OpenedTarget,
+        rng: random.Random,
+        family: int,
+        fut: Future[CaseResult],
+        ports: Sequence[int] | None = None,
     ) -> _Play | None:
         try:
-            return self._begin(case, target, rng, family, fut)
+            return self._begin(case, target, rng, family, fut, ports)
         except Exception as exc:  # a bug of the tool: report it as a harness error, keep going
             if not fut.done():
                 fut.set_result(CaseResult(case, "error", f"internal error: {type(exc).__name__}: {exc}", 0.0, None))
             return None
 
     def _begin(
-        self, case: Case, target: OpenedTarget, rng: random.Random, family: int, fut: Future[CaseResult]
+        self,
+        case: Case,
+        target: OpenedTarget,
+        rng: random.Random,
+        family: int,
+        fut: Future[CaseResult],
+        ports: Sequence[int] | None = None,
     ) -> _Play | None:
         started = time.time()
         conns = case.connections()
-        our_ports = {c: self.ports.take() for c in conns}
+        reserved = iter(ports if ports is not None else ())
+
+        def take() -> int:
+            return next(reserved, None) or self.ports.take()
+
+        our_ports = {c: take() for c in conns}
         isns = {c: rng.getrandbits(32) for c in conns}
         ep = target.endpoint
         our_ip, target_ip = (ep.our_ip6, ep.target_ip6) if family == 6 else (ep.our_ip, ep.target_ip)
@@ -182,7 +207,7 @@ class Player:
         if case.needs_agent and ep.agent is None:
             early("skipped", "needs the target agent (app steps); this target has none")
             return None
-        port = self.ports.take() if case.service == "agent" else ep.ports.get(case.service)
+        port = take() if case.service == "agent" else ep.ports.get(case.service)
         if port is None:
             early("error", f"the target has no {case.service!r} service")
             return None

@@ -39,7 +39,7 @@ from ..targets.remote import RemoteSpec, RemoteTarget
 from ..targets.tap import TapSpec, TapTarget
 from ..wire.capture import Wire
 from .player import Player
-from .session import PORT_WINDOW, OpenedTarget, Ports, RunSettings
+from .session import PORT_WINDOW, OpenedTarget, Ports, RunSettings, ports_needed
 
 T = TypeVar("T")
 
@@ -127,6 +127,8 @@ class _Plan:
     families: list[int]  # the address family of each
     rngs: list[random.Random]  # each case's, drawn up front: the same seed, the same ISNs
     ports: Ports
+    #: Each case's source ports, reserved up front from the seed and its id: the same seed, the same ports.
+    case_ports: list[list[int]]
     #: Cases this kind of target cannot play (a service it lacks, sysctls it cannot set, an address family),
     #: with the reason: no target is opened for them.
     skips: dict[int, str]
@@ -135,15 +137,21 @@ class _Plan:
 
 def _plan(cases: list[Case], settings: RunSettings) -> _Plan:
     cases, families = _per_family(cases, settings)
-    rng = random.Random(settings.seed if settings.seed is not None else int.from_bytes(os.urandom(8), "big"))
-    ports = Ports(rng)
+    seed = settings.seed if settings.seed is not None else int.from_bytes(os.urandom(8), "big")
+    rng = random.Random(seed)
+    ports = Ports(rng, salt=str(seed))
     spec = parse_target(settings.target, settings.target_options)
     skips = {i: why for i, c in enumerate(cases) if (why := spec.skip_reason(c)) is not None}
     for i, family in enumerate(families):  # e.g. --ip both against a remote host given by one address
         if family not in spec.families() and i not in skips:
             skips[i] = f"this target has no IPv{family} address"
-    rngs = [random.Random(rng.getrandbits(64)) for _ in cases]
-    return _Plan(cases, families, rngs, ports, skips, _slots(cases, skips))
+    # Each case's ISNs and ports come from the seed and the case's id alone: the same --seed gives a case the
+    # same ones in every run, whatever else the run plays (-k, --ip, other cases added).
+    rngs = [random.Random(f"{seed}:{c.id}") for c in cases]
+    case_ports: list[list[int]] = [[] for _ in cases]
+    for i in sorted(range(len(cases)), key=lambda i: cases[i].id):
+        case_ports[i] = ports.reserve(cases[i].id, ports_needed(cases[i]))
+    return _Plan(cases, families, rngs, ports, case_ports, skips, _slots(cases, skips))
 
 
 def _per_family(cases: list[Case], settings: RunSettings) -> tuple[list[Case], list[int]]:
@@ -276,7 +284,9 @@ class _Run:
             assert slot.target is not None
             case = self.plan.cases[i]
             self.on_start(case, expected_duration(case, slot.target.endpoint.params))
-            fut = self.player.submit(case, slot.target, self.plan.rngs[i], self.plan.families[i])
+            fut = self.player.submit(
+                case, slot.target, self.plan.rngs[i], self.plan.families[i], self.plan.case_ports[i]
+            )
             self.playing[self._track(fut)] = (i, slot)
             self.next_start = now + START_SPACING
         return startable

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from ..core.errors import HarnessError
+from ..core.model import Case
 from ..core.profiles import Profile
 from ..core.results import TargetInfo
 from ..core.timing import Tolerance
@@ -46,24 +47,48 @@ class Ports:
     """Source ports unique within a run (so no two dialogues share a 4-tuple).
 
     They come from a fixed window, :attr:`window`, known before the first is
-    taken: a remote target's RST filter covers exactly these ports.
+    taken: a remote target's RST filter covers exactly these ports. A case's
+    ports are reserved when the run is planned, at a place in the window drawn
+    from the seed and the case's id (:meth:`reserve`): with the same ``--seed`` a
+    case gets the same ports in every run, whatever else the run plays (unless
+    another case of the run drew the same place first: the next free port is
+    taken then).
     """
 
-    def __init__(self, rng: random.Random) -> None:
+    def __init__(self, rng: random.Random, salt: str = "") -> None:
         base = rng.randrange(20000, 40000)
         self.window = range(base, base + PORT_WINDOW)
-        self._next = iter(self.window)
+        self._salt = salt
+        self._used: set[int] = set()
         self._lock = threading.Lock()
 
+    def _free_from(self, offset: int) -> int:
+        size = len(self.window)
+        for k in range(size):
+            port = self.window[(offset + k) % size]
+            if port not in self._used:
+                self._used.add(port)
+                return port
+        raise HarnessError(
+            f"the run used every source port of its window {self.window.start}-{self.window[-1]}",
+            "run fewer cases at once (each connection of each case takes one)",
+        )
+
     def take(self) -> int:
+        """The next free port (for a dialogue without reserved ports)."""
         with self._lock:
-            port = next(self._next, None)
-        if port is None:
-            raise HarnessError(
-                f"the run used every source port of its window {self.window.start}-{self.window[-1]}",
-                "run fewer cases at once (each connection of each case takes one)",
-            )
-        return port
+            return self._free_from(0)
+
+    def reserve(self, key: str, n: int) -> list[int]:
+        """`n` ports for the case `key`, at a place in the window drawn from the run's seed and the key."""
+        offset = random.Random(f"{self._salt}:{key}").randrange(len(self.window))
+        with self._lock:
+            return [self._free_from(offset) for _ in range(n)]
+
+
+def ports_needed(case: Case) -> int:
+    """How many source ports a case takes: one per connection, and one for its own agent port."""
+    return len(case.connections()) + (1 if case.service == "agent" else 0)
 
 
 @dataclass
