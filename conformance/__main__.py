@@ -1,5 +1,3 @@
-import sys
+from .run.cli import entry
 
-from .run.cli import main
-
-sys.exit(main())
+entry()

@@ -7,13 +7,10 @@ error (a message says what to do; never a traceback).
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import signal
 import sys
 import time
 from pathlib import Path
-from types import FrameType
 
 from .. import __version__
 from ..core.errors import ConformanceError, HarnessError
@@ -22,6 +19,7 @@ from ..core.model import Case
 from ..core.profiles import builtin_names, load_profile
 from ..core.timing import DEFAULT_TOLERANCE, Tolerance
 from ..core.values import parse_duration
+from .signals import INTERRUPTS
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
@@ -121,10 +119,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = run(cases, settings, on_start=reporter.case_started, on_result=reporter.case_finished)
     elapsed = time.time() - started
     try:
-        write_reports(results, paths, args.pcap)
+        with INTERRUPTS.held():  # a report is written whole, or the previous one kept
+            write_reports(results, paths, args.pcap)
     finally:
         reporter.summary(results, elapsed)  # the verdicts, even when a report could not be written
     print(f"reports: {paths.html}, {paths.junit}, {paths.pcap}, {paths.ladders}")
+    if settings.cancel.is_set():
+        finished = sum(1 for r in results if "interrupted" not in r.message)
+        print(
+            f"conformance: interrupted: {finished} of {len(results)} case(s) finished, the others are reported as "
+            "interrupted; everything the run made was removed",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     if any(r.status == "error" for r in results):
         return EXIT_ERROR
     return EXIT_OK if all(r.status in ("passed", "warning", "skipped") for r in results) else EXIT_FAILED
@@ -297,25 +304,16 @@ def _add_cleanup(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     p_clean.set_defaults(func=cmd_cleanup)
 
 
-_MAIN_PID = os.getpid()
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM/SIGINT: unwind the run so every `with` removes what it made.
-
-    Only in the tool's own process: a library that forks a copy of it (pyroute2
-    does, to enter namespaces) must not unwind the copy through our clean-up
-    code, which would tear down the run under the real process's feet.
-    """
-    if os.getpid() != _MAIN_PID:
-        os._exit(128 + signum)
-    raise KeyboardInterrupt
+def entry() -> None:
+    """The ``conformance`` command: :func:`main`, then exit with its code, whatever signal comes meanwhile."""
+    code = main()
+    INTERRUPTS.ignore_from_now()
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
+    INTERRUPTS.install()
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGINT, _terminate)
     try:
         code: int = args.func(args)
         return code
@@ -326,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conformance: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("conformance: interrupted; everything the run made was removed", file=sys.stderr)
+        print("conformance: interrupted (before any target was made, or after every one was removed)", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # a bug of the tool: one line that says where, not a traceback
         tb = exc.__traceback__

@@ -40,6 +40,7 @@ from ..targets.tap import TapSpec, TapTarget
 from ..wire.capture import Wire
 from .player import Player
 from .session import PORT_WINDOW, OpenedTarget, Ports, RunSettings, ports_needed
+from .signals import INTERRUPTS
 
 T = TypeVar("T")
 
@@ -223,16 +224,24 @@ class _Run:
                 self._report_skips(None)
             while self.opening or self.ready or self.playing or self.closing:
                 self._turn()
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM: stop, remove everything, and return what is known (the finished cases, the
+            # others as interrupted), so that the reports of an interrupted run are still written.
+            self.settings.cancel.set()
         except BaseException:
             self.settings.cancel.set()
             raise
         finally:
             # Wait for the openers in flight, then close what is still open (an ExitStack closes once; a
-            # second close is a no-op).
-            self.player.close()
-            self.openers.shutdown(wait=True, cancel_futures=True)
-            self.collector.resume()
-            _close_all(self.plan.slots)
+            # second close is a no-op). A signal meanwhile is held: clean-up is never cut short.
+            with INTERRUPTS.held():
+                self.player.close()
+                self.openers.shutdown(wait=True, cancel_futures=True)
+                self.collector.resume()
+                _close_all(self.plan.slots)
+        for fut, (i, _slot) in self.playing.items():  # the dialogues in flight, ended as interrupted
+            if i not in self.results and fut.done():
+                self.results[i] = fut.result()
         interrupted = "interrupted before it started"  # a run cancelled before its target was up
         cases = self.plan.cases
         return [self.results.get(i) or CaseResult(cases[i], "error", interrupted, 0.0, None) for i in range(len(cases))]
