@@ -108,7 +108,7 @@ def expression_texts(draw: st.DrawFn) -> str:
     if draw(st.booleans()):
         return draw(SPACES) + name + draw(SPACES)
     sign = draw(st.sampled_from("+-"))
-    offset = draw(st.integers(0, 3 * SEQ_MOD))
+    offset = draw(st.integers(0, SEQ_MOD - 1))  # beyond: refused (issue 11)
     return f"{draw(SPACES)}{name}{draw(SPACES)}{sign}{draw(SPACES)}{offset}{draw(SPACES)}"
 
 
@@ -170,7 +170,31 @@ def test_parse_duration_rejects_non_finite(value: float) -> None:
         parse_duration(value)
 
 
-@given(st.integers(0, 10**6))
+@pytest.mark.parametrize(
+    "value",
+    ["1" + "0" * 400, 10**400, "1" + "0" * 400 + "ms", 6e17, "600000000000000000 s", 3601, "61min", -math.inf],
+)
+def test_parse_duration_refuses_more_than_an_hour(value: object) -> None:
+    """Issue 11: a 400-digit duration became infinity, 6e17 s a timer nobody would see end."""
+    with pytest.raises(ValueError, match="longer than an hour|negative|not a duration") as info:
+        parse_duration(value)
+    assert len(str(info.value)) < 200  # the message does not quote 400 digits
+
+
+@pytest.mark.parametrize("value", [3600, "3600s", "60min", "3600000ms"])
+def test_parse_duration_accepts_an_hour(value: object) -> None:
+    assert parse_duration(value) == 3600.0
+
+
+@pytest.mark.parametrize("text", ["isn+" + "9" * 5000, "9" * 5000, "isn+4294967296", "isn+\u0663", "\u0661\u0662"])
+def test_parse_expr_refuses_long_or_foreign_numbers(text: str) -> None:
+    """Issue 11: offsets beyond 2**32 and digits of other scripts (int() takes them) are refused."""
+    with pytest.raises(ValueError) as info:
+        parse_expr(text)
+    assert len(str(info.value)) < 200
+
+
+@given(st.integers(0, 3600))
 def test_milliseconds_and_seconds_agree(ms: int) -> None:
     assert parse_duration(f"{ms}ms") == pytest.approx(ms / 1000)
     assert parse_duration(f"{ms} s") == pytest.approx(float(ms))

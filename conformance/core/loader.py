@@ -3,11 +3,23 @@
 Every error names the file, the line, the field and what would be valid, so a
 network engineer can fix a case without reading Python. The schema itself is a
 data file (``case.schema.json``) with a description for every field.
+
+Case files come from other people, and the tool runs as root: only a regular
+file of at most :data:`MAX_FILE_BYTES` is read (not a FIFO, a device or a
+symbolic link), YAML nesting and aliases are bounded (no "billion laughs", no
+recursive anchors), every key is plain text, every number finite, and the
+schema bounds every value. Whatever is wrong is a :class:`CaseFormatError`,
+never a traceback or a hang.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
+import math
+import os
+import stat
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -21,6 +33,16 @@ from .model import Case, Reference
 from .outcomes import Level
 from .step_parsers import STEP_KINDS, Lines, Path_, StepBuilder, field_name
 from .timing import DEFAULT_TOLERANCE, Tolerance
+from .values import short
+
+#: The largest case file read (the shipped ones are a few kB).
+MAX_FILE_BYTES = 1_000_000
+#: The deepest YAML nesting (a case needs five or six levels).
+MAX_DEPTH = 40
+#: How many aliases (``*name``) a file may use, and how many values the document may hold once they are
+#: expanded: a "billion laughs" file is a few hundred bytes with nine levels of ten aliases each.
+MAX_ALIASES = 100
+MAX_VALUES = 100_000
 
 
 def load_schema() -> dict[str, Any]:
@@ -29,23 +51,160 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
-def _to_python(node: yaml.Node, path: Path_, lines: Lines, file: str) -> Any:
-    lines.by_path[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+def _is_integer(checker: object, instance: object) -> bool:
+    """JSON Schema's "integer" takes 1.0; a case file's integers are written as integers."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
+@functools.cache
+def _validator() -> Any:
+    return _Validator(load_schema())
+
+
+def read_case_file(file: str) -> str:
+    """The text of a case file: a regular file (not a FIFO, a device, a folder or a symbolic link) of at most
+    :data:`MAX_FILE_BYTES`, in UTF-8; CaseFormatError otherwise. Opening never blocks."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CaseFormatError(file, None, "file", "a symbolic link: name the case file it points to") from None
+        raise CaseFormatError(file, None, "file", f"cannot read: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CaseFormatError(file, None, "file", "not a regular file (a FIFO, a device or a folder?)")
+        data = b""
+        while len(data) <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        raise CaseFormatError(file, None, "file", f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise CaseFormatError(file, None, "file", f"larger than {MAX_FILE_BYTES} octets: not a case file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CaseFormatError(file, None, "file", "not UTF-8 text") from None
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing nodes only, with nesting and aliases counted."""
+
+    def __init__(self, text: str, file: str) -> None:
+        super().__init__(text)
+        self.file = file
+        self.depth = 0
+        self.aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1 if event.start_mark else None
+        if isinstance(event, yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise CaseFormatError(self.file, line, "YAML", f"more than {MAX_ALIASES} aliases (*name)")
+        if self.depth >= MAX_DEPTH:
+            raise CaseFormatError(self.file, line, "YAML", f"nested more than {MAX_DEPTH} levels deep")
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+class _Converter:
+    """Composed YAML nodes -> Python values, recording the line of each path; aliases are expanded at most
+    :data:`MAX_VALUES` values in all, and an alias inside the node it names is an error."""
+
+    def __init__(self, loader: _BoundedLoader, lines: Lines) -> None:
+        self.loader, self.file, self.lines = loader, loader.file, lines
+        self.values = 0
+        self.open: set[int] = set()  # the nodes being converted: an alias to one of them is a cycle
+
+    def error(self, node: yaml.Node, path: Path_, problem: str) -> CaseFormatError:
+        return CaseFormatError(self.file, node.start_mark.line + 1, field_name(path), problem)
+
+    def convert(self, node: yaml.Node, path: Path_) -> Any:
+        self.lines.by_path[path] = node.start_mark.line + 1
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise self.error(node, ("YAML",), f"more than {MAX_VALUES} values once aliases are expanded")
+        if id(node) in self.open:
+            raise self.error(node, path, "an alias (*name) inside the value it names: the value would never end")
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        if node.tag not in (_MAP, _SEQ):
+            raise self.error(node, path, f"the tag {short(node.tag, 100)} is not allowed in a case file")
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
+            return [self.convert(v, path + (i,)) for i, v in enumerate(node.value)]
+        finally:
+            self.open.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self.error(key_node, path, "a key is a plain word, not a list or a mapping")
             key = key_node.value
             if key in out:
-                raise CaseFormatError(file, key_node.start_mark.line + 1, field_name(path + (key,)), "duplicate key")
-            out[key] = _to_python(value_node, path + (key,), lines, file)
-            lines.by_path[path + (key,)] = key_node.start_mark.line + 1  # errors point at the key
+                raise CaseFormatError(
+                    self.file, key_node.start_mark.line + 1, field_name(path + (key,)), "duplicate key"
+                )
+            out[key] = self.convert(value_node, path + (key,))
+            self.lines.by_path[path + (key,)] = key_node.start_mark.line + 1  # errors point at the key
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, path + (i,), lines, file) for i, v in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+
+    def scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.error(node, path, str(getattr(exc, "problem", None) or exc)) from None
+        except (ValueError, OverflowError):  # e.g. a date that does not exist, an integer of 5000 digits
+            raise self.error(node, path, f"{short(node.value)} is not a value a case file can hold") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.error(node, path, f"{node.value!r}: a number must be finite, not NaN or infinity")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate, written as an escape ("\\ud800")
+                raise self.error(node, path, "text that is not valid Unicode (a lone surrogate escape?)") from None
+        return value
 
 
-def _schema_error(file: str, lines: Lines, err: jsonschema.ValidationError, schema: dict[str, Any]) -> CaseFormatError:
+def _parse(text: str, file: str) -> tuple[Any, Lines]:
+    """The YAML document of `text` as Python values, with the line of each path."""
+    loader = _BoundedLoader(text, file)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise CaseFormatError(file, None, "file", "empty case file")
+        lines = Lines()
+        return _Converter(loader, lines).convert(node, ()), lines
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CaseFormatError(file, mark.line + 1 if mark else None, "YAML", str(problem)) from None
+    finally:
+        loader.dispose()
+
+
+def _schema_error(file: str, lines: Lines, err: jsonschema.ValidationError) -> CaseFormatError:
     path: Path_ = tuple(err.absolute_path)
     valid: list[str] = []
     problem = err.message
@@ -53,7 +212,9 @@ def _schema_error(file: str, lines: Lines, err: jsonschema.ValidationError, sche
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         if extra:
             path = path + (extra[0],)
-            problem = f"unknown field {extra[0]!r}"
+            problem = f"unknown field {short(extra[0])}"
+            if path[-2:-1] == ("sysctl",):
+                problem = f"{short(extra[0])} is not a sysctl the tool knows (net.ipv4. is implied)"
         valid = sorted(err.schema.get("properties", {}))
     elif err.validator == "oneOf" and isinstance(err.instance, dict):
         kinds = [k for k in STEP_KINDS if k in err.instance]
@@ -69,41 +230,40 @@ def _schema_error(file: str, lines: Lines, err: jsonschema.ValidationError, sche
         valid = list("FSRPAUEC") + (["X? (expect: flag X may be set)"] if "expect" in path else [])
     elif err.validator == "required":
         problem = err.message.replace("is a required property", "is missing (required)")
+    elif err.validator in ("minimum", "maximum"):
+        low, high = err.schema.get("minimum"), err.schema.get("maximum")
+        problem = f"{short(err.instance)} is out of range"
+        valid = [f"{low}-{high}" if low is not None and high is not None else f"{err.validator} {err.validator_value}"]
+    elif err.validator in ("maxLength", "maxItems", "minItems"):
+        problem = f"{err.validator} is {err.validator_value}"
+    elif err.validator == "type":
+        problem = f"{short(err.instance)} is not of type {' or '.join(map(str, _listed(err.validator_value)))}"
+    if len(problem) > 300:
+        problem = problem[:297] + "..."
     return CaseFormatError(file, lines.line(path), field_name(path), problem, valid)
+
+
+def _listed(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else [value]
 
 
 def load_case(path: str | Path, root: str | Path | None = None) -> Case:
     """Load and check one case file; raises :class:`CaseFormatError`."""
+    return _load(path, root)[0]
+
+
+def _load(path: str | Path, root: str | Path | None) -> tuple[Case, Lines]:
     file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CaseFormatError(file, None, "file", f"cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise CaseFormatError(file, None, "file", "not UTF-8 text") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise CaseFormatError(file, mark.line + 1 if mark else None, "YAML", str(problem)) from None
-    if node is None:
-        raise CaseFormatError(file, None, "file", "empty case file")
-    lines = Lines()
-    try:
-        data = _to_python(node, (), lines, file)
-    except yaml.YAMLError as exc:
-        raise CaseFormatError(file, None, "YAML", str(exc)) from None
+    data, lines = _parse(read_case_file(file), file)
     if not isinstance(data, dict):
         raise CaseFormatError(file, 1, "(top level)", "a case file is a mapping (id:, title:, refs:, steps:)")
-    schema = load_schema()
     errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(data),
+        _validator().iter_errors(data),
         key=lambda e: (lines.line(tuple(e.absolute_path)) or 0, -len(e.absolute_path)),
     )
     if errors:
-        raise _schema_error(file, lines, _best(errors), schema)
-    return _build(data, file, lines, root)
+        raise _schema_error(file, lines, _best(errors))
+    return _build(data, file, lines, root), lines
 
 
 def _best(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
@@ -207,16 +367,11 @@ def discover(paths: Iterable[str | Path]) -> list[Case]:
             if f.resolve() in loaded:  # named twice (a folder and a file in it)
                 continue
             loaded.add(f.resolve())
-            case = load_case(f, root)
+            case, lines = _load(f, root)
             if case.id in seen:
-                raise CaseFormatError(str(f), _id_line(f), "id", f"id {case.id!r} is also used by {seen[case.id]}")
+                raise CaseFormatError(
+                    str(f), lines.line(("id",)), "id", f"id {case.id!r} is also used by {seen[case.id]}"
+                )
             seen[case.id] = str(f)
             cases.append(case)
     return cases
-
-
-def _id_line(path: Path) -> int | None:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.startswith("id:"):
-            return number
-    return None

@@ -75,6 +75,21 @@ class Lines:
         return self.by_path.get(p)
 
 
+#: Octets each TCP option takes on the wire (RFC 9293 §3.2, RFC 7323, RFC 2018), and the room a header has.
+OPTION_OCTETS = {"mss": 4, "wscale": 3, "sackok": 2, "timestamp": 10, "nop": 1, "eol": 1}
+MAX_OPTION_OCTETS = 40
+#: The largest payload a segment can carry: an IPv4 datagram of 65535 octets, less the IPv4 header and a TCP
+#: header with 40 octets of options.
+MAX_PAYLOAD = 65535 - 20 - 60
+
+
+def option_octets(spec: dict[str, Any]) -> int:
+    """How many octets the options of `spec` take (a nop: N counts N)."""
+    return sum(
+        OPTION_OCTETS[kind] * (1 if kind != "nop" or value is None else int(value)) for kind, value in spec.items()
+    )
+
+
 def options(spec: dict[str, Any] | None) -> tuple[OptionSpec, ...]:
     if not spec:
         return ()
@@ -161,7 +176,20 @@ class StepBuilder:
             raise self.error(path, "a flag cannot be both required and optional")
         return canonical_flags(required), canonical_flags(optional)
 
+    def options(self, seg: dict[str, Any], path: Path_) -> tuple[OptionSpec, ...]:
+        """The segment's options, which must fit in a TCP header."""
+        spec = seg.get("options") or {}
+        if option_octets(spec) > MAX_OPTION_OCTETS:
+            raise self.error(
+                path + ("options",),
+                f"the options take {option_octets(spec)} octets; a TCP header has room for {MAX_OPTION_OCTETS}",
+                [f"{k}: {n}" for k, n in OPTION_OCTETS.items()],
+            )
+        return options(spec)
+
     def data(self, seg: dict[str, Any], path: Path_) -> bytes | None:
+        if "data" in seg and len(seg["data"].encode()) > MAX_PAYLOAD:
+            raise self.error(path + ("data",), f"more than {MAX_PAYLOAD} octets: no segment carries that much")
         if "data" in seg and "len" in seg and seg["len"] != len(seg["data"].encode()):
             raise self.error(
                 path + ("len",), f"len {seg['len']} disagrees with data ({len(seg['data'].encode())} octets)"
@@ -209,7 +237,7 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
         ack=b.optional_expr(body, "ack", kp),
         window=body.get("win", 65535),
         data=data,
-        options=options(body.get("options")),
+        options=b.options(body, kp),
     )
 
 
@@ -234,7 +262,7 @@ def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
         window=body.get("win"),
         length=body.get("len", len(data) if data is not None else None),
         data=data,
-        options=options(body.get("options")) if "options" in body else None,
+        options=b.options(body, kp) if "options" in body else None,
     )
 
 

@@ -5,7 +5,10 @@
   (``isn``), the connection's ``snd_nxt``/``rcv_nxt``, or values bound by an
   earlier ``expect`` step. Arithmetic is modulo 2**32.
 * A duration is a number of seconds (``1.5``) or a number with a unit
-  (``500ms``, ``2 s``, ``1.5s``, ``2min``).
+  (``500ms``, ``2 s``, ``1.5s``, ``2min``), from 0 to :data:`MAX_DURATION`.
+
+Case files come from other people and the tool runs as root: every value is
+bounded, and anything else is a ValueError that says what is valid.
 """
 
 from __future__ import annotations
@@ -18,8 +21,13 @@ from .segment import SEQ_MOD
 
 BUILTIN_NAMES = ("isn", "snd_nxt", "rcv_nxt")
 
-_EXPR = re.compile(r"^\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?:(?P<sign>[+-])\s*(?P<off>\d+))?|(?P<lit>\d+))\s*$")
-_DURATION = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|min)?\s*$")
+#: The longest duration a case may give (timers, tolerances, waits): an hour.
+MAX_DURATION = 3600.0
+# ASCII digits only (\d would take any script's), and few enough that int() is quick and in range.
+_EXPR = re.compile(
+    r"^\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]{0,63})\s*(?:(?P<sign>[+-])\s*(?P<off>[0-9]{1,20}))?|(?P<lit>[0-9]{1,20}))\s*$"
+)
+_DURATION = re.compile(r"^\s*(?P<num>[0-9]{1,20}(?:\.[0-9]{1,20})?)\s*(?P<unit>ms|s|min)?\s*$")
 _UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "min": 60.0}
 
 
@@ -48,34 +56,49 @@ def parse_expr(text: object) -> Expr:
         raise ValueError("expected a number or an expression such as isn+1, not a boolean")
     if isinstance(text, int):
         if not 0 <= text < SEQ_MOD:
-            raise ValueError(f"{text} is outside 0..2**32-1")
+            raise ValueError(f"{short(text)} is outside 0..2**32-1")
         return Expr(None, text)
     if not isinstance(text, str):
-        raise ValueError(f"expected a number or an expression such as isn+1, got {text!r}")
+        raise ValueError(f"expected a number or an expression such as isn+1, got {short(text)}")
     m = _EXPR.match(text)
     if not m:
-        raise ValueError(f"{text!r} is not NUMBER, NAME or NAME+NUMBER / NAME-NUMBER (e.g. isn+1)")
+        raise ValueError(f"{short(text)} is not NUMBER, NAME or NAME+NUMBER / NAME-NUMBER (e.g. isn+1)")
     if m.group("lit") is not None:
         return parse_expr(int(m.group("lit")))
     off = int(m.group("off") or 0)
+    if off >= SEQ_MOD:
+        raise ValueError(f"the offset {off} is outside 0..2**32-1")
     return Expr(m.group("name"), -off if m.group("sign") == "-" else off)
 
 
 def parse_duration(text: object) -> float:
-    """Seconds from ``1.5``, ``"500ms"``, ``"2 s"`` or ``"1min"``."""
+    """Seconds from ``1.5``, ``"500ms"``, ``"2 s"`` or ``"1min"``: 0 to :data:`MAX_DURATION`."""
     if isinstance(text, bool):
         raise ValueError("expected a duration such as 1s or 500ms, not a boolean")
+    seconds: int | float
     if isinstance(text, (int, float)):
-        if not math.isfinite(text):
-            raise ValueError("a duration must be a finite number of seconds, not NaN or infinity")
-        if text < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(text)
-    if isinstance(text, str):
-        m = _DURATION.match(text)
-        if m:
-            return float(m.group("num")) * _UNITS[m.group("unit")]
-    raise ValueError(f"{text!r} is not a duration (e.g. 1s, 500ms, 2.5 s, 1min)")
+        seconds = text
+    elif isinstance(text, str) and (m := _DURATION.match(text)):
+        seconds = float(m.group("num")) * _UNITS[m.group("unit")]
+    else:
+        raise ValueError(f"{short(text)} is not a duration (e.g. 1s, 500ms, 2.5 s, 1min)")
+    if isinstance(seconds, float) and math.isnan(seconds):
+        raise ValueError("a duration must be a finite number of seconds, not NaN or infinity")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    if seconds > MAX_DURATION:  # also infinity, and an int too large for a float
+        raise ValueError(f"{short(text)} is longer than an hour (at most {MAX_DURATION:g} s, 60min)")
+    return float(seconds)
+
+
+def short(value: object, limit: int = 40) -> str:
+    """``repr(value)``, cut to `limit` characters: an error message quotes what it refuses, not a megabyte of it."""
+    text = (
+        repr(value)
+        if not isinstance(value, int) or value.bit_length() < 128
+        else f"a {len(hex(value)) - 2}-hex-digit number"
+    )
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def format_duration(seconds: float) -> str:
