@@ -18,8 +18,8 @@ from conformance.targets.agent_client import AgentClient
 
 
 class Client:
-    def __init__(self) -> None:
-        self.agent = AgentClient([sys.executable, "-m", "conformance.inside.agent"])
+    def __init__(self, *args: str) -> None:
+        self.agent = AgentClient([sys.executable, "-m", "conformance.inside.agent", *args])
 
     def ask(self, cmd: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
         box: list[dict[str, Any]] = []
@@ -74,6 +74,51 @@ def test_listen_connect_accept_and_states(client: Client) -> None:
     time.sleep(0.05)
     tw = client.ask("state", local=["127.0.0.1", port], remote=local)
     assert tw["state"] == "TIME-WAIT" and tw["timer_ms"] > 50_000
+
+
+@pytest.fixture
+def bound_client() -> Iterator[Client]:
+    """An agent told its addresses, as a netns target starts it: 127.0.0.1 and ::1 stand for the target's."""
+    c = Client("--addr=127.0.0.1", "--addr=::1")
+    yield c
+    c.agent.close()
+
+
+def refused(addr: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as s:
+        s.settimeout(2)
+        return s.connect_ex((addr, port)) != 0
+
+
+@pytest.mark.parametrize(("wildcard", "own", "other"), [("0.0.0.0", "127.0.0.1", "127.0.0.2"), ("::", "::1", None)])
+def test_listen_binds_to_the_targets_address_only(
+    bound_client: Client, wildcard: str, own: str, other: str | None
+) -> None:
+    """Issue 11: a netns target's agent listened on every address; now on the target's, in both families, and
+    its state query still sees the connections."""
+    port = free_port()
+    listener = bound_client.ask("listen", addr=wildcard, port=port)
+    assert listener["ok"], listener
+    assert bound_client.ask("state", local=[own, port], remote=["::" if ":" in own else "0.0.0.0", 0])["state"] == (
+        "LISTEN"
+    )
+    if other is not None:
+        assert refused(other, port)  # another address of the same host: nobody listens there
+    conn = bound_client.ask("connect", addr=own, port=port)
+    assert conn["ok"], conn
+    accepted = bound_client.ask("accept", sock=listener["sock"], timeout=2)
+    assert accepted["ok"]
+    state = bound_client.ask("state", local=[own, port], remote=conn["local"])
+    assert state["state"] == "ESTABLISHED", state
+    for sock in (conn["sock"], accepted["sock"], listener["sock"]):
+        bound_client.ask("close", sock=sock)
+
+
+def test_an_address_not_the_targets_is_refused(bound_client: Client) -> None:
+    answer = bound_client.ask("listen", addr="127.0.0.2", port=free_port())
+    assert answer["ok"] is False and "not the target's address" in answer["detail"]
 
 
 def test_connect_refused_names_the_errno(client: Client) -> None:

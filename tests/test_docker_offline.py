@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -367,15 +368,24 @@ def test_one_docker_target_per_run() -> None:
         DockerTarget(spec(80), 0, {"tcp_synack_retries": 2})
 
 
-def test_cleanup_knows_attached_container_names(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cleanup_knows_attached_container_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import json
+
     from pyroute2 import netns as pr_netns
 
-    from conformance.targets import netns
+    from conformance.targets import netns, records
+    from conformance.wire import firewall
 
     dead = 999_999_999  # no such pid
-    names = [f"cfd-{dead}-0", f"cfd-{os.getpid()}-0", "cfdockh-1", "lab1"]
-    monkeypatch.setattr(pr_netns, "listnetns", lambda: names)
-    assert netns.leftovers() == [f"cfd-{dead}-0"]
+    names = [f"cfd-{dead}-0", "cfd-31999-keepme", "cfdockh-1", "lab1"]
+    monkeypatch.setattr(pr_netns, "listnetns", lambda: list(names))
+    monkeypatch.setattr(pr_netns, "remove", names.remove)
+    monkeypatch.setattr(records, "RECORD_DIR", tmp_path)
+    (tmp_path / f"{dead}-1").write_text(json.dumps({"pid": dead, "start": 1, "made": [["netns", f"cfd-{dead}-0"]]}))
+    monkeypatch.setattr(firewall, "tables_named_like_ours", lambda: [])
+    done = netns.cleanup()
+    assert done.removed == [f"cfd-{dead}-0"]  # recorded by a dead run
+    assert done.left == ["cfd-31999-keepme: not ours, left in place"]
 
 
 # ------------------------------------------------------------------ examples

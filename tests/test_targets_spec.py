@@ -424,35 +424,15 @@ def test_table_name() -> None:
     assert firewall.table_name(123) == "conformance_123"
 
 
-def test_leftover_tables_are_those_of_dead_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    alive = os.getpid()
-    dead = 4194304 + 1  # above the kernel's largest PID: never a live process
+def test_tables_named_like_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only candidates: cleanup removes a table only when a dead run's record names it (test_targets_records)."""
+    monkeypatch.setattr(firewall.shutil, "which", lambda tool: "/usr/sbin/nft")
     monkeypatch.setattr(
         firewall,
         "list_tables",
-        lambda: [
-            ("inet", f"conformance_{alive}"),
-            ("inet", f"conformance_{dead}"),
-            ("inet", "conformance_notapid"),
-            ("ip", "filter"),
-        ],
+        lambda: [("inet", "conformance_1"), ("bridge", "conformance_2"), ("inet", "conformance_x"), ("ip", "filter")],
     )
-    assert firewall.leftovers() == [("inet", f"conformance_{dead}")]
-
-
-def test_cleanup_command_removes_tables_too(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from conformance.run import cli
-    from conformance.targets import netns
-
-    monkeypatch.setattr(netns, "check_privileges", lambda: None)
-    monkeypatch.setattr(netns, "leftovers", lambda: [])
-    monkeypatch.setattr(firewall, "cleanup", lambda: ["nft table inet conformance_99999999"])
-    assert cli.main(["cleanup"]) == 0
-    assert "removed 1 leftover(s): nft table inet conformance_99999999" in capsys.readouterr().out
+    assert firewall.tables_named_like_ours() == [("inet", "conformance_1"), ("bridge", "conformance_2")]
 
 
 # ------------------------------------------------------------------ ARP

@@ -15,11 +15,17 @@ state (sock_diag: sees SYN-RECEIVED, TIME-WAIT and orphans too), tcp_info,
 sysctl. Every command runs on a thread of its own (accept, connect and recv
 block), so answers may come out of order. A bad command gets ``ok: false`` with
 the error; the agent never dies on one. It exits when its stdin closes.
+
+Started with ``--addr ADDR`` (once per address: the target's test addresses), it
+listens and binds only there: ``listen`` on a wildcard (``0.0.0.0``, ``::``) binds
+to the given address of that family, and any other address is refused.
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
+import ipaddress
 import json
 import os
 import socket
@@ -122,8 +128,13 @@ def state_of(local: list[Any], remote: list[Any]) -> dict[str, Any]:
     return {"state": "CLOSED", "linux": "(no socket)", "timer": 0, "timer_ms": 0, "retrans": 0}
 
 
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
 class Agent:
-    def __init__(self, out: Any) -> None:
+    def __init__(self, out: Any, addrs: list[str] | None = None) -> None:
+        """`addrs`: the only addresses sockets may bind to, at most one of each family (none: any)."""
+        self.addrs = {ipaddress.ip_address(a).version: ipaddress.ip_address(a).compressed for a in addrs or []}
         self.out = out
         self.lock = threading.Lock()
         self.socks: dict[int, socket.socket] = {}
@@ -167,12 +178,29 @@ class Agent:
     def cmd_ping(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"kernel": os.uname().release}
 
+    def bind_address(self, addr: str, version: int) -> str:
+        """The address a socket of IP `version` asked to bind to `addr` binds to (see the module docstring)."""
+        if not self.addrs:
+            return addr
+        if addr in WILDCARDS:
+            if version not in self.addrs:
+                raise AgentError(
+                    f"no IPv{version} address to listen on (the agent's: {', '.join(self.addrs.values())})"
+                )
+            return self.addrs[version]
+        if ipaddress.ip_address(addr).compressed not in self.addrs.values():
+            raise AgentError(f"{addr} is not the target's address: the agent binds to {', '.join(self.addrs.values())}")
+        return addr
+
     def cmd_listen(self, req: dict[str, Any]) -> dict[str, Any]:
-        s = socket.socket(socket.AF_INET6 if ":" in req.get("addr", "") else socket.AF_INET, socket.SOCK_STREAM)
+        addr = str(req.get("addr", "0.0.0.0"))
+        version = 6 if ":" in addr else 4
+        bind = self.bind_address(addr, version)
+        s = socket.socket(socket.AF_INET6 if version == 6 else socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         for name, value in req.get("options", {}).items():
             self._setopt(s, name, value)
-        s.bind((req.get("addr", "0.0.0.0"), int(req["port"])))
+        s.bind((bind, int(req["port"])))
         s.listen(int(req.get("backlog", 8)))
         return {"sock": self.register(s)}
 
@@ -190,7 +218,7 @@ class Agent:
             self._setopt(s, name, value)
         if req.get("local_port"):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("", int(req["local_port"])))
+            s.bind((self.bind_address("", 6 if ":" in req["addr"] else 4), int(req["local_port"])))
         s.connect((req["addr"], int(req["port"])))
         return {"sock": sid, "local": list(s.getsockname()[:2])}
 
@@ -268,8 +296,10 @@ class Agent:
             return {"value": f.read().strip()}
 
 
-def main() -> int:
-    agent = Agent(sys.stdout)
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="The target agent: JSON-lines commands on stdin, answers on stdout.")
+    ap.add_argument("--addr", action="append", default=[], help="an address sockets may bind to (default: any)")
+    agent = Agent(sys.stdout, ap.parse_args(argv).addr)
     agent.answer({"id": None, "ok": True, "ready": True, "kernel": os.uname().release})
     for line in sys.stdin:
         line = line.strip()

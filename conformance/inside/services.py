@@ -8,7 +8,9 @@ the namespace; it
    IPv6 off if asked;
 2. opens the services the cases talk to: ``listen`` (accept, read and discard),
    ``banner`` (accept, send a banner, then read and discard); the ``closed`` port
-   is simply not opened;
+   is simply not opened. Each listens on the addresses given (``--addr``, once per
+   address: the target's test addresses, one socket each), or on every address
+   of both families with ``--addr 0.0.0.0`` (the default);
 3. prints one JSON line: ``{"ready": true, "sysctls": {...}, "kernel": "..."}``
    (or ``{"ready": false, "error": "..."}``) and serves until its stdin closes,
    so it never outlives the tool that started it.
@@ -48,23 +50,31 @@ def _serve(sock: socket.socket, banner: bytes | None) -> None:
         threading.Thread(target=_drain, args=(conn, banner), daemon=True).start()
 
 
+def _bound(family: int, addr: str, port: int, backlog: int, dual: bool = False) -> socket.socket:
+    """A listening socket of `family` on (addr, port); OSError saying where when it cannot listen."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if dual:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((addr, port))
+        s.listen(backlog)
+    except OSError as exc:
+        s.close()
+        raise OSError(exc.errno, f"cannot listen on {addr} port {port}: {exc.strerror}") from None
+    return s
+
+
 def _listener(addr: str, port: int, backlog: int) -> socket.socket:
-    """A listener on `addr`; "0.0.0.0" means both families when the namespace has IPv6."""
+    """A listener on `addr` (of its family); "0.0.0.0" means both families when the namespace has IPv6."""
+    if ":" in addr:
+        return _bound(socket.AF_INET6, addr, port, backlog)
     if addr == "0.0.0.0" and socket.has_ipv6:
         try:
-            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("::", port))
-            s.listen(backlog)
-            return s
+            return _bound(socket.AF_INET6, "::", port, backlog, dual=True)
         except OSError:
-            s.close()  # no IPv6 here: IPv4 only
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, port))
-    s.listen(backlog)
-    return s
+            pass  # no IPv6 here: IPv4 only
+    return _bound(socket.AF_INET, addr, port, backlog)
 
 
 def read_sysctls(names: list[str]) -> dict[str, int]:
@@ -80,7 +90,7 @@ def read_sysctls(names: list[str]) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--addr", default="0.0.0.0")
+    ap.add_argument("--addr", action="append", default=[], help="an address to listen on (default 0.0.0.0: all)")
     ap.add_argument("--listen", type=int, help="the listen service's port (none: not opened)")
     ap.add_argument("--banner", type=int, help="the banner service's port (none: not opened)")
     ap.add_argument("--backlog", type=int, default=128)
@@ -98,12 +108,14 @@ def main(argv: list[str] | None = None) -> int:
             with open(os.path.join(SYSCTL_DIR, name), "w") as f:
                 f.write(value)
         listeners = [
-            (_listener(args.addr, port, args.backlog), banner)
+            (_listener(addr, port, args.backlog), banner)
             for port, banner in ((args.listen, None), (args.banner, BANNER))
             if port is not None
+            for addr in args.addr or ["0.0.0.0"]
         ]
     except OSError as exc:
-        print(json.dumps({"ready": False, "error": f"{exc.filename or ''}: {exc.strerror}"}), flush=True)
+        error = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc)
+        print(json.dumps({"ready": False, "error": error}), flush=True)
         return 1
     for sock, banner in listeners:
         threading.Thread(target=_serve, args=(sock, banner), daemon=True).start()

@@ -178,8 +178,11 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     from ..targets.netns import check_privileges, cleanup
 
     check_privileges()
-    removed = cleanup()
+    cleaned = cleanup()
+    removed = cleaned.removed
     print(f"removed {len(removed)} leftover(s)" + (f": {', '.join(removed)}" if removed else ""))
+    for line in cleaned.left:
+        print(line)
     return EXIT_OK
 
 

@@ -32,6 +32,7 @@ refuse anything else.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -80,6 +81,11 @@ def benchmark_address(text: str, what: str) -> str:
 
 def benchmark_address6(text: str, what: str) -> str:
     """`text` as an IPv6 address (compressed), which must lie in 2001:2::/48; HarnessError otherwise."""
+    if "%" in text:  # ipaddress takes a zone (fe80::1%eth0); the tool picks the interface itself
+        raise HarnessError(
+            f"{what} {text!r}: an address with a zone (%NAME) is not allowed",
+            "give the address alone, e.g. [2001:2:0:2::2]; the interface is the route's (or --iface for a remote host)",
+        )
     try:
         ip = ipaddress.IPv6Address(text)
     except ValueError:
@@ -179,9 +185,13 @@ def _is_address(family: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address
 
 
 def parse_port(text: str, what: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise HarnessError(f"{what} {text!r} is not a TCP port (1-65535)")
+    """A TCP port written in ASCII digits (``str.isdigit`` and ``int`` take other scripts' digits, and ``²``)."""
+    if not _PORT.fullmatch(text) or not 1 <= int(text) <= 65535:
+        raise HarnessError(f"{what} {text[:20]!r} is not a TCP port", "give a number from 1 to 65535")
     return int(text)
+
+
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 def closed_port(options: TargetOptions, listen: int | None, where: str = "") -> int:
@@ -211,15 +221,20 @@ class TargetSpec:
         """The address families the target is known to have before it is opened (4, 6)."""
         return frozenset((4, 6))
 
+    def refuses_sysctls(self) -> str | None:
+        """Why cases cannot set sysctls on this target (None: they can); :attr:`no_sysctls` unless a spec knows more."""
+        return self.no_sysctls
+
     def unavailable(self) -> dict[str, str]:
         """Services this target does not have, each with the reason."""
         return {}
 
     def skip_reason(self, case: Case) -> str | None:
         """Why `case` cannot be played on this target (it is then reported as skipped), or None."""
-        if case.sysctls and self.no_sysctls:
+        refused = self.refuses_sysctls()
+        if case.sysctls and refused:
             names = ", ".join(f"{k}={v}" for k, v in sorted(case.sysctls.items()))
-            return f"the case sets target sysctls ({names}); {self.no_sysctls}"
+            return f"the case sets target sysctls ({names}); {refused}"
         why = self.unavailable().get(case.service)
         if why:
             return f"the case needs the {case.service!r} service: {why}"

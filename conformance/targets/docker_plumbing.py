@@ -20,6 +20,7 @@ from functools import partial
 
 from ..core.errors import HarnessError
 from ..wire import arp, firewall
+from . import records
 from .base import BENCHMARK_NET, BENCHMARK_NET6
 from .docker_discovery import TCP_TIME_WAIT, all_tcp_sockets, command, in_netns
 
@@ -121,6 +122,7 @@ def tx_checksumming(ethtool_k: str) -> bool | None:
 
 def _unfilter(table: str) -> None:
     firewall.delete_table(table, "bridge")
+    records.this_run().forget("nft", f"bridge {table}")
 
 
 # ------------------------------------------------------------------------------- changes
@@ -139,12 +141,14 @@ class Plumber:
         if self.ns_name in netns.listnetns():
             raise HarnessError(f"network namespace {self.ns_name!r} exists already", "run `conformance cleanup`")
         self.undo.later(f"ip netns delete {self.ns_name}", self._detach)
+        records.this_run().add("netns", self.ns_name)  # before: a kill right after the attach leaves no orphan
         command(["ip", "netns", "attach", self.ns_name, str(pid)], f"cannot attach to {where}'s namespace")
 
     def filter_bridge(self, table: str, port: str, mac: str) -> None:
         """The bridge must neither flood the container's frames to the prober nor pass them up to this host."""
         script = bridge_ruleset(table, port, mac)
         self.undo.later(f"nft delete table bridge {table}", partial(_unfilter, table))
+        records.this_run().add("nft", f"bridge {table}")
         proc = firewall._nft(["-f", "-"], stdin=script)
         if proc.returncode != 0:
             raise HarnessError(
@@ -178,6 +182,7 @@ class Plumber:
     def _detach(self) -> None:
         if os.path.exists(self.ns_path):
             command(["ip", "netns", "delete", self.ns_name], f"ip netns delete {self.ns_name}")
+        records.this_run().forget("netns", self.ns_name)
 
     def _abort_connections(self, probers: list[str]) -> None:
         """Destroy the container's sockets towards the prober (SOCK_DESTROY, ``ss -K``).

@@ -5,15 +5,25 @@ Layout (made by :class:`NamespaceTarget`, removed on exit, also on failure)::
     prober namespace cfp-PID-N           target namespace cft-PID-N (or the user's)
     ┌──────────────────────────┐         ┌──────────────────────────────────┐
     │ cfPIDpN  (no IP address) │ ─veth─  │ cfPIDtN 198.18.N.2/24            │
-    │ Scapy injects/captures   │         │ services: listen 7000, banner    │
-    └──────────────────────────┘         │ 7001, nothing on 7009            │
+    │ Scapy injects/captures   │         │         2001:2:0:N::2/64         │
+    └──────────────────────────┘         │ services: listen 7000, banner    │
+                                         │ 7001, nothing on 7009            │
                                          └──────────────────────────────────┘
+
+The services and the agent's listeners bind to the target's two addresses only, never to every address
+of the namespace (which may be the user's, with services of its own).
 
 The prober's interface carries no address and sits in a namespace of its own,
 so no kernel answers for the prober (no stray RSTs) and nothing it sends can be
 forwarded anywhere. The target gets a permanent neighbour entry for the prober's
 address; transmit checksum offload is off on the target's veth so that captured
 checksums are the ones the target computed (RFC 9293 MUST-2).
+
+Every namespace is written in the run's record (:mod:`conformance.targets.records`) before it is made;
+:func:`cleanup` removes only what the records of dead runs name. A namespace of the user's
+(``netns:NAME``) keeps its sysctls: the cases that set some are skipped there, and what the tool
+changes in it (its veth end, the state of ``lo``) is undone on exit. A namespace another run made
+is refused.
 """
 
 from __future__ import annotations
@@ -24,12 +34,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
 from ..core.errors import HarnessError
 from ..core.params import SYSCTLS, resolve
+from . import records
 from .agent_client import AgentClient, spawn, stop
 from .base import Endpoint, TargetSpec
 
@@ -37,6 +49,7 @@ PREFIX_PROBER = "cfp-"
 PREFIX_TARGET = "cft-"
 #: A docker container's namespace, attached under this name for a run (conformance.targets.docker).
 PREFIX_DOCKER = "cfd-"
+PREFIXES = (PREFIX_PROBER, PREFIX_TARGET, PREFIX_DOCKER)
 LISTEN_PORT, BANNER_PORT, CLOSED_PORT = 7000, 7001, 7009
 
 
@@ -46,6 +59,14 @@ class NamespaceSpec(TargetSpec):
 
     existing: str | None = None
     kind: ClassVar[str] = "netns"
+
+    def refuses_sysctls(self) -> str | None:
+        if self.existing is None:
+            return None
+        return (
+            f"namespace {self.existing} is yours and keeps its sysctls (leave out --target to play the case on a "
+            "namespace of the tool's)"
+        )
 
 
 def check_privileges() -> None:
@@ -86,6 +107,8 @@ class NamespaceTarget:
     def __init__(self, index: int, sysctls: dict[str, int] | None = None, existing: str | None = None) -> None:
         if not 0 <= index < 250:
             raise HarnessError(f"target index {index} out of range (at most 250 namespace targets per run)")
+        if existing is not None and sysctls:
+            raise HarnessError("internal: cases that set sysctls are skipped on a netns:NAME target")
         pid = os.getpid()
         self.index = index
         self.sysctls = dict(sysctls or {})
@@ -100,6 +123,8 @@ class NamespaceTarget:
         self.our_ip6 = ipaddress.ip_address(f"2001:2:0:{index:x}::1").compressed
         self.target_ip6 = ipaddress.ip_address(f"2001:2:0:{index:x}::2").compressed
         self._made_ns: list[str] = []
+        self._record = records.this_run()
+        self._lo_was_down = False  # in the user's namespace: we set lo up, and set it down again on exit
         self._owner = os.getpid()  # clean up only from the process that set up
         self._services: subprocess.Popen[str] | None = None
         self._agent: AgentClient | None = None
@@ -120,15 +145,16 @@ class NamespaceTarget:
         check_privileges()
         self._make_namespaces()
         self._make_veth()
-        self._start_services()
         our_mac, target_mac = self._configure_links()
         _run(["ip", "netns", "exec", self.target_ns, "ethtool", "-K", self.target_if, "tx", "off"])
         has_ipv6 = self._setup_ipv6(our_mac)
+        # Bound to the target's own addresses: they exist now.
+        binds = [a for a in (self.target_ip, self.target_ip6 if has_ipv6 else None) if a is not None]
+        self._start_services(binds)
         ready = self._ready
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        self._agent = AgentClient(
-            ["ip", "netns", "exec", self.target_ns, sys.executable, "-m", "conformance.inside.agent"], env=env
-        )
+        inside = [sys.executable, "-m", "conformance.inside.agent", *(f"--addr={a}" for a in binds)]
+        self._agent = AgentClient(["ip", "netns", "exec", self.target_ns, *inside], env=env)
         sysctls = {k: int(v) for k, v in ready.get("sysctls", {}).items()}
         where = f"namespace {self.target_ns}" + (" (yours)" if self.existing else "")
         self.endpoint = Endpoint(
@@ -153,15 +179,14 @@ class NamespaceTarget:
         from pyroute2 import netns
 
         existing = set(netns.listnetns())
-        if self.existing is not None and self.existing not in existing:
-            raise HarnessError(
-                f"network namespace {self.existing!r} does not exist",
-                "create it first (ip netns add NAME) or leave out --target to use the embedded one",
-            )
+        if self.existing is not None:
+            refuse_foreign(self.existing, existing)
         for name in (self.prober_ns,) if self.existing else (self.prober_ns, self.target_ns):
             if name in existing:
                 raise HarnessError(f"network namespace {name!r} exists already", "run `conformance cleanup`")
-            # Recorded first: a signal during create() must not leave a namespace we forget.
+            # Recorded first (here and in the run's record): a signal during create() must not leave a namespace
+            # we forget.
+            self._record.add("netns", name)
             self._made_ns.append(name)
             netns.create(name)
         disable_ipv6 = "for s in all default; do echo 1 > /proc/sys/net/ipv6/conf/$s/disable_ipv6; done"
@@ -197,6 +222,8 @@ class NamespaceTarget:
             ns.link("set", index=i, state="up")
             lo = ns.link_lookup(ifname="lo")
             if lo:
+                up = ns.get_links(lo[0])[0]["flags"] & 1  # IFF_UP
+                self._lo_was_down = self.existing is not None and not up
                 ns.link("set", index=lo[0], state="up")
             target_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
             ns.neigh("add", dst=self.our_ip, lladdr=our_mac, ifindex=i, state="permanent")
@@ -230,7 +257,7 @@ class NamespaceTarget:
             return False
         return True
 
-    def _start_services(self) -> None:
+    def _start_services(self, binds: list[str]) -> None:
         cmd = [
             "ip",
             "netns",
@@ -243,6 +270,7 @@ class NamespaceTarget:
             str(LISTEN_PORT),
             "--banner",
             str(BANNER_PORT),
+            *(f"--addr={a}" for a in binds),
         ]
         for name, value in self.sysctls.items():
             cmd += ["--sysctl", f"{name}={value}"]
@@ -274,10 +302,15 @@ class NamespaceTarget:
                     found = ns.link_lookup(ifname=self.target_if)
                     if found:
                         ns.link("del", index=found[0])
+                    lo = ns.link_lookup(ifname="lo")
+                    if self._lo_was_down and lo:
+                        ns.link("set", index=lo[0], state="down")
+                        self._lo_was_down = False
             except Exception:
                 pass
         for name in reversed(self._made_ns):
-            _remove_netns(name)
+            if _remove_netns(name):
+                self._record.forget("netns", name)
         self._made_ns.clear()
         with IPRoute() as ipr:  # a veth left in this namespace after a failed move
             for name in (self.prober_if, self.target_if):
@@ -286,48 +319,97 @@ class NamespaceTarget:
                     ipr.link("del", index=found[0])
 
 
-def _remove_netns(name: str, patience: float = 1.5) -> None:
+def _remove_netns(name: str, patience: float = 1.5) -> bool:
     """Remove a namespace we made; if a signal cut its creation short, the helper that
-    creates it may still be at work: wait a little for it to appear, then remove it."""
+    creates it may still be at work: wait a little for it to appear, then remove it.
+    Whether the name is gone."""
     from pyroute2 import netns
 
     end = time.monotonic() + patience
     while True:
         try:
             netns.remove(name)
-            return
+            return True
         except OSError:
             if time.monotonic() > end:
-                return
+                return name not in netns.listnetns()
             time.sleep(0.05)
 
 
-def leftovers() -> list[str]:
-    """Namespaces of earlier runs whose process is gone (e.g. after SIGKILL).
+def refuse_foreign(name: str, existing: set[str], directory: Path | None = None) -> None:
+    """A ``netns:NAME`` must exist and be the user's: not one a conformance run made (recorded)."""
+    if name not in existing:
+        raise HarnessError(
+            f"network namespace {name!r} does not exist",
+            "create it first (ip netns add NAME) or leave out --target to use the embedded one",
+        )
+    owner = records.owner_of(("netns", name), directory)
+    if owner is None:
+        return
+    if owner.alive():
+        raise HarnessError(
+            f"network namespace {name!r} belongs to the conformance run of process {owner.pid}, which is still "
+            "running: refused (the run would change that run's target)",
+            "give a namespace of your own (ip netns add NAME), or leave out --target to use the embedded one",
+        )
+    raise HarnessError(
+        f"network namespace {name!r} was made by a conformance run that has ended (process {owner.pid}): refused",
+        "run `conformance cleanup` to remove it, and give a namespace of your own",
+    )
 
-    A ``cfd-`` name is a docker container's namespace attached for a run: removing it removes only the name.
-    """
-    from pyroute2 import netns
 
-    out = []
-    for name in netns.listnetns():
-        if name.startswith((PREFIX_PROBER, PREFIX_TARGET, PREFIX_DOCKER)):
-            pid = name[4:].split("-")[0]
-            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                out.append(name)
-    return out
+@dataclass
+class Cleaned:
+    """What :func:`cleanup` did: what it removed, and what it left with the reason (``NAME: not ours, ...``)."""
+
+    removed: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
 
 
-def cleanup() -> list[str]:
-    """Remove the leftovers of dead runs: namespaces, and the ``conformance_PID`` nftables
-    tables of remote runs in this namespace (:mod:`conformance.wire.firewall`); returns what was removed."""
+def _label(kind: str, name: str) -> str:
+    return f"nft table {name}" if kind == "nft" else name
+
+
+def _remove_made(kind: str, name: str) -> bool:
+    """Remove one thing a record names; False when it is gone already."""
     from pyroute2 import netns
 
     from ..wire import firewall
 
-    removed = []
-    for name in leftovers():
+    if kind == "netns":
+        if name not in netns.listnetns():
+            return False
         netns.remove(name)
-        removed.append(name)
-    removed += firewall.cleanup()
-    return removed
+        return True
+    if kind == "nft":
+        family, _, table = name.partition(" ")
+        return firewall.delete_table(table, family)
+    raise HarnessError(f"unknown kind of record entry {kind!r}")
+
+
+def cleanup(directory: Path | None = None) -> Cleaned:
+    """Remove what the records of dead runs name (namespaces, names of containers' namespaces, nftables tables)
+    and their records; report the namespaces and tables named like ours that no record names, left in place."""
+    from pyroute2 import netns
+
+    from ..wire import firewall
+
+    done = Cleaned()
+    known: set[records.Entry] = set()
+    for record in records.read_all(directory):
+        known.update(record.made)
+        if record.alive():
+            continue
+        for kind, name in list(record.made):
+            try:
+                if _remove_made(kind, name):
+                    done.removed.append(_label(kind, name))
+            except (HarnessError, OSError) as exc:
+                done.left.append(f"{_label(kind, name)}: could not remove it ({exc})")
+                continue
+            record.made.remove((kind, name))
+        record.save()
+    named = [("netns", n) for n in sorted(netns.listnetns()) if n.startswith(PREFIXES)]
+    named += [("nft", f"{family} {table}") for family, table in firewall.tables_named_like_ours()]
+    done.left += [f"{_label(*e)}: not ours, left in place" for e in named if e not in known]
+    return done

@@ -40,7 +40,8 @@ from typing import Any, ClassVar
 
 from ..core.errors import HarnessError
 from ..wire import arp, nd
-from ..wire.firewall import RstFilter
+from ..wire.firewall import FAMILY, RstFilter
+from . import records
 from .base import (
     BENCHMARK_NET,
     BENCHMARK_NET6,
@@ -208,6 +209,13 @@ class RemoteTarget:
             self._stack.close()
             raise
 
+    def _filter(self, rst_filter: RstFilter) -> None:
+        """Install the table, written in the run's record first and struck off it once removed."""
+        record, entry = records.this_run(), (FAMILY + " " + rst_filter.table)
+        record.add("nft", entry)
+        self._stack.callback(lambda: None if rst_filter.installed else record.forget("nft", entry))
+        self._stack.enter_context(rst_filter)
+
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self._stack.close()
 
@@ -235,7 +243,7 @@ class RemoteTarget:
                 )
         ports = spec.services()
         pairs = [(routes[f].our_ip, host) for f, host in ((4, spec.host), (6, spec.host6)) if host is not None]
-        self._stack.enter_context(RstFilter(pairs, ports.values(), self.sports))
+        self._filter(RstFilter(pairs, ports.values(), self.sports))
         target_mac = macs[min(macs)]  # IPv4's when there is IPv4; IPv6 frames go to their own next hop
         target_mac6 = macs[6] if 6 in macs and macs[6] != target_mac else None
         hops = []

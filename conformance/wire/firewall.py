@@ -20,7 +20,8 @@ target's address and ports, from the source-port window this run allocates (the 
 written to a packet socket and never pass the output hook, so they are not
 affected. The table is removed on exit, on exceptions, on Ctrl-C and SIGTERM
 (which the CLI turns into KeyboardInterrupt); ``conformance cleanup`` removes
-tables of runs whose process is gone (SIGKILL).
+the tables of runs whose process is gone (SIGKILL) that those runs recorded
+(:mod:`conformance.targets.records`: the target that installs a table records it), and only those.
 """
 
 from __future__ import annotations
@@ -116,25 +117,13 @@ def delete_table(name: str, family: str = FAMILY) -> bool:
     raise HarnessError(f"nft delete table {family} {name} failed: {proc.stderr.strip()}")
 
 
-def leftovers() -> list[tuple[str, str]]:
-    """``conformance_PID`` tables of this namespace whose process is gone."""
-    out = []
-    for family, name in list_tables():
-        m = _TABLE.match(name)
-        if m and not os.path.exists(f"/proc/{m.group(1)}"):
-            out.append((family, name))
-    return out
+def tables_named_like_ours() -> list[tuple[str, str]]:
+    """(family, name) of the ``conformance_PID`` tables of this namespace (none when nft is not installed).
 
-
-def cleanup() -> list[str]:
-    """Remove the tables of dead runs; returns what was removed (none when nft is not installed)."""
+    The name proves nothing: only a run's record says a table is a run's."""
     if shutil.which("nft") is None:
         return []
-    removed = []
-    for family, name in leftovers():
-        if delete_table(name, family):
-            removed.append(f"nft table {family} {name}")
-    return removed
+    return [(family, name) for family, name in list_tables() if _TABLE.match(name)]
 
 
 @contextmanager
@@ -178,6 +167,11 @@ class RstFilter:
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.remove()
+
+    @property
+    def installed(self) -> bool:
+        """Whether the table may be there (from the install's start to a removal that went through)."""
+        return self._installed
 
     def install(self) -> None:
         self._installed = True  # from here on, remove() tries (the transaction may have gone through)
