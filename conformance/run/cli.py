@@ -7,54 +7,31 @@ error (a message says what to do; never a traceback).
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+# Few imports here, the rest where they are used: a Ctrl-C while modules load is a traceback, not our message.
 from .. import __version__
 from ..core.errors import ConformanceError, HarnessError
-from ..core.loader import discover
-from ..core.model import Case
-from ..core.profiles import builtin_names, load_profile
-from ..core.timing import DEFAULT_TOLERANCE, Tolerance
-from ..core.values import parse_duration
+from .selection import select
 from .signals import INTERRUPTS
 
+if TYPE_CHECKING:
+    from ..core.model import Case
+    from ..core.timing import Tolerance
+    from ..targets.base import TargetOptions
+
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
-_TOKEN = re.compile(r"\(|\)|[^\s()]+")
-
-
-def select(cases: list[Case], expr: str | None) -> list[Case]:
-    """pytest-style -k: words matched (as substrings) against id, title, group
-    and tags, combined with and / or / not and parentheses."""
-    if not expr:
-        return cases
-    tokens = _TOKEN.findall(expr)
-    code: list[str] = []
-    words: list[str] = []
-    for tok in tokens:
-        if tok in ("and", "or", "not", "(", ")"):
-            code.append(tok)
-        else:
-            code.append(f"_w[{len(words)}] in _h")
-            words.append(tok.lower())
-    program = " ".join(code)
-    try:
-        compiled = compile(program, "-k", "eval")
-        out = []
-        for c in cases:
-            hay = " ".join([c.id, c.title, c.group, *c.tags]).lower()
-            if eval(compiled, {"__builtins__": {}}, {"_w": words, "_h": hay}):  # noqa: S307 - built from our tokens only
-                out.append(c)
-    except SyntaxError:
-        raise ConformanceError(
-            f"-k {expr!r}: not a valid expression (words joined by and, or, not, parentheses)"
-        ) from None
-    return out
+__all__ = ["EXIT_ERROR", "EXIT_FAILED", "EXIT_OK", "build_parser", "main", "select"]
 
 
 def _cases(args: argparse.Namespace) -> list[Case]:
+    from ..core.loader import discover
+
     paths = args.paths or ["cases"]
     if not args.paths and not Path("cases").is_dir():
         raise ConformanceError("no cases/ folder here: run from the project's root, or name case files or folders")
@@ -80,23 +57,35 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _tolerance(args: argparse.Namespace) -> Tolerance | None:
+    """--tolerance-abs and --tolerance-pct (each checked by its argparse type), or None for the cases' own."""
+    from ..core.timing import DEFAULT_TOLERANCE, Tolerance
+
     if args.tolerance_abs is None and args.tolerance_pct is None:
         return None
-    try:
-        absolute = parse_duration(args.tolerance_abs) if args.tolerance_abs is not None else DEFAULT_TOLERANCE.absolute
-    except ValueError as exc:
-        raise ConformanceError(f"--tolerance-abs: {exc}") from None
+    absolute = args.tolerance_abs if args.tolerance_abs is not None else DEFAULT_TOLERANCE.absolute
     pct = args.tolerance_pct if args.tolerance_pct is not None else DEFAULT_TOLERANCE.percent
     return Tolerance(absolute, pct)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from ..reporters import ReportPaths, TerminalReporter, check_output_paths, write_reports
+def _target_options(args: argparse.Namespace) -> TargetOptions:
+    """--target's options, the spec checked: a wrong --target is a usage error before anything is set up."""
     from ..targets.base import TargetOptions
+    from ..targets.grammar import parse_target
+
+    prober_ip = ",".join(args.prober_ip) if args.prober_ip else None  # repeated or comma-separated: one text
+    options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=prober_ip)
+    parse_target(args.target, options)
+    return options
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..core.profiles import load_profile
+    from ..reporters import ReportPaths, TerminalReporter, check_output_paths, write_reports
     from ..targets.netns import check_privileges
     from .runner import RunSettings, run
 
     cases = _cases(args)
+    target_options = _target_options(args)
     if args.profile:
         load_profile(args.profile)  # a bad profile is a usage error, before anything is set up
     check_privileges()
@@ -111,8 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         strict=args.strict,
         ip=args.ip,
     )
-    prober_ip = ",".join(args.prober_ip) if args.prober_ip else None  # repeated or comma-separated: one text
-    settings.target_options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=prober_ip)
+    settings.target_options = target_options
     reporter = TerminalReporter()
     started = time.time()
     with reporter.live():
@@ -138,6 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from ..core.profiles import load_profile
     from ..core.rfctext import RfcText
     from .explain import explain, find_case
 
@@ -152,6 +141,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from ..core.params import DOCUMENTED
+    from ..core.profiles import builtin_names, load_profile
 
     console = Console(highlight=False)
     names = [args.name] if args.name else builtin_names()
@@ -200,6 +190,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 _Subparsers = argparse._SubParsersAction  # what add_subparsers returns
 
+#: The most cases played at once that --jobs takes.
+MAX_JOBS = 1024
+_DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII: int() also takes other scripts' digits
+
+
+def _bounded_int(text: str, low: int, high: int, what: str) -> int:
+    if not _DIGITS.fullmatch(text) or not low <= int(text) <= high:
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not {what}: give a whole number from {low} to {high}")
+    return int(text)
+
+
+def _jobs(text: str) -> int:
+    """--jobs: 1 to MAX_JOBS cases at once."""
+    return _bounded_int(text, 1, MAX_JOBS, "a number of cases")
+
+
+def _port(text: str) -> int:
+    return _bounded_int(text, 1, 65535, "a TCP port")
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 100:  # also NaN and infinity
+        raise argparse.ArgumentTypeError(f"{text[:20]!r} is not a percentage: give a number from 0 to 100")
+    return value
+
+
+def _duration(text: str) -> float:
+    from ..core.values import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 
 def _selection_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
@@ -212,7 +240,7 @@ def _add_run(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     _target_arguments(p_run)
     p_run.add_argument(
         "--jobs",
-        type=int,
+        type=_jobs,
         default=0,
         help="cases played at once (default: all, up to 64; waiting on a timer costs no CPU)",
     )
@@ -234,7 +262,7 @@ def _target_arguments(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument("--iface", metavar="IF", help="remote target: the prober's interface (default: the route's)")
     p_run.add_argument(
         "--closed-port",
-        type=int,
+        type=_port,
         metavar="N",
         help="remote/tap/docker target: a port that must be closed there (default 9)",
     )
@@ -260,9 +288,14 @@ def _report_arguments(p_run: argparse.ArgumentParser) -> None:
 def _judging_arguments(p_run: argparse.ArgumentParser) -> None:
     """run: tolerances, seed, profile, strictness and address families."""
     p_run.add_argument(
-        "--tolerance-abs", metavar="DURATION", help="override every case's absolute tolerance (e.g. 50ms)"
+        "--tolerance-abs",
+        type=_duration,
+        metavar="DURATION",
+        help="override every case's absolute tolerance (e.g. 50ms; at most 1 hour)",
     )
-    p_run.add_argument("--tolerance-pct", type=float, metavar="PERCENT", help="override every case's percent tolerance")
+    p_run.add_argument(
+        "--tolerance-pct", type=_percent, metavar="PERCENT", help="override every case's percent tolerance (0-100)"
+    )
     p_run.add_argument("--seed", type=int, help="seed for source ports and ISNs (default: random)")
     p_run.add_argument(
         "--profile",
@@ -316,8 +349,8 @@ def entry() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     INTERRUPTS.install()
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # in the try: a Ctrl-C while it runs is our message too
         code: int = args.func(args)
         return code
     except HarnessError as exc:

@@ -5,6 +5,8 @@ Each kind parses its own form (:func:`~conformance.targets.tap.parse_tap`, ...);
 
 from __future__ import annotations
 
+import re
+
 from ..core.errors import HarnessError
 from .base import TargetOptions, TargetSpec
 from .docker import parse_docker
@@ -16,6 +18,8 @@ FORMS = (
     "embedded, netns:NAME, HOST:PORT (a remote host: 198.18.2.2:80, [2001:2:0:2::2]:80 or both, "
     "198.18.2.2,[2001:2:0:2::2]:80), tap:IFNAME:ADDR[:PORT] (ADDR like HOST) or docker:CONTAINER[:PORT]"
 )
+#: A name `ip netns add` makes: a file under /var/run/netns, so no "/" and not "." or "..".
+_NETNS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
 def _refuse_options(options: TargetOptions, allowed: set[str], kind: str) -> None:
@@ -43,6 +47,11 @@ def parse_target(text: str, options: TargetOptions | None = None) -> TargetSpec:
     if text.startswith("netns:"):
         if not text[6:]:
             raise HarnessError("--target netns: needs a namespace name", f"use one of: {FORMS}")
+        if not _NETNS.fullmatch(text[6:]):
+            raise HarnessError(
+                f"--target {text[:80]!r}: {text[6:][:70]!r} is not a namespace name",
+                "give a name as `ip netns list` shows it: letters, digits, '_', '.', '-', at most 64",
+            )
         _refuse_options(options, set(), "netns")
         return NamespaceSpec(text, existing=text[6:])
     if text.startswith("tap:"):
@@ -54,4 +63,4 @@ def parse_target(text: str, options: TargetOptions | None = None) -> TargetSpec:
     if ":" in text:
         _refuse_options(options, {"--iface", "--closed-port"}, "remote")
         return parse_remote(text, options)
-    raise HarnessError(f"unknown target {text!r}", f"use one of: {FORMS}")
+    raise HarnessError(f"unknown target {text[:80]!r}", f"use one of: {FORMS}")
