@@ -5,13 +5,15 @@ it): section headings start at column 0 (``3.8.2.  TCP Congestion Control``),
 body text is indented, paragraphs are separated by blank lines, and requirement
 labels sit in the text in parentheses (``(MUST-19)``), sometimes broken across
 a line (``(SHLD-`` / ``8)``). Pure functions on that text; reading the file is
-:meth:`RfcText.load`'s only I/O.
+:meth:`RfcText.load`'s only I/O. The copy shipped with the package,
+``conformance/data/reference/rfc9293.txt``, is the default (``SOURCE.md`` beside it says where it comes from).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 FILE_NAME = "rfc9293.txt"
@@ -24,8 +26,8 @@ _MIN_LINES = 5
 
 
 def reference_dir() -> Path:
-    """Where the shared reference texts live: ``../shared/reference`` beside the project's root."""
-    return Path(__file__).resolve().parents[3] / "shared" / "reference"
+    """Where the reference texts live: the package data ``conformance/data/reference`` (see its SOURCE.md)."""
+    return Path(str(resources.files("conformance").joinpath("data", "reference")))
 
 
 def sections_cited(doc: str) -> list[str]:

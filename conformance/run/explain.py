@@ -30,6 +30,7 @@ from ..core.rfctext import FILE_NAME, RfcText, is_requirement_id, sections_cited
 from ..core.schedules import SCHEDULES, expected_duration
 from ..core.values import format_duration
 from ..reporters.ladder import arrow
+from .suite import shipped_cases
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _MIN_ARROW = 40
@@ -37,9 +38,9 @@ _MIN_ARROW = 40
 
 # ---------------------------------------------------------------- finding
 def default_cases_dir() -> Path:
-    """``cases/`` here if there is one, else the project's own."""
+    """``cases/`` here if there is one, else the suite shipped with the tool (:mod:`.suite`)."""
     here = Path("cases")
-    return here if here.is_dir() else PROJECT_ROOT / "cases"
+    return here if here.is_dir() else (shipped_cases() or PROJECT_ROOT / "cases")
 
 
 def find_case(name: str, folder: Path | None = None) -> Case:
