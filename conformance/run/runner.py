@@ -136,9 +136,14 @@ class _Plan:
     slots: list[_Slot]  # the targets to open, the shared one first
 
 
+def new_seed() -> int:
+    """A seed for a run not given one (--seed): the caller keeps it, so the reports can say which it was."""
+    return int.from_bytes(os.urandom(8), "big")
+
+
 def _plan(cases: list[Case], settings: RunSettings) -> _Plan:
     cases, families = _per_family(cases, settings)
-    seed = settings.seed if settings.seed is not None else int.from_bytes(os.urandom(8), "big")
+    seed = settings.seed if settings.seed is not None else new_seed()
     rng = random.Random(seed)
     ports = Ports(rng, salt=str(seed))
     spec = parse_target(settings.target, settings.target_options)
