@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from conformance.targets import records
 
 from .lab import ROOT, Lab, missing_tools, run
-from .tool_runs import CASES, junit_cases, skip_message, status
+from .tool_runs import CASES, junit_cases, skip_message, status, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(bool(missing_tools("ip", "ethtool")), reason="root")]
 
@@ -91,10 +90,8 @@ def test_a_namespace_of_a_live_run_is_refused(tmp_path: Path) -> None:
     )
     try:
         theirs = f"cft-{other.pid}-0"
-        deadline = time.time() + 20
-        while time.time() < deadline and theirs not in run("ip", "netns", "list").stdout:
-            time.sleep(0.05)
-        assert theirs in run("ip", "netns", "list").stdout, "the other run never made its namespace"
+        made = wait_until(lambda: theirs in run("ip", "netns", "list").stdout)
+        assert made, "the other run never made its namespace"
         before = tcp_sysctls(theirs)
         proc = tool("run", "--target", f"netns:{theirs}", str(CASES / "closed"), "--reports", str(tmp_path / "r"))
         assert proc.returncode == 2, proc.stdout + proc.stderr

@@ -12,7 +12,6 @@ the machine's root namespace; every namespace is removed in a finally (the Lab).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from .lab import ROOT, Lab, missing_tools, nft_tables, remote_lab, run
-from .tool_runs import CASES, junit_cases, outcome, play_in, properties, skip_message, tool_command
+from .tool_runs import CASES, junit_cases, outcome, play_in, properties, skip_message, tool_command, wait_until
 
 LISTEN, BANNER = 7000, 7001
 HOST, HOST6 = "198.18.2.2", "2001:2:0:2::2"
@@ -128,9 +127,7 @@ def test_interrupted_run_removes_its_nft_table(remote: dict[str, str], tmp_path:
     try:
         # `ip netns exec` execs the command: the Popen's PID is the tool's, which names the table
         table = f"conformance_{proc.pid}"
-        deadline = time.time() + 20
-        while time.time() < deadline and table not in nft_tables(prober) and proc.poll() is None:
-            time.sleep(0.1)
+        wait_until(lambda: table in nft_tables(prober) or proc.poll() is not None, step=0.1)
         assert table in nft_tables(prober), "the run never installed its table"
         time.sleep(1.0)  # mid-run: the case is waiting on the SYN-ACK retransmissions
         proc.send_signal(signum)
@@ -182,20 +179,31 @@ def test_missing_interface_is_a_clear_error(remote: dict[str, str], tmp_path: Pa
     assert "no interface 'nope0'" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_cleanup_removes_tables_of_dead_runs_only(remote: dict[str, str]) -> None:
-    """The nftables part of `conformance cleanup` (netns.cleanup calls it; tested offline), run in the
-    prober namespace. Not the CLI itself: its namespace part would act on the whole machine's namespaces."""
+def test_cleanup_removes_tables_of_dead_runs_only(remote: dict[str, str], tmp_path: Path) -> None:
+    """The nftables part of `conformance cleanup` (tested offline with the namespaces), run in the prober namespace
+    with records of its own: only a table a dead run recorded goes, not one merely named like ours."""
+    import json
+
     prober = remote["prober"]
     gone = subprocess.Popen(["true"])
     gone.wait()
-    dead, alive = f"conformance_{gone.pid}", f"conformance_{os.getpid()}"
-    for name in (dead, alive):
+    recorded, unrecorded = f"conformance_{gone.pid}", f"conformance_{gone.pid + 1}"
+    for name in (recorded, unrecorded):
         run("ip", "netns", "exec", prober, "nft", "add", "table", "inet", name)
-    code = "from conformance.wire import firewall; print(firewall.cleanup())"
+    made = {"pid": gone.pid, "start": 1, "made": [["nft", f"inet {recorded}"]]}
+    (tmp_path / f"{gone.pid}-1").write_text(json.dumps(made))
+    code = (
+        "import sys, pathlib; from conformance.targets import netns; "
+        "done = netns.cleanup(pathlib.Path(sys.argv[1])); print(done.removed, done.left)"
+    )
     proc = subprocess.run(
-        ["ip", "netns", "exec", prober, sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True
+        ["ip", "netns", "exec", prober, sys.executable, "-c", code, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert f"nft table inet {dead}" in proc.stdout
+    assert f"nft table inet {recorded}'" in proc.stdout
+    assert f"nft table inet {unrecorded}: not ours, left in place" in proc.stdout
     tables = nft_tables(prober)
-    assert dead not in tables and alive in tables  # a live run's table stays
+    assert recorded not in tables and unrecorded in tables

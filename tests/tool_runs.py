@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .lab import ROOT
@@ -71,3 +72,13 @@ def skip_message(tc: ET.Element) -> str:
 def properties(tc: ET.Element) -> dict[str, str]:
     """A test case's properties (the target's description is ``target``)."""
     return {p.attrib["name"]: p.attrib["value"] for p in tc.iter("property")}
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 20.0, step: float = 0.05) -> bool:
+    """Ask `check` every `step` seconds until it says yes (True) or `timeout` has passed (False)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(step)
+    return True
