@@ -36,6 +36,7 @@ from .files import write_file
 from .html_figures import ScheduleCheck, ladder_view, schedule_checks, schedule_plot
 from .html_views import STATUSES, case_view, slug, summary_view
 from .ladder import FAIL_MARK
+from .run_info import RunInfo
 
 __all__ = ["html_report", "ladder_svg", "schedule_checks", "schedule_svg", "write_html"]
 
@@ -73,13 +74,20 @@ def schedule_svg(check: ScheduleCheck) -> str:
     return _ENV.get_template("schedule.svg.j2").render(plot=plot) if plot is not None else ""
 
 
-def html_report(results: Sequence[CaseResult], html_dir: Path, pcap_folder: Path | None, title: str = "") -> str:
-    """The report as one HTML document; pcap links are relative to `html_dir`."""
+def html_report(
+    results: Sequence[CaseResult],
+    html_dir: Path,
+    pcap_folder: Path | None,
+    title: str = "",
+    run: RunInfo | None = None,
+) -> str:
+    """The report as one HTML document; pcap links are relative to `html_dir`; `run` goes in the header."""
     slugs = [slug(i, r.case.id) for i, r in enumerate(results, 1)]
     return (
         _ENV.get_template("report.html.j2").render(
             heading=title or "TCP conformance report",
             stamp=datetime.now().isoformat(sep=" ", timespec="seconds"),
+            run=run,
             summary=summary_view(results, slugs),
             cases=[case_view(r, s, html_dir, pcap_folder) for r, s in zip(results, slugs, strict=True)],
         )
@@ -87,10 +95,10 @@ def html_report(results: Sequence[CaseResult], html_dir: Path, pcap_folder: Path
     )
 
 
-def write_html(results: list[CaseResult], path: Path, pcap_folder: Path | None) -> None:
+def write_html(results: list[CaseResult], path: Path, pcap_folder: Path | None, run: RunInfo | None = None) -> None:
     """Write the HTML report of `results` to `path` (whole, never through a link), creating its folder.
 
     Each case links to ``pcap_folder/<id>.pcap`` (relative to the file) when that pcap exists.
     """
     path = Path(path)
-    write_file(path, html_report(results, path.parent, pcap_folder))
+    write_file(path, html_report(results, path.parent, pcap_folder, run=run))

@@ -2,7 +2,8 @@
 
 Layout (``REPORTS`` is ``--reports``; ``--junit`` and ``--html`` may name other files)::
 
-    REPORTS/junit.xml  REPORTS/index.html  REPORTS/ladders/<case id>.txt  REPORTS/pcap/<case id>.pcap
+    REPORTS/junit.xml  REPORTS/index.html  REPORTS/results.json  REPORTS/ladders/<case id>.txt
+    REPORTS/pcap/<case id>.pcap
 
 Every file goes through :func:`~conformance.reporters.files.write_file`: whole or
 not at all, never through a symbolic link.
@@ -21,6 +22,8 @@ from .html import write_html
 from .junit import write_junit
 from .ladder import render_ladder
 from .pcap import write_pcap
+from .results_json import write_results_json
+from .run_info import RunInfo
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class ReportPaths:
     def pcap(self) -> Path:
         return self.folder / "pcap"
 
+    @property
+    def results(self) -> Path:
+        """``results.json``: the run's results for programs (see :mod:`.results_json`)."""
+        return self.folder / "results.json"
+
 
 def check_output_paths(reports_dir: Path, junit: Path, html: Path) -> None:
     """Before the run: every report can be written where it should (the folders are created).
@@ -60,7 +68,7 @@ def check_output_paths(reports_dir: Path, junit: Path, html: Path) -> None:
     _check("--reports", check_folder, reports_dir)
     for sub in (reports_dir / "ladders", reports_dir / "pcap"):
         _check("--reports", check_subfolder, sub)
-    for option, path in (("--junit", junit), ("--html", html)):
+    for option, path in (("--junit", junit), ("--html", html), ("--reports", reports_dir / "results.json")):
         _check(option, check_replaceable, path)
         _check(option, check_folder, path.parent)
 
@@ -73,12 +81,16 @@ def _check(option: str, check: Callable[[Path], None], path: Path) -> None:
         raise HarnessError(f"{option}: {exc.problem}", exc.hint) from None
 
 
-def write_reports(results: Sequence[CaseResult], paths: ReportPaths, pcap: str = "all") -> None:
-    """JUnit, pcaps (`pcap`: all, failed or none), ladders and the HTML report of a run."""
-    write_junit(list(results), paths.junit)
+def write_reports(
+    results: Sequence[CaseResult], paths: ReportPaths, pcap: str = "all", run: RunInfo | None = None
+) -> None:
+    """JUnit, pcaps (`pcap`: all, failed or none), ladders, the HTML report and, given `run`, results.json."""
+    write_junit(list(results), paths.junit, run=run)
     for r in results:
         if pcap == "all" or (pcap == "failed" and not r.passed):
             write_pcap(r, paths.pcap)
         if r.verdict is not None:
             write_file(paths.ladders / f"{r.case.id}.txt", render_ladder(r) + "\n")
-    write_html(list(results), paths.html, paths.pcap)
+    if run is not None:
+        write_results_json(results, paths.results, run)
+    write_html(list(results), paths.html, paths.pcap, run=run)
