@@ -1,0 +1,173 @@
+"""The target's agent, played by the model: the commands of ``conformance.inside.agent`` as user calls.
+
+``listen`` is a passive OPEN, ``connect`` an active OPEN, ``send`` a SEND, ``shutdown`` (write) and ``close`` a
+CLOSE (an ABORT when received data was never read, as Linux does, RFC 2525 §2.17, or with SO_LINGER 0), and
+``state`` a STATUS. Commands that block on a socket (accept, connect, recv) wait until the model's state lets them
+answer, or their timeout. Answers carry the same fields as the real agent's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..segment import Segment
+from ..steps import Addressing, AppRequest
+from .host import Host
+from .tcb import State, Tcb
+
+#: Socket options the model honours (others are refused: the model has no keep-alive, for one).
+OPTIONS = ("SO_LINGER", "TCP_NODELAY")
+#: What a connect learns when the connection is deleted, by the reason (errno names).
+ERRNO = {"refused": "ECONNREFUSED", "reset": "ECONNRESET", "timeout": "ETIMEDOUT", "aborted": "ECONNABORTED"}
+EPHEMERAL = 50000
+
+
+class Answering(Protocol):
+    """The dialogue side of the agent: where answers go (implemented by the engine's Dialogue)."""
+
+    def app_answer(self, request: int, answer: dict[str, object], time: float) -> None: ...
+
+
+@dataclass
+class _Sock:
+    port: int
+    tcb: Tcb | None = None  # None: a listener
+    options: dict[str, object] = field(default_factory=dict)
+
+
+class Agent:
+    """See the module docstring."""
+
+    def __init__(self, host: Host, addressing: Addressing) -> None:
+        self.host = host
+        self.addr = addressing
+        self.socks: dict[int, _Sock] = {}
+        self.accepted: set[int] = set()  # id() of the TCBs handed to the application
+        self.waiting: list[tuple[AppRequest, float]] = []  # blocked commands and their time limit
+        self._next_port = EPHEMERAL
+        #: Set when an answer was given: the dialogue must be advanced to take it.
+        self.answered = False
+
+    def request(self, req: AppRequest, dialogue: Answering, now: float) -> list[Segment]:
+        """A command from the dialogue: answered now, or kept until it can be."""
+        out: list[Segment] = []
+        answer = self._run(req, now, out)
+        if answer is None:
+            timeout = req.args.get("timeout", 600.0)
+            limit = float(timeout) if isinstance(timeout, (int, float, str)) else 600.0
+            self.waiting.append((req, now + limit))
+        else:
+            dialogue.app_answer(req.id, answer, now)
+            self.answered = True
+        return out
+
+    def poll(self, dialogue: Answering, now: float) -> None:
+        """The model's state changed: answer the blocked commands that can be answered."""
+        for item in list(self.waiting):
+            req, limit = item
+            answer = self._blocked(req, now)
+            if answer is None and now >= limit:
+                answer = {"ok": False, "error": "TimeoutError", "detail": "timed out (model)"}
+            if answer is not None:
+                self.waiting.remove(item)
+                dialogue.app_answer(req.id, answer, now)
+                self.answered = True
+
+    def advance(self, dialogue: Answering, now: float) -> list[Segment]:
+        self.poll(dialogue, now)
+        return []
+
+    def deadline(self) -> float | None:
+        return min((limit for _, limit in self.waiting), default=None)
+
+    # ---------------------------------------------------------------- commands
+    def _run(self, req: AppRequest, now: float, out: list[Segment]) -> dict[str, object] | None:
+        args, cmd = req.args, req.cmd
+        if cmd == "listen":
+            port = int(str(args["port"]))
+            self.host.listen(port, "agent")
+            return self._register(_Sock(port))
+        if cmd == "connect":
+            self._next_port += 1
+            remote = (str(args["addr"]), int(str(args["port"])))
+            out += [e.segment for e in self.host.connect(self._next_port, remote, now)]
+            sock = _Sock(self._next_port, self.host.tcbs[(self._next_port, remote[0], remote[1])])
+            self.accepted.add(id(sock.tcb))
+            self.socks[-req.id] = sock  # until it is established
+            return self._blocked(req, now)
+        if cmd == "state":
+            here, there = args["local"], args["remote"]
+            assert isinstance(here, list) and isinstance(there, list)
+            state = self.host.status(int(here[1]), (str(there[0]), int(there[1])))
+            return {"ok": True, "state": state.value, "linux": "model", "timer_ms": 0}
+        if cmd in ("accept", "recv"):
+            return self._blocked(req, now)
+        found = self.socks.get(int(str(args.get("sock", 0))))
+        if found is None:
+            return {"ok": False, "error": "bad request", "detail": f"no socket {args.get('sock')!r}"}
+        return self._on_socket(cmd, args, found, now, out)
+
+    def _on_socket(
+        self, cmd: str, args: dict[str, object], sock: _Sock, now: float, out: list[Segment]
+    ) -> dict[str, object]:
+        tcb = sock.tcb
+        if cmd == "setsockopt":
+            options = args.get("options", {})
+            assert isinstance(options, dict)
+            unknown = sorted(set(options) - set(OPTIONS))
+            if unknown:
+                return {"ok": False, "error": "bad request", "detail": f"the model has no {', '.join(unknown)}"}
+            sock.options.update(options)
+            return {"ok": True}
+        if tcb is None:  # a listener: close it
+            self.host.unlisten(sock.port)
+            return {"ok": True}
+        if cmd == "send":
+            data = str(args.get("data", "")).encode()
+            out += [e.segment for e in self.host.send(tcb, data, now)]
+            return {"ok": True, "sent": len(data)}
+        if cmd in ("shutdown", "close"):
+            linger = sock.options.get("SO_LINGER")
+            abort = cmd == "close" and (tcb.received or linger in (0, [1, 0]))
+            calls = self.host.abort(tcb, now) if abort else self.host.close(tcb, now)
+            out += [e.segment for e in calls]
+            return {"ok": True}
+        return {"ok": False, "error": "bad request", "detail": f"unknown command {cmd!r}"}
+
+    def _blocked(self, req: AppRequest, now: float) -> dict[str, object] | None:
+        """The answer of a blocking command, or None while it must wait."""
+        if req.cmd == "accept":
+            listener = self.socks[int(str(req.args["sock"]))]
+            for tcb in self.host.tcbs.values():
+                if tcb.local[1] == listener.port and tcb.passive and id(tcb) not in self.accepted:
+                    if tcb.state not in (State.SYN_RECEIVED, State.CLOSED):
+                        self.accepted.add(id(tcb))
+                        return self._register(_Sock(listener.port, tcb), peer=list(tcb.remote))
+            return None
+        if req.cmd == "connect":
+            sock = self.socks[-req.id]
+            assert sock.tcb is not None
+            if sock.tcb.state is State.CLOSED:
+                del self.socks[-req.id]
+                reason = sock.tcb.closed_by or "reset"
+                return {"ok": False, "error": ERRNO.get(reason, reason), "detail": f"model: {reason}"}
+            if sock.tcb.state in (State.SYN_SENT, State.SYN_RECEIVED):
+                return None
+            del self.socks[-req.id]
+            return self._register(sock, local=[self.host.address, sock.port])
+        found = self.socks.get(int(str(req.args.get("sock", 0))))
+        if found is None or found.tcb is None:
+            return {"ok": False, "error": "bad request", "detail": "no such socket"}
+        tcb = found.tcb
+        if tcb.received:
+            data, tcb.received = tcb.received, b""
+            return {"ok": True, "data": data.decode(errors="replace"), "eof": False}
+        if tcb.fin_received or tcb.state is State.CLOSED:
+            return {"ok": True, "data": "", "eof": True}
+        return None
+
+    def _register(self, sock: _Sock, **extra: object) -> dict[str, object]:
+        number = max((n for n in self.socks if n > 0), default=0) + 1
+        self.socks[number] = sock
+        return {"ok": True, "sock": number, **extra}

@@ -1,0 +1,244 @@
+"""One host of the model: its listeners, its connections, the user calls and the timeouts (RFC 9293 §3.10).
+
+Theory of operation
+-------------------
+A :class:`Host` is sans-IO, like the dialogue engine: it is given segments with :meth:`Host.receive` and the
+time with :meth:`Host.advance`, says with :meth:`Host.deadline` when it next needs the time, and returns the
+segments it sends (each an :class:`~.tcb.Emitted` naming its rule). Every decision, a drop included, is kept in
+:attr:`Host.decisions`. A segment for a connection it has goes to :mod:`.arrive` by the connection's state; one
+for a port with a listener opens a connection (§3.10.7.2); any other meets CLOSED (§3.10.7.1).
+
+The applications are small: ``listen`` never accepts, ``banner`` sends :data:`BANNER` once the connection is
+established and closes when the peer does (``conformance.inside.services``), ``agent`` does what it is told.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..segment import SEQ_MOD, Segment, seq_add, seq_diff
+from . import arrive
+from .profile import ModelProfile
+from .rules import RULES
+from .tcb import Decision, Emitted, Sent, State, Tcb
+
+#: What the banner service sends (conformance.inside.services.BANNER).
+BANNER = b"conformance banner: hello from the target\r\n"
+
+Key = tuple[int, str, int]  # local port, remote address, remote port
+
+
+class Host:
+    """The model of one TCP endpoint's host: see the module docstring."""
+
+    def __init__(self, address: str, profile: ModelProfile) -> None:
+        self.address = address
+        self.profile = profile
+        self.listeners: dict[int, str] = {}  # port -> application
+        self.tcbs: dict[Key, Tcb] = {}
+        self.decisions: list[Decision] = []
+        #: Connections deleted, newest last, with why (for the application's answers).
+        self.gone: list[Tcb] = []
+
+    # ---------------------------------------------------------------- user calls (§3.10.1-5)
+    def listen(self, port: int, app: str = "listen") -> None:
+        """Passive OPEN (§3.10.1): the port enters LISTEN."""
+        self.listeners[port] = app
+
+    def unlisten(self, port: int) -> None:
+        """CLOSE of a listener (§3.10.4 LISTEN): delete it."""
+        self.listeners.pop(port, None)
+
+    def connect(self, local_port: int, remote: tuple[str, int], now: float, app: str = "agent") -> list[Emitted]:
+        """Active OPEN (§3.10.1): <SEQ=ISS><CTL=SYN>, SYN-SENT."""
+        tcb = self._new_tcb(local_port, remote, State.SYN_SENT, passive=False, now=now, app=app)
+        tcb.snd_una, tcb.snd_nxt = tcb.iss, seq_add(tcb.iss, 1)
+        tcb.first_syn = now
+        self.tcbs[(local_port, remote[0], remote[1])] = tcb
+        return self._transmit(tcb, Sent(tcb.iss, "S"), now, "open/active")
+
+    def send(self, tcb: Tcb, data: bytes, now: float) -> list[Emitted]:
+        """SEND (§3.10.2): queue the data, and segmentize it when the state allows."""
+        tcb.pending += data
+        return self._output(tcb, now)
+
+    def close(self, tcb: Tcb, now: float) -> list[Emitted]:
+        """CLOSE (§3.10.4): a FIN after the pending data (SYN-SENT: delete the TCB)."""
+        if tcb.state is State.SYN_SENT:
+            self._forget(tcb, "closed", now, "close/fin")
+            return []
+        tcb.close_pending = True
+        return self._output(tcb, now)
+
+    def abort(self, tcb: Tcb, now: float) -> list[Emitted]:
+        """ABORT (§3.10.5): <SEQ=SND.NXT><CTL=RST> from the states that have a peer, then CLOSED."""
+        out: list[Emitted] = []
+        if tcb.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT):
+            out.append(Emitted(tcb.segment("R", tcb.snd_nxt, 0), RULES["abort/rst"]))
+        self._forget(tcb, "aborted", now, "abort/rst", out[0].segment if out else None)
+        return out
+
+    def status(self, local_port: int, remote: tuple[str, int]) -> State:
+        """STATUS (§3.10.6): the state of a connection (CLOSED when there is none)."""
+        tcb = self.tcbs.get((local_port, remote[0], remote[1]))
+        return tcb.state if tcb is not None else State.CLOSED
+
+    # ---------------------------------------------------------------- events
+    def receive(self, seg: Segment, now: float) -> list[Emitted]:
+        """SEGMENT ARRIVES (§3.10.7): what the host sends in reply."""
+        out = arrive.Out()
+        key = (seg.dport, seg.src, seg.sport)
+        tcb = self.tcbs.get(key)
+        if tcb is None and seg.dport in self.listeners:
+            app = self.listeners[seg.dport]
+            tcb = arrive.listen(
+                seg,
+                self.profile,
+                lambda: self._new_tcb(seg.dport, (seg.src, seg.sport), State.SYN_RECEIVED, True, now, app),
+                out,
+            )
+            if tcb is not None:
+                self.tcbs[key] = tcb
+                self._arm(tcb, now)
+                tcb.queue[0].first_sent = now
+            self._record(now, out, tcb.state if tcb else State.LISTEN)
+            return out.sent
+        if tcb is None:
+            arrive.closed(seg, self.profile, out)
+            self._record(now, out, State.CLOSED)
+            return out.sent
+        before = tcb.state
+        if tcb.state is State.SYN_SENT:
+            arrive.syn_sent(tcb, seg, now, out)
+        else:
+            arrive.other(tcb, seg, now, out)
+        self._record(now, out, tcb.state)
+        sent = list(out.sent)
+        sent += self._application(tcb, before, now)
+        if tcb.state is State.CLOSED:
+            self._forget(tcb, tcb.closed_by or "closed", now, None)
+        return sent
+
+    def advance(self, now: float) -> list[Emitted]:
+        """Run the timers due at `now` (§3.10.8)."""
+        out: list[Emitted] = []
+        for tcb in list(self.tcbs.values()):
+            if tcb.time_wait_deadline is not None and now >= tcb.time_wait_deadline:
+                self._forget(tcb, "closed", now, "timeout/time-wait")
+            elif tcb.user_deadline is not None and now >= tcb.user_deadline:
+                self._forget(tcb, "timeout", now, "timeout/user")
+            elif tcb.rtx_deadline is not None and now >= tcb.rtx_deadline:
+                out += self._retransmission_timeout(tcb, now)
+        return out
+
+    def deadline(self) -> float | None:
+        """When :meth:`advance` must next be called if nothing arrives."""
+        times = [t for t in (tcb.deadline() for tcb in self.tcbs.values()) if t is not None]
+        return min(times) if times else None
+
+    def rules(self) -> list[str]:
+        """The keys of every rule applied so far, in order (for tests)."""
+        return [d.rule.key for d in self.decisions]
+
+    # ---------------------------------------------------------------- internals
+    def _new_tcb(self, port: int, remote: tuple[str, int], state: State, passive: bool, now: float, app: str) -> Tcb:
+        tcb = Tcb((self.address, port), remote, state, self.profile, passive, app=app)
+        tcb.iss = self._iss(port, remote, now)
+        tcb.rcv_wnd = tcb.window_left()
+        return tcb
+
+    def _iss(self, port: int, remote: tuple[str, int], now: float) -> int:
+        """RFC 6528 / RFC 9293 §3.4.1: ISN = M + F(4-tuple, secret), M a clock of `isn_tick`."""
+        p = self.profile
+        if p.constant_isn is not None:
+            return p.constant_isn % SEQ_MOD
+        text = f"{self.address} {port} {remote[0]} {remote[1]}".encode()
+        f = int.from_bytes(hashlib.sha256(p.isn_secret + text).digest()[:4], "big")
+        return (int(now / p.isn_tick) + f) % SEQ_MOD
+
+    def _arm(self, tcb: Tcb, now: float) -> None:
+        if tcb.rtx_deadline is None:
+            tcb.rtx_deadline = now + tcb.timer.rto
+        if tcb.user_deadline is None and self.profile.user_timeout is not None:
+            tcb.user_deadline = now + self.profile.user_timeout
+
+    def _transmit(self, tcb: Tcb, sent: Sent, now: float, rule: str) -> list[Emitted]:
+        """Send a new segment that takes sequence space, put it on the retransmission queue, arm the timer."""
+        sent.first_sent = now
+        tcb.queue.append(sent)
+        self._arm(tcb, now)
+        ack = 0 if sent.flags == "S" else tcb.rcv_nxt
+        emitted = Emitted(tcb.segment(sent.flags, sent.seq, ack, sent.payload), RULES[rule])
+        self.decisions.append(Decision(now, emitted.rule, tcb.state, emitted.segment))
+        return [emitted]
+
+    def _output(self, tcb: Tcb, now: float) -> list[Emitted]:
+        """Segmentize pending data within the send window, then the FIN of a pending CLOSE."""
+        out: list[Emitted] = []
+        if tcb.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
+            return out
+        while tcb.pending:
+            room = tcb.snd_wnd - seq_diff(tcb.snd_nxt, tcb.snd_una)
+            size = min(len(tcb.pending), tcb.send_mss, room)
+            if size <= 0:
+                break
+            chunk, tcb.pending = tcb.pending[:size], tcb.pending[size:]
+            flags = "PA" if not tcb.pending else "A"
+            out += self._transmit(tcb, Sent(tcb.snd_nxt, flags, chunk), now, "send/data")
+            tcb.snd_nxt = seq_add(tcb.snd_nxt, size)
+        if tcb.close_pending and not tcb.pending:
+            tcb.close_pending = False
+            tcb.state = State.FIN_WAIT_1 if tcb.state is State.ESTABLISHED else State.LAST_ACK
+            out += self._transmit(tcb, Sent(tcb.snd_nxt, "FA"), now, "close/fin")
+            tcb.snd_nxt = seq_add(tcb.snd_nxt, 1)
+        return out
+
+    def _application(self, tcb: Tcb, before: State, now: float) -> list[Emitted]:
+        """What the connection's application does after a segment changed the state."""
+        if tcb.app == "banner":
+            if before is State.SYN_RECEIVED and tcb.state is State.ESTABLISHED:
+                return self.send(tcb, BANNER, now)
+            if before is not State.CLOSE_WAIT and tcb.state is State.CLOSE_WAIT:
+                return self.close(tcb, now)  # the service reads EOF and closes
+        return self._output(tcb, now) if tcb.state is not before else []
+
+    def _retransmission_timeout(self, tcb: Tcb, now: float) -> list[Emitted]:
+        """RETRANSMISSION TIMEOUT (§3.10.8; RFC 6298 §5.4-5.6), or giving up (R2, §3.8.3)."""
+        p = self.profile
+        if self._give_up(tcb, now):
+            self._forget(tcb, "timeout", now, "timeout/give-up")
+            return []
+        tcb.retries += 1
+        linear = tcb.state is State.SYN_SENT and tcb.retries <= p.syn_linear
+        if not linear:
+            tcb.timer.back_off()
+        tcb.rtx_deadline = now + tcb.timer.rto
+        if not p.retransmit or not tcb.queue:
+            return []
+        front = tcb.queue[0]
+        front.retransmitted = True
+        ack = 0 if front.flags == "S" else tcb.rcv_nxt
+        emitted = Emitted(tcb.segment(front.flags, front.seq, ack, front.payload), RULES["timeout/retransmit"])
+        self.decisions.append(Decision(now, emitted.rule, tcb.state, emitted.segment))
+        return [emitted]
+
+    def _give_up(self, tcb: Tcb, now: float) -> bool:
+        p = self.profile
+        if tcb.state is State.SYN_RECEIVED:
+            return tcb.retries >= p.synack_retries
+        if tcb.state is State.SYN_SENT and p.syn_linear:  # Linux: a time budget of tcp_syn_retries backoffs
+            return now - tcb.first_syn >= p.rto_initial * ((1 << (p.syn_retries + 1)) - 1) - 1e-9
+        if tcb.state is State.SYN_SENT:
+            return tcb.retries >= p.syn_retries
+        return tcb.retries >= p.data_retries
+
+    def _forget(self, tcb: Tcb, reason: str, now: float, rule: str | None, sent: Segment | None = None) -> None:
+        arrive.close(tcb, reason)
+        self.tcbs.pop((tcb.local[1], tcb.remote[0], tcb.remote[1]), None)
+        self.gone.append(tcb)
+        if rule is not None:
+            self.decisions.append(Decision(now, RULES[rule], State.CLOSED, sent))
+
+    def _record(self, now: float, out: arrive.Out, state: State) -> None:
+        for rule, sent in out.log:
+            self.decisions.append(Decision(now, rule, state, sent))

@@ -1,0 +1,135 @@
+"""Where documents and stacks differ: the knobs of the model, two profiles, and the deviations.
+
+:class:`ModelProfile` holds every choice the model makes that RFC 9293 leaves open or that a stack makes
+otherwise, each with the document that says so. :data:`RFC` follows the RFCs' recommendations; :data:`LINUX`
+follows Linux 6.18's defaults (``linux-6.18-observations.md``). :data:`DEVIATIONS` are mutations, not stacks:
+each breaks one documented behaviour, so that the suite's cases can be checked to catch it
+(``scripts/mutation_score.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """The knobs of the model. Times in seconds."""
+
+    name: str
+    #: RFC 5961 §3-4 (RFC 9293 §3.10.7.4 second and fourth): challenge ACKs for RSTs not at RCV.NXT and SYNs.
+    rfc5961: bool = True
+    #: RFC 5961 §5 (MAY-12): the ACK range check in synchronized states.
+    rfc5961_ack_check: bool = True
+    #: RFC 1337 §3 F1: ignore RSTs in TIME-WAIT (Linux tcp_rfc1337=0: no).
+    rfc1337: bool = False
+    #: RFC 6298 §2.1: the initial RTO (1 s).
+    rto_initial: float = 1.0
+    #: RFC 6298 §2.4: RTO floor (1 s; Linux TCP_RTO_MIN 200 ms).
+    rto_min: float = 1.0
+    #: RFC 6298 §2.5: RTO ceiling (at least 60 s; Linux TCP_RTO_MAX 120 s).
+    rto_max: float = 60.0
+    #: RFC 6298 §5.7: the RTO when data transfer starts after a retransmitted SYN or SYN-ACK.
+    rto_fallback: float = 3.0
+    #: RFC 6298 §2.2: the clock granularity G (Linux: rto_min bounds the variance term instead).
+    granularity: float = 0.001
+    #: RFC 6298 §5.5: RTO <- RTO x backoff on each expiry.
+    backoff: float = 2.0
+    #: Retransmissions of a SYN-ACK before the request is dropped (Linux tcp_synack_retries 5).
+    synack_retries: int = 5
+    #: Retransmissions of a SYN (Linux tcp_syn_retries 6), and how many of the first are not backed off
+    #: (Linux tcp_syn_linear_timeouts 4; the RFCs: 0).
+    syn_retries: int = 6
+    syn_linear: int = 0
+    #: Retransmissions of data before giving up (R2, RFC 9293 §3.8.3; Linux tcp_retries2 15).
+    data_retries: int = 15
+    #: RFC 9293 §3.10.8 USER TIMEOUT, None: none (Linux: none by default).
+    user_timeout: float | None = None
+    #: TIME-WAIT length, 2 MSL (RFC 9293 §3.4.2: MSL 2 min, 240 s; Linux TCP_TIMEWAIT_LEN 60 s).
+    time_wait: float = 240.0
+    #: TIME-WAIT restarted by any ACK, not only by a FIN (Linux).
+    time_wait_restart_on_ack: bool = False
+    #: SEND data carried on a SYN is accepted and acknowledged (RFC 9293 §3.10.7.2 "queued"; Linux without TFO: no).
+    syn_data_accepted: bool = True
+    #: A SYN+FIN to a listener is dropped (Linux) rather than answered.
+    synfin_dropped: bool = False
+    #: SYN-RECEIVED: a duplicate of the SYN gets the SYN-ACK again (Linux, EP-11) rather than an ACK.
+    dup_syn_resends_synack: bool = False
+    #: Minimum gap between replies to invalid segments on a connection (Linux tcp_invalid_ratelimit 0.5 s).
+    invalid_ratelimit: float = 0.0
+    #: The receive window offered (RCV.WND), the MSS offered in SYN-ACKs.
+    rcv_wnd: int = 65535
+    mss: int = 1460
+    #: The secret of the ISN function (RFC 6528: ISN = M + F(4-tuple, secret)), and the clock M's tick.
+    isn_secret: bytes = b"rfc9293-model"
+    isn_tick: float = 4e-6
+    # ---------------------------------------------------------------- deviations (mutations, not stacks)
+    #: Answer segments to a closed port with a RST (§3.10.7.1); False: no RST for a closed port.
+    rst_for_closed: bool = True
+    #: Added to every acknowledgment number we compute from SEG.SEQ+SEG.LEN (1: "ack = seq + len + 1").
+    ack_offset: int = 0
+    #: Use this ISN for every connection (None: RFC 6528).
+    constant_isn: int | None = None
+    #: Retransmit on RTO expiry (§3.10.8); False: never.
+    retransmit: bool = True
+    #: Send challenge ACKs when RFC 5961 says so; False: the check is made but the ACK is not sent.
+    challenge_ack: bool = True
+    #: Acknowledge a FIN (§3.10.7.4 eighth); False: the FIN is taken silently.
+    ack_fin: bool = True
+    #: Answer an ACK-bearing segment in LISTEN with a RST (§3.10.7.2 second); False: drop it.
+    rst_in_listen: bool = True
+    #: RST in SYN-RECEIVED at RCV.NXT drops the request (§3.10.7.4 second); False: ignored.
+    rst_in_syn_received: bool = True
+
+
+#: The RFCs' recommendations (RFC 9293, RFC 5961 on, RFC 6298 timers, MSL 2 min).
+RFC = ModelProfile(name="rfc")
+
+#: Linux 6.18 defaults (include/net/tcp.h, ip-sysctl.rst, and linux-6.18-observations.md).
+LINUX = replace(
+    RFC,
+    name="linux",
+    rto_min=0.2,  # TCP_RTO_MIN
+    rto_max=120.0,  # TCP_RTO_MAX
+    granularity=0.2,  # the variance term is floored at rto_min (tcp_rtt_estimator)
+    syn_linear=4,  # tcp_syn_linear_timeouts
+    time_wait=60.0,  # TCP_TIMEWAIT_LEN
+    time_wait_restart_on_ack=True,  # observations E6
+    syn_data_accepted=False,  # tcp_fastopen=1: server side off (observations E7f)
+    synfin_dropped=True,  # observations E7e
+    dup_syn_resends_synack=True,  # observations E7d
+    invalid_ratelimit=0.5,  # tcp_invalid_ratelimit
+    rcv_wnd=65535,
+)
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A mutation of a profile: what it breaks, and the knobs it turns."""
+
+    name: str
+    breaks: str
+    changes: tuple[tuple[str, object], ...]
+
+    def apply(self, profile: ModelProfile) -> ModelProfile:
+        return replace(profile, name=f"{profile.name}+{self.name}", **dict(self.changes))  # type: ignore[arg-type]
+
+
+DEVIATIONS: tuple[Deviation, ...] = (
+    Deviation("no-rst-closed", "RFC 9293 §3.10.7.1: a RST for a closed port", (("rst_for_closed", False),)),
+    Deviation("ack-plus-one", "RFC 9293 §3.4: ack = SEG.SEQ + SEG.LEN", (("ack_offset", 1),)),
+    Deviation("constant-isn", "RFC 9293 §3.4.1 MUST-8, RFC 6528", (("constant_isn", 123456789),)),
+    Deviation("no-retransmit", "RFC 9293 §3.10.8, MUST-19", (("retransmit", False),)),
+    Deviation("backoff-1.5", "RFC 6298 §5.5: RTO <- RTO x 2", (("backoff", 1.5),)),
+    Deviation("rto-initial-3s", "RFC 6298 §2.1: initial RTO 1 s", (("rto_initial", 3.0),)),
+    Deviation("synack-retries-3", "Linux tcp_synack_retries 5", (("synack_retries", 3),)),
+    Deviation("time-wait-1s", "RFC 9293 §3.4.2 / Linux TCP_TIMEWAIT_LEN", (("time_wait", 1.0),)),
+    Deviation("no-challenge-ack", "RFC 5961 §3.2, §4 (RFC 9293 §3.10.7.4)", (("challenge_ack", False),)),
+    Deviation("rfc793-rst", "RFC 5961 §3.2: RST not at RCV.NXT resets", (("rfc5961", False),)),
+    Deviation("no-fin-ack", "RFC 9293 §3.10.7.4 eighth: ACK the FIN", (("ack_fin", False),)),
+    Deviation("no-rst-listen", "RFC 9293 §3.10.7.2 second: ACK in LISTEN gets a RST", (("rst_in_listen", False),)),
+    Deviation(
+        "rst-ignored-synrcvd", "RFC 9293 §3.10.7.4 second: RST in SYN-RECEIVED", (("rst_in_syn_received", False),)
+    ),
+    Deviation("rto-min-1s", "Linux TCP_RTO_MIN 200 ms", (("rto_min", 1.0), ("granularity", 1.0))),
+)

@@ -1,0 +1,179 @@
+"""The transmission control block of RFC 9293 §3.3.1, the states of §3.3.2, and what the model emits.
+
+A :class:`Tcb` holds the send and receive sequence variables by their RFC names (``snd_una`` for SND.UNA ...),
+the retransmission queue, the RFC 6298 estimator and the connection's timers as absolute times. It has no
+behaviour beyond bookkeeping: what happens when a segment arrives is in :mod:`.arrive`, user calls and timeouts
+in :mod:`.host`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..segment import Segment, seq_add, seq_diff
+from .profile import ModelProfile
+from .rules import RULES, Rule
+
+
+class State(Enum):
+    """RFC 9293 §3.3.2, by the names the RFC (and the case files) use."""
+
+    CLOSED = "CLOSED"
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+
+
+#: §3.5.2: the states after the handshake ("synchronized"), where RFC 5961's checks apply.
+SYNCHRONIZED = frozenset(State) - {State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RECEIVED}
+#: States that have sent a FIN of their own.
+OUR_FIN_SENT = frozenset({State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING, State.LAST_ACK, State.TIME_WAIT})
+
+
+@dataclass(frozen=True)
+class Emitted:
+    """A segment the model sends, and the rule that made it send it."""
+
+    segment: Segment
+    rule: Rule
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision of the model, sent or not (a drop is a decision too), for tests and explanations."""
+
+    time: float
+    rule: Rule
+    state: State  # the connection's state after the decision
+    sent: Segment | None = None
+
+
+@dataclass
+class Sent:
+    """A segment on the retransmission queue."""
+
+    seq: int
+    flags: str
+    payload: bytes = b""
+    first_sent: float = 0.0
+    retransmitted: bool = False
+
+    @property
+    def end(self) -> int:
+        return seq_add(self.seq, len(self.payload) + ("S" in self.flags) + ("F" in self.flags))
+
+
+@dataclass
+class Rto:
+    """RFC 6298's estimator: SRTT, RTTVAR and RTO (§2), with the floor and ceiling of the profile."""
+
+    profile: ModelProfile
+    rto: float = 0.0
+    srtt: float | None = None
+    rttvar: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.rto = self.profile.rto_initial  # §2.1
+
+    def sample(self, r: float) -> None:
+        p = self.profile
+        if self.srtt is None:  # §2.2
+            self.srtt, self.rttvar = r, r / 2
+        else:  # §2.3, alpha 1/8, beta 1/4
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
+            self.srtt = 0.875 * self.srtt + 0.125 * r
+        self.rto = min(max(self.srtt + max(p.granularity, 4 * self.rttvar), p.rto_min), p.rto_max)  # §2.4, §2.5
+
+    def back_off(self) -> None:
+        self.rto = min(self.rto * self.profile.backoff, self.profile.rto_max)  # §5.5
+
+
+@dataclass
+class Tcb:
+    """One connection: its addressing, state, sequence variables (§3.3.1), queues and timers."""
+
+    local: tuple[str, int]
+    remote: tuple[str, int]
+    state: State
+    profile: ModelProfile
+    passive: bool  # came from LISTEN (MUST-11)
+    iss: int = 0
+    irs: int = 0
+    snd_una: int = 0
+    snd_nxt: int = 0
+    snd_wnd: int = 0
+    snd_wl1: int = 0
+    snd_wl2: int = 0
+    max_snd_wnd: int = 0
+    rcv_nxt: int = 0
+    rcv_wnd: int = 0
+    send_mss: int = 536
+    queue: list[Sent] = field(default_factory=list)  # sent, not yet acknowledged (the retransmission queue)
+    pending: bytes = b""  # SEND data not segmentized yet
+    close_pending: bool = False  # CLOSE queued behind pending data
+    received: bytes = b""  # in order, not read by the application
+    out_of_order: dict[int, tuple[bytes, bool]] = field(default_factory=dict)  # seq -> (text, FIN)
+    retries: int = 0
+    rto: Rto | None = None
+    rtx_deadline: float | None = None
+    user_deadline: float | None = None
+    time_wait_deadline: float | None = None
+    first_syn: float = 0.0  # when the first SYN went out (SYN-SENT's give-up budget)
+    last_invalid_reply: float | None = None
+    #: Set when the TCB is deleted (CLOSED): the reason, for the application ("reset", "refused", "timeout").
+    closed_by: str | None = None
+    fin_received: bool = False
+    app: str = "listen"  # which application holds it: listen (never accepts), banner, agent
+
+    def __post_init__(self) -> None:
+        if self.rto is None:
+            self.rto = Rto(self.profile)
+
+    @property
+    def timer(self) -> Rto:
+        assert self.rto is not None
+        return self.rto
+
+    def deadline(self) -> float | None:
+        times = [t for t in (self.rtx_deadline, self.user_deadline, self.time_wait_deadline) if t is not None]
+        return min(times) if times else None
+
+    def segment(self, flags: str, seq: int, ack: int, payload: bytes = b"", **extra: object) -> Segment:
+        """A segment of this connection: from local to remote, with our receive window when ACK is set."""
+        window = self.rcv_wnd if "A" in flags and "R" not in flags else 0
+        options: tuple[tuple[str, object], ...] = ()
+        if "S" in flags:
+            options = (("mss", self.profile.mss),)
+            window = self.rcv_wnd
+        return Segment(
+            src=self.local[0],
+            dst=self.remote[0],
+            sport=self.local[1],
+            dport=self.remote[1],
+            seq=seq,
+            ack=ack if "A" in flags else 0,
+            flags=flags,
+            window=min(window, 65535),
+            payload=payload,
+            options=options,
+        )
+
+    def ack_now(self, rule: str) -> Emitted:
+        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, the reply of many paragraphs of §3.10.7.4."""
+        return Emitted(self.segment("A", self.snd_nxt, self.rcv_nxt), RULES[rule])
+
+    def window_left(self) -> int:
+        """RCV.WND: the offered window less what the application has not read (the right edge stays put)."""
+        return max(self.profile.rcv_wnd - len(self.received), 0)
+
+    def acked_by(self, ack: int) -> bool:
+        """SND.UNA < ack =< SND.NXT."""
+        return seq_diff(ack, self.snd_una) > 0 and seq_diff(ack, self.snd_nxt) <= 0
