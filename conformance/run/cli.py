@@ -30,11 +30,15 @@ __all__ = ["EXIT_ERROR", "EXIT_FAILED", "EXIT_OK", "build_parser", "main", "sele
 
 
 def _cases(args: argparse.Namespace) -> list[Case]:
+    """The cases asked for: the paths given, else cases/ here, else the shipped suite (args.cases_from says which)."""
     from ..core.loader import discover
+    from .suite import case_source
 
-    paths = args.paths or ["cases"]
-    if not args.paths and not Path("cases").is_dir():
-        raise ConformanceError("no cases/ folder here: run from the project's root, or name case files or folders")
+    source = case_source(args.paths)
+    if source is None:
+        raise ConformanceError("no cases/ folder here and no suite shipped with the tool: name case files or folders")
+    args.cases_from = source.description
+    paths = [str(p) for p in source.paths]
     cases = select(discover(paths), args.k)
     if not cases:
         raise ConformanceError(f"no case matches (paths {' '.join(paths)}{', -k ' + args.k if args.k else ''})")
@@ -42,17 +46,9 @@ def _cases(args: argparse.Namespace) -> list[Case]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    from ..reporters.listing import print_list
 
-    cases = _cases(args)
-    table = Table(title=f"{len(cases)} cases", show_lines=False)
-    for col in ("group", "id", "title", "checks"):
-        table.add_column(col)
-    for c in cases:
-        refs = "; ".join(f"{r.doc} {r.level}" + (f" {r.id}" if r.id not in r.doc else "") for r in c.refs)
-        table.add_row(c.group, c.id, c.title, refs)
-    Console(highlight=False).print(table)
+    print_list(_cases(args), args.format)
     return EXIT_OK
 
 
@@ -80,9 +76,9 @@ def _target_options(args: argparse.Namespace) -> TargetOptions:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..core.profiles import load_profile
-    from ..reporters import ReportPaths, TerminalReporter, check_output_paths, write_reports
+    from ..reporters import ReportPaths, RunInfo, TerminalReporter, check_output_paths, write_reports
     from ..targets.netns import check_privileges
-    from .runner import RunSettings, run
+    from .runner import RunSettings, new_seed, run
 
     cases = _cases(args)
     target_options = _target_options(args)
@@ -91,27 +87,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_privileges()
     paths = ReportPaths.of(args.reports, args.junit, args.html)
     check_output_paths(paths.folder, paths.junit, paths.html)  # before the first packet
+    seed = args.seed if args.seed is not None else new_seed()  # kept: every report records it
     settings = RunSettings(
         target=args.target,
         jobs=args.jobs,
         tolerance=_tolerance(args),
-        seed=args.seed,
+        seed=seed,
         profile=args.profile,
         strict=args.strict,
         ip=args.ip,
     )
     settings.target_options = target_options
     reporter = TerminalReporter()
+    print(f"conformance {__version__}: {len(cases)} case(s) from {args.cases_from}; seed {seed}")
     started = time.time()
     with reporter.live():
         results = run(cases, settings, on_start=reporter.case_started, on_result=reporter.case_finished)
     elapsed = time.time() - started
+    info = RunInfo(__version__, seed, tuple(args.argv), args.cases_from, started, elapsed)
     try:
         with INTERRUPTS.held():  # a report is written whole, or the previous one kept
-            write_reports(results, paths, args.pcap)
+            write_reports(results, paths, args.pcap, info)
     finally:
         reporter.summary(results, elapsed)  # the verdicts, even when a report could not be written
-    print(f"reports: {paths.html}, {paths.junit}, {paths.pcap}, {paths.ladders}")
+    print(f"reports: {paths.html}, {paths.junit}, {paths.results}, {paths.pcap}, {paths.ladders}")
     if settings.cancel.is_set():
         finished = sum(1 for r in results if "interrupted" not in r.message)
         print(
@@ -230,7 +229,9 @@ def _duration(text: str) -> float:
 
 
 def _selection_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="*", help="case files or folders (default: cases/)")
+    p.add_argument(
+        "paths", nargs="*", help="case files or folders (default: cases/ here, else the suite shipped with the tool)"
+    )
     p.add_argument("-k", metavar="EXPR", help="select cases by words of id/title/group/tags: 'synack and not ci'")
 
 
@@ -316,6 +317,13 @@ def _judging_arguments(p_run: argparse.ArgumentParser) -> None:
 def _add_list(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     p_list = sub.add_parser("list", help="list cases and the documents they check")
     _selection_arguments(p_list)
+    p_list.add_argument(
+        "--format",
+        choices=("auto", "table", "plain", "json"),
+        default="auto",
+        help="table (on a terminal, the default there), plain (tab-separated lines, never cut: the default "
+        "elsewhere) or json",
+    )
     p_list.set_defaults(func=cmd_list)
 
 
@@ -324,7 +332,9 @@ def _add_explain(sub: _Subparsers[argparse.ArgumentParser]) -> None:
         "explain", help="show a case's dialogue, the RFC text it checks and the schedules it would expect"
     )
     p_explain.add_argument("case", metavar="CASE", help="a case id (searched under --cases) or a case file")
-    p_explain.add_argument("--cases", metavar="DIR", help="where to look for the id (default: cases/)")
+    p_explain.add_argument(
+        "--cases", metavar="DIR", help="where to look for the id (default: cases/ here, else the shipped suite)"
+    )
     p_explain.add_argument("--profile", metavar="NAME|FILE", help="derive the schedules with this profile's values")
     p_explain.set_defaults(func=cmd_explain)
 
@@ -351,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     INTERRUPTS.install()
     try:
         args = build_parser().parse_args(argv)  # in the try: a Ctrl-C while it runs is our message too
+        args.argv = ["conformance", *(argv if argv is not None else sys.argv[1:])]  # the reports record it
         code: int = args.func(args)
         return code
     except HarnessError as exc:
