@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence as Seq
 
+from .checks import Check, document
 from .judges import ActiveStep, Progress, judge_for
 from .judges.base import Taken
 from .matching import FieldDiff
@@ -257,6 +258,10 @@ class Dialogue:
     def mark_event(self, index: int) -> None:
         self.last_event = index
 
+    def document(self, step: Step, check: Check) -> Reference | None:
+        """The document check `check` of `step` answers to."""
+        return document(self.case, step, check)
+
     def add_schedule(self, schedule: Schedule) -> None:
         self.schedules.append(schedule)
 
@@ -302,16 +307,22 @@ class Dialogue:
         note: str = "",
         ref: Reference | None | bool = True,
         fatal: bool = False,
+        check: Check | None = None,
     ) -> bool:
         """A check did not hold. Returns True when that ends the case.
 
-        `ref` is the document the check answers to (True: the step's ref). Unless
-        `fatal`, the run's policy decides: a failure ends the case; a warning or
-        a note is recorded as a finding and the dialogue goes on.
+        `ref` is the document the check answers to (True: the document of `check` of the step, see
+        :mod:`conformance.core.checks`). Unless `fatal`, the run's policy decides: a failure ends the case; a
+        warning or a note is recorded as a finding and the dialogue goes on.
         """
         if note:
             message += f"\n  {note}"
-        reference = self.case.reference(step.ref) if ref is True else (ref or None)
+        if ref is not True:
+            reference = ref or None
+        elif check is not None:
+            reference = self.document(step, check)
+        else:
+            reference = self.case.reference(step.ref)
         failure = Failure(step.line, description, kind, message, diffs, reference, time)
         outcome = Outcome.FAIL if fatal else self.policy(failure.reference)
         if outcome != Outcome.FAIL:

@@ -28,6 +28,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .checks import undocumented
 from .errors import CaseFormatError
 from .model import Case, Reference
 from .outcomes import Level
@@ -297,7 +298,7 @@ def _build(data: dict[str, Any], file: str, lines: Lines, root: str | Path | Non
         percent=float(tol_raw.get("percent", DEFAULT_TOLERANCE.percent)),
     )
     group = data.get("group") or _group_of(Path(file), root)
-    return Case(
+    case = Case(
         id=data["id"],
         title=data["title"],
         group=group,
@@ -311,6 +312,25 @@ def _build(data: dict[str, Any], file: str, lines: Lines, root: str | Path | Non
         tags=tuple(data.get("tags", ())),
         expect_failure=data.get("expect_failure"),
     )
+    _every_check_documented(case, file, lines)
+    return case
+
+
+def _every_check_documented(case: Case, file: str, lines: Lines) -> None:
+    """Each check a step makes answers to a document (core.checks); a check with none is an error, not silently
+    given the case's first ref."""
+    for i, step in enumerate(case.steps):
+        missing = undocumented(case, step)
+        if missing:
+            names = ", ".join(str(c) for c in missing)
+            raise CaseFormatError(
+                file,
+                lines.line(("steps", i)),
+                f"steps[{i}].ref",
+                f"no document for the {names} check(s) of this step: the case has several refs and none is named; "
+                f"write ref: ID, or ref: {{{missing[0]}: ID}}",
+                [r.id for r in case.refs],
+            )
 
 
 STACKS = ("linux", "freebsd", "lwip", "windows")

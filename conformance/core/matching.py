@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .model import SegmentPattern
+from .model import Reference, SegmentPattern
 from .segment import Segment, seq_diff
 from .values import Expr
 
@@ -21,6 +21,8 @@ class FieldDiff:
     expected: str
     observed: str
     ok: bool
+    #: The document this check answers to (set by the step that made it; see core.checks).
+    reference: Reference | None = None
 
 
 def _rel(value: int, expr: Expr, names: dict[str, int]) -> str:

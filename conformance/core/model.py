@@ -68,7 +68,10 @@ class SegmentPattern:
 class Step:
     line: int
     conn: str
+    #: The refs id every check of the step answers to, when the step names one (``ref: ID``).
     ref: str | None
+    #: A refs id per check (``ref: {ack: EP-DATA, within: MUST-40}``), by check name (see core.checks).
+    check_refs: tuple[tuple[str, str], ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ the :class:`RawStep` it is to turn into a step.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import KEYS, SEGMENT_CHECKS, STEP_CHECKS, STEP_TYPES
 from .errors import CaseFormatError
 from .model import (
     ANY_CONN,
@@ -213,10 +215,30 @@ class StepBuilder:
             if key != kind and key not in STEP_KEYS[kind]:
                 raise self.error(path + (key,), f"{key!r} does not go with {kind!r}", sorted(STEP_KEYS[kind] | {kind}))
         ref = raw.get("ref")
-        if ref is not None and ref not in self.ref_ids:
+        per_check: tuple[tuple[str, str], ...] = ()
+        if isinstance(ref, dict):
+            per_check = self.check_refs(kind, ref, path + ("ref",))
+            ref = None
+        elif ref is not None and ref not in self.ref_ids:
             raise self.error(path + ("ref",), f"no ref with id {ref!r}", sorted(self.ref_ids))
         s = RawStep(raw, path, kind, self.lines.line(path) or 0, raw.get("conn", "main"), ref)
-        return PARSERS[kind](self, s)
+        step = PARSERS[kind](self, s)
+        return dataclasses.replace(step, check_refs=per_check) if per_check else step
+
+    def check_refs(self, kind: str, refs: dict[str, Any], path: Path_) -> tuple[tuple[str, str], ...]:
+        """A ``ref: {check: ID}`` mapping: each check one the step makes, each ID one of the case's refs."""
+        makes = STEP_CHECKS.get(STEP_TYPES[kind], frozenset())
+        allowed = {k for k, c in KEYS.items() if c in makes} | ({"fields"} if makes & SEGMENT_CHECKS else set())
+        out: dict[str, str] = {}
+        # `fields` first: a check named beside it overrides it
+        for key, ref_id in sorted(refs.items(), key=lambda kv: kv[0] != "fields"):
+            if key not in allowed:
+                raise self.error(path + (key,), f"a {kind} step makes no {key!r} check", sorted(allowed))
+            if ref_id not in self.ref_ids:
+                raise self.error(path + (key,), f"no ref with id {ref_id!r}", sorted(self.ref_ids))
+            for check in SEGMENT_CHECKS & makes if key == "fields" else {KEYS[key]}:
+                out[check.value] = ref_id
+        return tuple(sorted(out.items()))
 
 
 def _send(b: StepBuilder, s: RawStep) -> Step:

@@ -20,6 +20,7 @@ import textwrap
 from dataclasses import fields
 from pathlib import Path
 
+from ..core.checks import STEP_CHECKS, document
 from ..core.engine import describe_pattern, describe_send
 from ..core.errors import CaseFormatError, ConformanceError
 from ..core.loader import load_case
@@ -127,7 +128,17 @@ def step_row(step: Step) -> tuple[bool | None, str, str]:
         label, direction = _generic(step), None
     if step.ref:
         note.append(f"ref {step.ref}")
+    if step.check_refs:
+        note.append("refs " + ", ".join(f"{check}: {ref}" for check, ref in _grouped(step.check_refs)))
     return direction, label, "; ".join(note)
+
+
+def _grouped(check_refs: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """Per-check refs for people: the checks that share a document on one line (``flags/seq/ack: EP-DATA``)."""
+    by_ref: dict[str, list[str]] = {}
+    for check, ref in check_refs:
+        by_ref.setdefault(ref, []).append(check)
+    return [("/".join(checks), ref) for ref, checks in by_ref.items()]
 
 
 def render_dialogue(case: Case, width: int = 100) -> list[str]:
@@ -145,7 +156,14 @@ def render_dialogue(case: Case, width: int = 100) -> list[str]:
 
 # ------------------------------------------------------------- references
 def _cited_by(case: Case, ref: Reference) -> list[int]:
-    return [s.line for s in case.steps if case.reference(s.ref) == ref]
+    """The lines of the steps with a check that answers to `ref` (core.checks)."""
+    return [
+        s.line
+        for s in case.steps
+        if s.ref == ref.id
+        or any(r == ref.id for _, r in s.check_refs)
+        or any(document(case, s, c) == ref for c in STEP_CHECKS.get(type(s), frozenset()))
+    ]
 
 
 def render_reference(case: Case, ref: Reference, rfc: RfcText | None, width: int = 100) -> list[str]:

@@ -3,6 +3,7 @@ and ``app_result`` (the answer of an ``app`` step that was not waited for)."""
 
 from __future__ import annotations
 
+from ..checks import Check
 from ..matching import FieldDiff
 from ..model import AppResultStep, AppStep, Reference, Step
 from ..outcomes import FailureKind, Status
@@ -145,6 +146,7 @@ class AgentCommand(ActiveStep):
                 diffs=(FieldDiff("state", self.state, observed, False),),
                 time=when,
                 ref=self.ref if self.ref is not None else True,
+                check=Check.STATE,
             )
             return Progress.DONE
         diffs = (FieldDiff("state", self.state, observed, True),)
@@ -182,7 +184,7 @@ class AppResult(ActiveStep):
             if now <= self.limit:
                 return Progress.WAIT
             message = f"no answer from the application's {step.of} ({window or 'any time'} of the previous event)"
-            ctx.fail(step, self.description, FailureKind.MISSING, message, now)
+            ctx.fail(step, self.description, FailureKind.MISSING, message, now, check=Check.MISSING)
             return Progress.DONE
         answer, when = got
         diffs: list[FieldDiff] = []
@@ -194,15 +196,16 @@ class AppResult(ActiveStep):
             diffs.append(FieldDiff("ok", str(step.ok), str(ok), ok == step.ok))
         if not all(d.ok for d in diffs):
             message = f"the application's {step.of} ended otherwise"
-            ctx.fail(step, self.description, FailureKind.APP, message, now, tuple(diffs), when)
+            ctx.fail(step, self.description, FailureKind.APP, message, now, tuple(diffs), when, check=Check.RESULT)
             return Progress.DONE
         if window is not None:
             problem = window.check(when - ref, tol)
             if problem is not None:
-                ctx.fail(step, self.description, FailureKind.TIMING, problem, now, tuple(diffs), when)
+                kind, timing = FailureKind.TIMING, Check.TIMING
+                ctx.fail(step, self.description, kind, problem, now, tuple(diffs), when, check=timing)
                 return Progress.DONE
-        timing = f"{format_duration(when - ref)} after the previous event"
-        ctx.record(step.line, self.description, Status.PASSED, when, tuple(diffs), timing)
+        shown = f"{format_duration(when - ref)} after the previous event"
+        ctx.record(step.line, self.description, Status.PASSED, when, tuple(diffs), shown)
         return Progress.DONE
 
 

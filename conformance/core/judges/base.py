@@ -25,6 +25,7 @@ from collections.abc import Sequence as Seq
 from enum import Enum
 from typing import Protocol
 
+from ..checks import Check
 from ..matching import FieldDiff
 from ..model import Case, Reference, Step
 from ..outcomes import FailureKind, Status
@@ -112,7 +113,9 @@ class Context(Protocol):
         note: str = "",
         ref: Reference | None | bool = True,
         fatal: bool = False,
+        check: Check | None = None,
     ) -> bool: ...
+    def document(self, step: Step, check: Check) -> Reference | None: ...
 
 
 class ActiveStep(ABC):

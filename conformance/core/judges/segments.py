@@ -8,7 +8,10 @@ segment from the target. A retransmission that only our late ACK caused is passe
 
 from __future__ import annotations
 
-from ..matching import compare, matches
+from dataclasses import replace
+
+from ..checks import Check, check_of_field, strongest
+from ..matching import FieldDiff, compare, matches
 from ..model import ANY_CONN, AssertStep, SegmentPattern, SendStep, Step
 from ..outcomes import FailureKind, Status
 from ..segment import Segment, seq_add, seq_diff
@@ -123,16 +126,21 @@ class Expect(ActiveStep):
                 f"nothing came in {format_duration(now - ref)}",
                 now,
                 note=self.note,
+                check=Check.MISSING,
             )
             return Progress.DONE  # (when the policy lets the case go on)
         return self._judge(ctx, now, *taken)
+
+    def _documented(self, ctx: Context, diffs: list[FieldDiff]) -> tuple[FieldDiff, ...]:
+        """Each field check with the document it answers to (see core.checks)."""
+        return tuple(replace(d, reference=ctx.document(self.step, check_of_field(d.field))) for d in diffs)
 
     def _judge(self, ctx: Context, now: float, index: int, seg: Segment) -> Progress:
         tol = ctx.case.tolerance
         conn = ctx.conn_of(seg)
         line = self.step.line
         try:
-            diffs = tuple(compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled))
+            diffs = self._documented(ctx, compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled))
         except KeyError as exc:
             ctx.fail(
                 self.step,
@@ -152,18 +160,22 @@ class Expect(ActiveStep):
                 f"len={len(seg.payload)} {format_duration(gap)} after the previous event, "
                 "which differs from the expected segment"
             )
-            if ctx.fail(self.step, self.description, FailureKind.MISMATCH, message, now, diffs, seg.time, self.note):
+            cited = strongest([d.reference for d in diffs if not d.ok])
+            kind = FailureKind.MISMATCH
+            if ctx.fail(self.step, self.description, kind, message, now, diffs, seg.time, self.note, ref=cited):
                 return Progress.DONE
         else:
             problem = self.window.check(gap, tol)
             if problem is not None:
                 entry.ok, entry.note = False, f"line {line}: {problem.split(':')[0]}"
-                if ctx.fail(self.step, self.description, FailureKind.TIMING, problem, now, diffs, seg.time, self.note):
+                kind = FailureKind.TIMING
+                timing = Check.TIMING
+                if ctx.fail(self.step, self.description, kind, problem, now, diffs, seg.time, self.note, check=timing):
                     return Progress.DONE
             else:
                 entry.ok, entry.note = True, f"line {line}"
-                timing = f"{format_duration(gap)} after the previous event"
-                ctx.record(line, self.description, Status.PASSED, seg.time, diffs, timing)
+                shown = f"{format_duration(gap)} after the previous event"
+                ctx.record(line, self.description, Status.PASSED, seg.time, diffs, shown)
         # matched, or a deviation the profile lets pass: the dialogue goes on with this segment
         ctx.mark_event(index)
         ctx.accept(conn, seg, self.label, self.bind)
@@ -212,6 +224,7 @@ class Silence(ActiveStep):
                 f"{format_duration(self.seconds)}",
                 now,
                 time=seg.time,
+                check=Check.UNEXPECTED,
             )
             return Progress.DONE
         if now > end + DELIVERY_GRACE:
@@ -234,12 +247,13 @@ class Assert(ActiveStep):
         desc = f"assert unpredictable: {', '.join(a.names)}"
         shown = ", ".join(str(v) for v in values)
         if len(set(values)) == 1:
-            ctx.fail(a, desc, FailureKind.ASSERTION, f"all {len(values)} values are equal ({values[0]})", now)
+            message = f"all {len(values)} values are equal ({values[0]})"
+            ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.VALUES)
             return Progress.DONE
         steps = {seq_diff(b, a_) for a_, b in zip(values, values[1:], strict=False)}
         if len(steps) == 1:
             message = f"the values grow by the same constant {steps.pop()} each time ({shown})"
-            ctx.fail(a, desc, FailureKind.ASSERTION, message, now)
+            ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.VALUES)
             return Progress.DONE
         ctx.record(a.line, desc, Status.PASSED, now, timing=shown)
         return Progress.DONE
