@@ -233,6 +233,8 @@ def _ack(tcb: Tcb, seg: Segment, now: float, out: Out) -> bool:
     if tcb.acked_by(seg.ack):
         out.note("ack/new")
         our_fin_acked = acked(tcb, seg.ack, now)
+    else:
+        out.note("ack/duplicate")
     if seq_diff(seg.ack, tcb.snd_una) >= 0 and (
         seq_diff(tcb.snd_wl1, seg.seq) < 0 or (tcb.snd_wl1 == seg.seq and seq_diff(tcb.snd_wl2, seg.ack) <= 0)
     ):

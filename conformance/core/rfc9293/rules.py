@@ -78,6 +78,7 @@ _RULES = (
     Rule("ack/syn-received", "§3.10.7.4 fifth", "SYN-RECEIVED, SND.UNA < SEG.ACK =< SND.NXT: ESTABLISHED"),
     Rule("ack/syn-received-bad", "§3.10.7.4 fifth", "SYN-RECEIVED, unacceptable ACK: <SEQ=SEG.ACK><CTL=RST>", "EP-10"),
     Rule("ack/ahead", "§3.10.7.4 fifth", "SEG.ACK > SND.NXT: send an ACK, drop the segment", "EP-14"),
+    Rule("ack/duplicate", "§3.10.7.4 fifth", "SEG.ACK =< SND.UNA: a duplicate, it can be ignored"),
     Rule("ack/new", "§3.10.7.4 fifth", "SND.UNA < SEG.ACK =< SND.NXT: SND.UNA <- SEG.ACK"),
     Rule("ack/fin-wait-1", "§3.10.7.4 fifth", "FIN-WAIT-1, our FIN acknowledged: FIN-WAIT-2"),
     Rule("ack/closing", "§3.10.7.4 fifth", "CLOSING, our FIN acknowledged: TIME-WAIT"),
