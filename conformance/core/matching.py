@@ -76,7 +76,9 @@ def compare(
             if spec.kind == "nop":
                 continue
             got = [v for k, v in seg.options if k == spec.kind]
-            if not got:
+            if spec.absent:
+                out.append(FieldDiff(f"option {spec.kind}", "absent", repr(got[0]) if got else "absent", not got))
+            elif not got:
                 out.append(
                     FieldDiff(
                         f"option {spec.kind}", "present" if spec.value is None else repr(spec.value), "absent", False

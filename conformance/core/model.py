@@ -41,10 +41,11 @@ class Reference:
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """A TCP option we send, or one we expect (value None = present, any value)."""
+    """A TCP option we send, or one we expect (value None = present, any value; `absent`: must not be there)."""
 
     kind: str  # mss | wscale | sackok | timestamp | nop | eol
     value: object = None
+    absent: bool = False  # expect only: the segment must not carry this option
 
 
 @dataclass(frozen=True)

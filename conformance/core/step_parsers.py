@@ -80,6 +80,8 @@ class Lines:
 #: Octets each TCP option takes on the wire (RFC 9293 §3.2, RFC 7323, RFC 2018), and the room a header has.
 OPTION_OCTETS = {"mss": 4, "wscale": 3, "sackok": 2, "timestamp": 10, "nop": 1, "eol": 1}
 MAX_OPTION_OCTETS = 40
+#: An expected option's value that requires the option to be absent (``options: {wscale: absent}``).
+ABSENT = "absent"
 #: The largest payload a segment can carry: an IPv4 datagram of 65535 octets, less the IPv4 header and a TCP
 #: header with 40 octets of options.
 MAX_PAYLOAD = 65535 - 20 - 60
@@ -88,7 +90,9 @@ MAX_PAYLOAD = 65535 - 20 - 60
 def option_octets(spec: dict[str, Any]) -> int:
     """How many octets the options of `spec` take (a nop: N counts N)."""
     return sum(
-        OPTION_OCTETS[kind] * (1 if kind != "nop" or value is None else int(value)) for kind, value in spec.items()
+        OPTION_OCTETS[kind] * (1 if kind != "nop" or value is None else int(value))
+        for kind, value in spec.items()
+        if value != ABSENT
     )
 
 
@@ -99,6 +103,8 @@ def options(spec: dict[str, Any] | None) -> tuple[OptionSpec, ...]:
     for kind, value in spec.items():
         if kind == "nop":
             out.extend(OptionSpec("nop") for _ in range(1 if value is None else value))
+        elif value == ABSENT:
+            out.append(OptionSpec(kind, absent=True))
         else:
             out.append(OptionSpec(kind, tuple(value) if isinstance(value, list) else value))
     return tuple(out)
@@ -178,9 +184,16 @@ class StepBuilder:
             raise self.error(path, "a flag cannot be both required and optional")
         return canonical_flags(required), canonical_flags(optional)
 
-    def options(self, seg: dict[str, Any], path: Path_) -> tuple[OptionSpec, ...]:
-        """The segment's options, which must fit in a TCP header."""
+    def options(self, seg: dict[str, Any], path: Path_, expected: bool = False) -> tuple[OptionSpec, ...]:
+        """The segment's options, which must fit in a TCP header; ``absent`` only in an expected segment."""
         spec = seg.get("options") or {}
+        for kind, value in spec.items():
+            if value == ABSENT and not expected:
+                raise self.error(
+                    path + ("options", kind),
+                    "absent is for expect (the option must not come); "
+                    "a segment we send carries only the options written",
+                )
         if option_octets(spec) > MAX_OPTION_OCTETS:
             raise self.error(
                 path + ("options",),
@@ -284,7 +297,7 @@ def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
         window=body.get("win"),
         length=body.get("len", len(data) if data is not None else None),
         data=data,
-        options=b.options(body, kp) if "options" in body else None,
+        options=b.options(body, kp, expected=True) if "options" in body else None,
     )
 
 
