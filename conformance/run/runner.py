@@ -39,6 +39,7 @@ from ..targets.remote import RemoteSpec, RemoteTarget
 from ..targets.tap import TapSpec, TapTarget
 from ..wire.capture import Wire
 from .player import Player
+from .probe import check_listening
 from .session import PORT_WINDOW, OpenedTarget, Ports, RunSettings, ports_needed
 from .signals import INTERRUPTS
 
@@ -263,6 +264,7 @@ class _Run:
         opened = slot.stack.enter_context(
             open_target(settings.target, slot.index, dict(slot.key), settings.target_options, self.plan.ports.window)
         )
+        check_listening(opened, self.plan.ports.take())  # a wrong listen port stops the run before its cases
         opened.profile = load_profile(
             settings.profile or ("linux" if opened.endpoint.kind in ("netns", "docker") else "rfc")
         )
