@@ -306,13 +306,14 @@ def test_schedule_plot_of_withhold_cases(report: tuple[Path, list[CaseResult]]) 
     assert len(measured) == 2 and all(c.attrs["fill"] == "#1f5fa8" for c in measured)
     table = next(t for t in secs[2].iter("table") if "retransmissions" in t.classes()).all_text()
     assert "1.000 s" in table and "2.000 s" in table and "1.080 s" in table and "2.120 s" in table
-    assert "± 150.0 ms" in table and "± 300.0 ms" in table
+    # the tolerance the judge used: 15 % widened by the timer granularity of the linux profile (4 ms)
+    assert "± 154.0 ms" in table and "± 304.0 ms" in table
 
     checks = schedule_checks(results[2])
     assert len(checks) == 1
     assert [p.expected for p in checks[0].points] == [1.0, 2.0]
     assert [round(p.measured or 0, 3) for p in checks[0].points] == [1.08, 2.12]
-    assert all(p.ok for p in checks[0].points) and checks[0].silence == pytest.approx(4.6)
+    assert all(p.ok for p in checks[0].points) and checks[0].silence == pytest.approx(4.604)  # 4 s + 15 % + 4 ms
 
     late = schedule_checks(results[3])[0]
     assert [p.ok for p in late.points] == [True, True, False, None, None]

@@ -143,6 +143,12 @@ BUILTIN: dict[Check, Reference] = {
         says="a TCP endpoint MUST implement exponential backoff of RTO: on each expiry, RTO <- RTO * 2",
     ),
     Check.GIVE_UP: SEGMENT_ARRIVES,
+    Check.RETRANSMISSION: Reference(
+        id="RFC6298-5.4",
+        doc="RFC 6298 §5.4",
+        level=Level.MUST,
+        says="when the retransmission timer expires, retransmit the earliest segment not yet acknowledged",
+    ),
 }
 
 #: Checks that a segment's fields (or its absence) make: they answer to §3.10.7 when nothing else is named.

@@ -59,7 +59,7 @@ from .steps import (
     describe_pattern,
     describe_send,
 )
-from .verdict import Failure, Finding, Policy, StepRecord, TraceEntry, Verdict, fail_always
+from .verdict import Failure, Finding, Policy, Series, StepRecord, TraceEntry, Verdict, fail_always
 
 __all__ = [
     "AGENT_TIMEOUT",
@@ -121,6 +121,7 @@ class Dialogue:
         self.names: dict[str, int] = {}
         self.labelled: dict[str, Segment] = {}
         self.schedules: list[Schedule] = []
+        self.series: list[Series] = []
         #: Trace index of the last event the steps have dealt with (a segment we
         #: sent, or one an expect step took): what the next timing counts from.
         self.last_event = -1
@@ -135,6 +136,7 @@ class Dialogue:
         self.app_results: dict[str, tuple[dict[str, object], float]] = {}
         self.listener: int | None = None
         self.last_give_up: float | None = None
+        self.last_series: Series | None = None
 
     # ------------------------------------------------------------------ inputs
     def receive(self, seg: Segment) -> None:
@@ -187,6 +189,8 @@ class Dialogue:
                 break
             if progress is Progress.DONE:
                 self._current = None
+                if self.failure is not None:  # a judge that kept watching after its failure is done now
+                    self._finish(now, out)
         return out
 
     def next_deadline(self) -> float | None:
@@ -208,6 +212,7 @@ class Dialogue:
             steps=self.steps,
             trace=self.trace,
             schedules=self.schedules,
+            series=self.series,
             start=self._start or 0.0,
             end=self._end or (self._start or 0.0),
         )
@@ -265,6 +270,10 @@ class Dialogue:
     def add_schedule(self, schedule: Schedule) -> None:
         self.schedules.append(schedule)
 
+    def add_series(self, series: Series) -> None:
+        self.series.append(series)
+        self.last_series = series
+
     def ask(self, conn: str, cmd: str, args: dict[str, object], label: str | None) -> int:
         """Give the agent a command (sent with this advance's actions); its number, for :meth:`answer`."""
         req = AppRequest(self._next_request, conn, cmd, args)
@@ -308,12 +317,14 @@ class Dialogue:
         ref: Reference | None | bool = True,
         fatal: bool = False,
         check: Check | None = None,
+        keep_going: bool = False,
     ) -> bool:
-        """A check did not hold. Returns True when that ends the case.
+        """A check did not hold. Returns True when that fails the case.
 
         `ref` is the document the check answers to (True: the document of `check` of the step, see
         :mod:`conformance.core.checks`). Unless `fatal`, the run's policy decides: a failure ends the case; a
-        warning or a note is recorded as a finding and the dialogue goes on.
+        warning or a note is recorded as a finding and the dialogue goes on. With `keep_going`, a failure is
+        recorded but the case ends only when the current step is done (a withhold watches its whole series).
         """
         if note:
             message += f"\n  {note}"
@@ -330,9 +341,13 @@ class Dialogue:
             status = Status.WARNING if outcome == Outcome.WARN else Status.INFO
             self.record(step.line, description, status, time, diffs, message)
             return False
-        self.failure = failure
-        self.record(step.line, description, Status.FAILED, time, diffs, message if kind == FailureKind.TIMING else "")
-        self._finish(now, self._out)
+        if self.failure is None:
+            self.failure = failure
+        # a further failure of a step that kept going is in its record, with its message
+        shown = message if kind == FailureKind.TIMING or keep_going else ""
+        self.record(step.line, description, Status.FAILED, time, diffs, shown)
+        if not keep_going:
+            self._finish(now, self._out)
         return True
 
     def emit(self, conn: Connection, seg: Segment, now: float, note: str) -> None:

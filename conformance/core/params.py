@@ -113,6 +113,25 @@ DOCUMENTED: dict[str, Documented] = {
             sysctl="tcp_abort_on_overflow",
         ),
         Documented(
+            "timer_granularity",
+            0.004,
+            "s",
+            "Linux: retransmission timers run on jiffies (CONFIG_HZ=250 on Debian's kernel: 4 ms); the timer "
+            "wheel's slack, up to 1/8 of a timer's length, is within the 15 % tolerance",
+        ),
+        Documented(
+            "persistence_synack",
+            0,
+            "s",
+            "no minimum: Linux documents a retry count (tcp_synack_retries), not a duration; the count is checked",
+        ),
+        Documented(
+            "persistence_syn",
+            0,
+            "s",
+            "no minimum: Linux documents a retry count (tcp_syn_retries), not a duration; the count is checked",
+        ),
+        Documented(
             "tcp_invalid_ratelimit",
             500,
             "ms",

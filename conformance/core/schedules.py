@@ -24,6 +24,14 @@ class Schedule:
     #: The parameter the first gap is checked against, and the one that sets the count.
     initial_param: str | None = None
     count_param: str | None = None
+    #: The parameter holding the least time the sender must keep retransmitting (0: none is documented).
+    persistence_param: str | None = None
+
+
+#: The largest initial RTO a shipped profile documents (lwIP's and Windows' 3 s): a withhold waits for a first
+#: retransmission at least this long (plus the target's timer granularity and the tolerance) before calling it
+#: missing, whatever the run's profile expects; a later one is judged late, at the level of the value it missed.
+PLAUSIBLE_INITIAL_RTO = 3.0
 
 
 def synack(params: Params, rtt: float | None = None) -> Schedule:
@@ -45,6 +53,7 @@ def synack(params: Params, rtt: float | None = None) -> Schedule:
         params_used=("rto_initial", "tcp_synack_retries"),
         initial_param="rto_initial",
         count_param="tcp_synack_retries",
+        persistence_param="persistence_synack",
     )
 
 
@@ -108,6 +117,7 @@ def syn(params: Params, rtt: float | None = None) -> Schedule:
         params_used=("rto_initial", "tcp_syn_retries", "tcp_syn_linear_timeouts"),
         initial_param="rto_initial",
         count_param="tcp_syn_retries",
+        persistence_param="persistence_syn",
     )
 
 

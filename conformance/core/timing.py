@@ -19,12 +19,20 @@ from .values import format_duration
 class Tolerance:
     absolute: float = 0.05
     percent: float = 15.0
+    #: Added to every tolerance: the target's timer granularity (a timer on a coarse tick fires up to one tick
+    #: off), from the run's profile. 0 for the case's own tolerance.
+    granularity: float = 0.0
 
     def of(self, gap: float) -> float:
-        return max(self.absolute, self.percent / 100.0 * gap)
+        return max(self.absolute, self.percent / 100.0 * gap) + self.granularity
+
+    def widened(self, granularity: float) -> Tolerance:
+        """This tolerance plus a timer granularity (see :attr:`granularity`)."""
+        return Tolerance(self.absolute, self.percent, self.granularity + granularity)
 
     def __str__(self) -> str:
-        return f"max({format_duration(self.absolute)}, {self.percent:g}%)"
+        text = f"max({format_duration(self.absolute)}, {self.percent:g}%)"
+        return text + (f" + timer granularity {format_duration(self.granularity)}" if self.granularity else "")
 
 
 #: The default tolerance and why: see the module docstring and the README.

@@ -73,6 +73,36 @@ class StepRecord:
     timing: str = ""
 
 
+@dataclass(frozen=True)
+class Retransmission:
+    """One retransmission of a withhold series, as the withhold judge judged it (the report draws these)."""
+
+    number: int  # 1 for the first retransmission
+    expected: float | None  # the gap expected before it (None: beyond the schedule's count)
+    tolerance: float  # the tolerance it was judged with (the case's, widened by the timer granularity)
+    measured: float | None  # the gap observed (None: it never came)
+    ok: bool | None  # None: not judged
+    basis: str = ""  # what the expected gap came from
+
+
+@dataclass
+class Series:
+    """What a withhold saw: every retransmission, and how and when the target gave up."""
+
+    line: int
+    schedule: Schedule
+    #: When the original segment was sent (the time the series counts from).
+    origin_time: float = 0.0
+    points: list[Retransmission] = field(default_factory=list)
+    #: Seconds from the original segment to the target's give-up (its give-up segment, or the last retransmission
+    #: plus the silence that followed it); None while the series is open.
+    gave_up: float | None = None
+    #: What the target sent when it gave up (e.g. "R seq=5556"), "" when it fell silent.
+    give_up_segment: str = ""
+    #: The silence after the last retransmission that showed the target had given up (with its tolerance).
+    silence: float | None = None
+
+
 @dataclass
 class Verdict:
     status: Status  # PASSED | WARNING | FAILED
@@ -80,6 +110,7 @@ class Verdict:
     steps: list[StepRecord]
     trace: list[TraceEntry]
     schedules: list[Schedule] = field(default_factory=list)
+    series: list[Series] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     start: float = 0.0
     end: float = 0.0

@@ -27,7 +27,9 @@ from ..core.engine import TraceEntry
 from ..core.model import WithholdStep
 from ..core.results import CaseResult
 from ..core.schedules import Schedule
+from ..core.timing import Tolerance
 from ..core.values import format_duration
+from ..core.verdict import Series
 from .ladder import LadderRow, ladder_rows
 
 # ------------------------------------------------------------------- ladder
@@ -202,11 +204,24 @@ def _measured(trace: Sequence[TraceEntry], w: WithholdStep) -> list[tuple[float 
 
 
 def schedule_checks(result: CaseResult) -> list[ScheduleCheck]:
-    """The retransmissions of every withhold step the case reached, measured against its schedule."""
+    """The retransmissions of every withhold step the case reached, as the withhold judge judged them (one source
+    of truth for the steps, the table and the plot); from the trace for a verdict that has no series."""
     verdict = result.verdict
     if verdict is None:
         return []
     case = result.case
+    if verdict.series:
+        steps = {s.line: s for s in case.steps if isinstance(s, WithholdStep)}
+        return [
+            ScheduleCheck(
+                steps[series.line],
+                series.schedule,
+                _judged_points(series, steps[series.line], case.tolerance),
+                _give_up_silence(series) if steps[series.line].then_silence else None,
+            )
+            for series in verdict.series
+            if series.line in steps
+        ]
     failure = verdict.failure
     withholds = [s for s in case.steps if isinstance(s, WithholdStep)]
     checks = []
@@ -228,6 +243,20 @@ def schedule_checks(result: CaseResult) -> list[ScheduleCheck]:
         silence = schedule.give_up + case.tolerance.of(schedule.give_up) if w.then_silence else None
         checks.append(ScheduleCheck(w, schedule, tuple(points), silence))
     return checks
+
+
+def _judged_points(series: Series, w: WithholdStep, tolerance: Tolerance) -> tuple[Retransmission, ...]:
+    """The judge's points, and the schedule's later ones as not reached when the case ended before them."""
+    points = [Retransmission(p.number, p.expected, p.tolerance, p.measured, p.ok) for p in series.points]
+    intervals = series.schedule.intervals[: w.count] if w.count else series.schedule.intervals
+    for k in range(len(points), len(intervals)):
+        points.append(Retransmission(k + 1, intervals[k], tolerance.of(intervals[k]), None, None))
+    return tuple(points)
+
+
+def _give_up_silence(series: Series) -> float | None:
+    """The silence after the last retransmission that showed the target had given up (None: not seen)."""
+    return series.silence
 
 
 def _short_duration(seconds: float) -> str:

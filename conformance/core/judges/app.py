@@ -11,6 +11,7 @@ from ..steps import AGENT_TIMEOUT, DELIVERY_GRACE, STATE_SETTLE, Connection
 from ..timing import Window
 from ..values import format_duration
 from .base import ActiveStep, Context, Progress
+from .withhold import judge_persistence
 
 
 class AgentCommand(ActiveStep):
@@ -206,6 +207,12 @@ class AppResult(ActiveStep):
                 return Progress.DONE
         shown = f"{format_duration(when - ref)} after the previous event"
         ctx.record(step.line, self.description, Status.PASSED, when, tuple(diffs), shown)
+        series = ctx.last_series
+        if step.give_up and series is not None:  # how long the sender kept trying, where the profile bounds it
+            gave_up = when - series.origin_time
+            series.gave_up = gave_up
+            description = f"app_result of {step.of}: the target keeps trying"
+            judge_persistence(ctx, step, series.schedule, gave_up, now, description, "its SYN")
         return Progress.DONE
 
 
