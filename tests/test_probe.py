@@ -4,6 +4,7 @@ to do, instead of every case failing with "expected SA, observed RA". Offline: t
 from __future__ import annotations
 
 import queue
+import random
 from typing import Any
 
 import pytest
@@ -11,11 +12,12 @@ import pytest
 from conformance.core.errors import HarnessError
 from conformance.core.segment import Segment
 from conformance.run.probe import check_listening
-from conformance.run.session import OpenedTarget
+from conformance.run.session import OpenedTarget, Ports
 from conformance.targets.base import black_box_endpoint
 from conformance.wire.capture import Captured
 
 US, THEM, US6, THEM6 = "198.18.0.1", "198.18.0.2", "2001:2::1", "2001:2::2"
+PORTS = Ports(random.Random(0))
 
 
 class AnsweringWire:
@@ -62,7 +64,7 @@ def opened(wire: Any, kind: str = "remote", six: bool = False) -> OpenedTarget:
 @pytest.mark.parametrize("kind", ["remote", "tap"])
 def test_a_listening_port_passes_and_the_half_open_connection_is_reset(kind: str) -> None:
     wire = AnsweringWire("SA")
-    check_listening(opened(wire, kind, six=True), 30000, timeout=0.5)
+    check_listening(opened(wire, kind, six=True), PORTS, timeout=0.5)
     assert [(s.dst, s.flags) for s in wire.sent] == [(THEM, "S"), (THEM, "R"), (THEM6, "S"), (THEM6, "R")]
     assert wire.sent[1].seq == (wire.sent[0].seq + 1) % 2**32
     assert not wire.subs  # unsubscribed
@@ -72,7 +74,7 @@ def test_a_listening_port_passes_and_the_half_open_connection_is_reset(kind: str
 def test_a_closed_listen_port_stops_the_run_with_what_to_do(kind: str) -> None:
     wire = AnsweringWire("RA")
     with pytest.raises(HarnessError, match=r"nothing listens on 198\.18\.0\.2:8080") as info:
-        check_listening(opened(wire, kind), 30000, timeout=0.5)
+        check_listening(opened(wire, kind), PORTS, timeout=0.5)
     assert "give the port it listens on" in info.value.hint
     assert not wire.subs
 
@@ -80,11 +82,14 @@ def test_a_closed_listen_port_stops_the_run_with_what_to_do(kind: str) -> None:
 def test_silence_stops_the_run_too() -> None:
     wire = AnsweringWire(None)
     with pytest.raises(HarnessError, match="no answer from 198.18.0.2:8080 to a SYN within 0.2 s"):
-        check_listening(opened(wire), 30000, timeout=0.2)
+        check_listening(opened(wire), PORTS, timeout=0.2)
 
 
 def test_targets_with_our_own_listeners_are_not_probed() -> None:
     wire = AnsweringWire("RA")
-    check_listening(opened(wire, "netns"), 30000, timeout=0.2)
-    check_listening(opened(wire, "docker"), 30000, timeout=0.2)
+    ports = Ports(random.Random(1))
+    first = Ports(random.Random(1)).take()
+    check_listening(opened(wire, "netns"), ports, timeout=0.2)
+    check_listening(opened(wire, "docker"), ports, timeout=0.2)
     assert wire.sent == []
+    assert ports.take() == first  # no source port taken

@@ -19,7 +19,7 @@ import time
 from ..core.errors import HarnessError
 from ..core.segment import Segment
 from ..wire.capture import Captured
-from .session import OpenedTarget
+from .session import OpenedTarget, Ports
 
 #: How long the SYN's answer is waited for (a remote host answers within a round trip).
 TIMEOUT = 3.0
@@ -27,12 +27,14 @@ TIMEOUT = 3.0
 PROBED_KINDS = ("remote", "tap")
 
 
-def check_listening(target: OpenedTarget, sport: int, timeout: float = TIMEOUT) -> None:
-    """A SYN from `sport` to the listen port over each family; HarnessError unless each is answered by a SYN-ACK."""
+def check_listening(target: OpenedTarget, ports: Ports, timeout: float = TIMEOUT) -> None:
+    """A SYN to the listen port over each family, from a source port of the run's; HarnessError unless each is
+    answered by a SYN-ACK. Targets of other kinds are left alone (and take no port)."""
     endpoint = target.endpoint
     port = endpoint.ports.get("listen")
     if endpoint.kind not in PROBED_KINDS or port is None:
         return
+    sport = ports.take()
     for ours, theirs in ((endpoint.our_ip, endpoint.target_ip), (endpoint.our_ip6, endpoint.target_ip6)):
         if ours is not None and theirs is not None:
             _probe(target, ours, theirs, sport, port, timeout)

@@ -264,7 +264,7 @@ class _Run:
         opened = slot.stack.enter_context(
             open_target(settings.target, slot.index, dict(slot.key), settings.target_options, self.plan.ports.window)
         )
-        check_listening(opened, self.plan.ports.take())  # a wrong listen port stops the run before its cases
+        check_listening(opened, self.plan.ports)  # a wrong listen port stops the run before its cases
         opened.profile = load_profile(
             settings.profile or ("linux" if opened.endpoint.kind in ("netns", "docker") else "rfc")
         )
