@@ -35,5 +35,7 @@ def test_a_wrong_listen_port_is_a_setup_error(remote: dict[str, str], tmp_path: 
 
 
 def test_the_right_listen_port_passes_the_check(remote: dict[str, str], tmp_path: Path) -> None:
-    proc = play_in(remote["prober"], f"{HOST}:{LISTEN}", ["handshake/synack-ack.yaml"], tmp_path, "--ip", "4", timeout=60)
+    proc = play_in(
+        remote["prober"], f"{HOST}:{LISTEN}", ["handshake/synack-ack.yaml"], tmp_path, "--ip", "4", timeout=60
+    )
     assert "nothing listens" not in proc.stderr and proc.returncode == 0, proc.stdout + proc.stderr
