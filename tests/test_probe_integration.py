@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .lab import Lab, missing_tools, nft_tables, remote_lab
+from .lab import nft_tables
+from .test_targets_remote import HOST, HOST6, LISTEN, pytestmark, remote  # the same lab as the remote tests
 from .tool_runs import play_in
 
-LISTEN, BANNER, WRONG = 7000, 7001, 7999
-HOST, HOST6 = "198.18.2.2", "2001:2:0:2::2"
-
-_skip = missing_tools("ip", "nft", "ethtool")
-pytestmark = [pytest.mark.integration, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
-
-
-@pytest.fixture
-def remote() -> Iterator[dict[str, str]]:
-    with Lab() as lab:
-        yield remote_lab(lab, LISTEN, BANNER)
+__all__ = ["pytestmark", "remote"]
+WRONG = 7999
 
 
 @pytest.mark.parametrize(
