@@ -185,3 +185,24 @@ def test_bad_requests_get_error_answers_and_the_agent_lives_on() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_state_of_an_ipv4_connection_on_a_dual_stack_listener(client: Client) -> None:
+    """Issue 12 item 8: the `listen` service listens on ``::`` without IPV6_V6ONLY, so an IPv4 connection is an
+    AF_INET6 socket with v4-mapped addresses; the agent asked only AF_INET and read CLOSED."""
+    import socket
+
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        listener.bind(("::", 0))
+        listener.listen(1)
+        port = int(listener.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            accepted, _ = listener.accept()
+            with accepted:
+                local = list(conn.getsockname()[:2])
+                state = client.ask("state", local=["127.0.0.1", port], remote=local)
+                assert state["state"] == "ESTABLISHED", state
+                # the client's side is a plain AF_INET socket: still found first
+                assert client.ask("state", local=local, remote=["127.0.0.1", port])["state"] == "ESTABLISHED"
+    assert client.ask("state", local=["127.0.0.1", port], remote=local)["state"] in ("CLOSED", "TIME-WAIT")

@@ -113,19 +113,34 @@ def tcp_sockets(family: int = socket.AF_INET) -> list[dict[str, Any]]:
         nl.close()
 
 
-def state_of(local: list[Any], remote: list[Any]) -> dict[str, Any]:
-    family = socket.AF_INET6 if ":" in str(local[0]) else socket.AF_INET
+def v4_mapped(addr: str) -> str:
+    """`addr` (IPv4) as a dual-stack AF_INET6 socket shows it: ``::ffff:a.b.c.d`` (RFC 4291 §2.5.5.2); the
+    wildcard ``0.0.0.0`` as ``::``."""
+    return "::" if addr == "0.0.0.0" else f"::ffff:{addr}"
+
+
+def _find(family: int, local: list[Any], remote: list[Any]) -> dict[str, Any] | None:
     for s in tcp_sockets(family):
-        if s["local"] == [local[0], int(local[1])] and s["remote"] == [remote[0], int(remote[1])]:
-            linux, rfc = LINUX_STATES.get(s["state_num"], (str(s["state_num"]), f"state {s['state_num']}"))
-            return {
-                "state": rfc,
-                "linux": linux,
-                "timer": s["timer"],
-                "timer_ms": s["expires_ms"],
-                "retrans": s["retrans"],
-            }
-    return {"state": "CLOSED", "linux": "(no socket)", "timer": 0, "timer_ms": 0, "retrans": 0}
+        if s["local"] == local and s["remote"] == remote:
+            return s
+    return None
+
+
+def state_of(local: list[Any], remote: list[Any]) -> dict[str, Any]:
+    """The TCP state of the socket (local, remote). An IPv4 pair not found among the AF_INET sockets is looked
+    for among the AF_INET6 ones with v4-mapped addresses: a dual-stack listener (``::`` without
+    IPV6_V6ONLY) accepts IPv4 connections as AF_INET6 sockets."""
+    here, there = [str(local[0]), int(local[1])], [str(remote[0]), int(remote[1])]
+    if ":" in here[0]:
+        s = _find(socket.AF_INET6, here, there)
+    else:
+        s = _find(socket.AF_INET, here, there) or _find(
+            socket.AF_INET6, [v4_mapped(here[0]), here[1]], [v4_mapped(there[0]), there[1]]
+        )
+    if s is None:
+        return {"state": "CLOSED", "linux": "(no socket)", "timer": 0, "timer_ms": 0, "retrans": 0}
+    linux, rfc = LINUX_STATES.get(s["state_num"], (str(s["state_num"]), f"state {s['state_num']}"))
+    return {"state": rfc, "linux": linux, "timer": s["timer"], "timer_ms": s["expires_ms"], "retrans": s["retrans"]}
 
 
 WILDCARDS = ("", "0.0.0.0", "::")
