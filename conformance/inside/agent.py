@@ -130,12 +130,12 @@ def state_of(local: list[Any], remote: list[Any]) -> dict[str, Any]:
     """The TCP state of the socket (local, remote). An IPv4 pair not found among the AF_INET sockets is looked
     for among the AF_INET6 ones with v4-mapped addresses: a dual-stack listener (``::`` without
     IPV6_V6ONLY) accepts IPv4 connections as AF_INET6 sockets."""
-    here, there = [str(local[0]), int(local[1])], [str(remote[0]), int(remote[1])]
-    if ":" in here[0]:
-        s = _find(socket.AF_INET6, here, there)
+    here, port, there, rport = str(local[0]), int(local[1]), str(remote[0]), int(remote[1])
+    if ":" in here:
+        s = _find(socket.AF_INET6, [here, port], [there, rport])
     else:
-        s = _find(socket.AF_INET, here, there) or _find(
-            socket.AF_INET6, [v4_mapped(here[0]), here[1]], [v4_mapped(there[0]), there[1]]
+        s = _find(socket.AF_INET, [here, port], [there, rport]) or _find(
+            socket.AF_INET6, [v4_mapped(here), port], [v4_mapped(there), rport]
         )
     if s is None:
         return {"state": "CLOSED", "linux": "(no socket)", "timer": 0, "timer_ms": 0, "retrans": 0}
