@@ -195,14 +195,27 @@ def test_flags_optional_and_options(tmp_path: Path) -> None:
     assert diffs["option sackok"].observed == "absent"
 
 
-def test_bad_checksum_is_a_mismatch(tmp_path: Path) -> None:
+def test_a_corrupt_copy_is_not_the_answer_when_the_valid_segment_also_came(tmp_path: Path) -> None:
+    """A copy with a bad checksum failed the case as a MUST-2 violation although the valid segment came too."""
     w = FakeWire(load_case(write_case(tmp_path, HANDSHAKE)))
     w.advance(T0)
     w.dialogue.receive(replace(w.segment(T0 + 0.001, "SA"), checksum_ok=False))
     w.advance(T0 + 0.001)
+    assert not w.dialogue.done
+    w.reply(T0 + 0.002, "SA")
+    v = w.verdict()
+    assert v.status == "passed", v.failure and v.failure.render()
+    assert "bad TCP checksum" in v.trace[1].note
+
+
+def test_a_target_that_only_sends_bad_checksums_fails_must_2(tmp_path: Path) -> None:
+    w = FakeWire(load_case(write_case(tmp_path, HANDSHAKE)))
+    w.advance(T0)
+    w.dialogue.receive(replace(w.segment(T0 + 0.001, "SA"), checksum_ok=False))
+    w.run_until(T0 + 2)
     f = failure_of(w)
-    assert f.kind == "mismatch"
-    assert "checksum" in bad_diffs(f)
+    assert f.reference is not None and f.reference.id == "MUST-2", f.render()
+    assert "only segments with a bad TCP checksum came" in f.message
 
 
 def test_segments_of_other_flows_are_ignored(tmp_path: Path) -> None:

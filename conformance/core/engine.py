@@ -116,6 +116,7 @@ class Dialogue:
         self._pending: deque[Step] = deque(case.steps)
         self._current: ActiveStep | None = None
         self._inbox: deque[Taken] = deque()  # (trace index, segment), not examined yet
+        self._bad_checksums: list[int] = []  # trace indexes of the target's segments with a bad checksum
         self.trace: list[TraceEntry] = []
         self.steps: list[StepRecord] = []
         self.names: dict[str, int] = {}
@@ -152,6 +153,10 @@ class Dialogue:
         if seg.sport != conn.tport:
             return
         self.trace.append(TraceEntry(seg.time, False, conn.name, seg))
+        if seg.checksum_ok is False:  # a corrupt copy: noted, never judged as the target's answer
+            self.trace[-1].note = "bad TCP checksum: not judged as the target's answer (RFC 9293 MUST-2)"
+            self._bad_checksums.append(len(self.trace) - 1)
+            return
         if "S" in seg.flags and "A" in seg.flags:
             conn.synack_time = seg.time
         if not self.done:
@@ -262,6 +267,20 @@ class Dialogue:
 
     def mark_event(self, index: int) -> None:
         self.last_event = index
+
+    def bad_checksums(self, conn: str, since: float) -> list[TraceEntry]:
+        """The target's segments on `conn` with a bad checksum captured at or after `since` (never judged)."""
+        return [e for e in (self.trace[i] for i in self._bad_checksums) if e.conn == conn and e.time >= since]
+
+    def opened(self, conn: str) -> float | None:
+        """When our first segment of connection `conn` was sent (None: we sent none; the target opened it)."""
+        return next((e.time for e in self.trace if e.outgoing and e.conn == conn), None)
+
+    def blind_since(self) -> TraceEntry | None:
+        """Our latest segment whose capture never came back: the wire did not see it, so it cannot vouch for
+        anything it did not see either (None: every segment we sent was captured)."""
+        ours = [e for e in self.trace if e.outgoing and not e.note.startswith("cleanup")]
+        return ours[-1] if ours and ours[-1].provisional else None
 
     def document(self, step: Step, check: Check) -> Reference | None:
         """The document check `check` of `step` answers to."""
@@ -405,17 +424,21 @@ class Dialogue:
         """
         entry = self.trace[index]
         end = seq_add(seg.seq, seg.seg_len)
-        repeated = any(
-            not e.outgoing
-            and e.ok is not None
+        copies = [
+            e
+            for e in self.trace[:index]
+            if not e.outgoing
             and e.conn == entry.conn
             and e.segment.seq == seg.seq
             and e.segment.flags == seg.flags
             and e.segment.payload == seg.payload
-            for e in self.trace[:index]
-        )
-        if not repeated or seg.seg_len == 0:
+            and e.segment.checksum_ok is not False
+        ]
+        if not any(e.ok is not None for e in copies) or seg.seg_len == 0:
             return False
+        floor = self.params.value("retransmit_floor") if "retransmit_floor" in self.params else 0.0
+        if seg.time - max(e.time for e in copies) < floor:
+            return False  # too soon after the previous copy for a retransmission timer: judged
         acked = any(
             e.outgoing
             and e.conn == entry.conn

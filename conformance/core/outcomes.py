@@ -50,3 +50,9 @@ class FailureKind(StrEnum):
     STATE = "state"  # the target's TCP state differs
     APP = "app"  # the target's application (through the agent) did otherwise
     AGENT = "agent"  # the agent did not answer or could not read: a harness problem, not the target's
+    HARNESS = "harness"  # the tool could not see what it needs to judge (e.g. a blind capture): not the target's
+
+    @property
+    def is_harness(self) -> bool:
+        """A failure of the tool, reported as a harness error, never as the target's deviation."""
+        return self in (FailureKind.AGENT, FailureKind.HARNESS)

@@ -120,6 +120,14 @@ DOCUMENTED: dict[str, Documented] = {
             "wheel's slack, up to 1/8 of a timer's length, is within the 15 % tolerance",
         ),
         Documented(
+            "retransmit_floor",
+            0.2,
+            "s",
+            "the shortest retransmission timeout a stack is documented to use: Linux TCP_RTO_MIN = 200 ms "
+            "(include/net/tcp.h; RFC 6298 §2.4 recommends 1 s). A repeat sooner than this after the previous copy "
+            "is not a retransmission our late ACK caused, and is judged",
+        ),
+        Documented(
             "persistence_synack",
             0,
             "s",

@@ -330,7 +330,7 @@ def result_of(p: _Play) -> CaseResult:
             f"the capture lost {lost} frame(s) while this case ran (its socket was full): a verdict would not be "
             "trustworthy; run fewer cases at once (--jobs)"
         )
-    if not error and verdict.failure is not None and verdict.failure.kind == "agent":
+    if not error and verdict.failure is not None and verdict.failure.kind in ("agent", "harness"):
         error = verdict.failure.render()  # the harness failed, not the target
     frames = sorted(p.frames, key=lambda f: f[0])
     if error:

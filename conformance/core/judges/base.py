@@ -77,6 +77,9 @@ class Context(Protocol):
     def event_time(self, index: int) -> float: ...
     def last_event_time(self, default: float) -> float: ...
     def mark_event(self, index: int) -> None: ...
+    def bad_checksums(self, conn: str, since: float) -> list[TraceEntry]: ...
+    def opened(self, conn: str) -> float | None: ...
+    def blind_since(self) -> TraceEntry | None: ...
     def emit(self, conn: Connection, seg: Segment, now: float, note: str) -> None: ...
     def segment(
         self,
@@ -171,3 +174,52 @@ class Sequence(ActiveStep):
     def deadline(self, ctx: Context) -> float | None:
         child = self.current
         return child.deadline(ctx) if child is not None and self._started else None
+
+
+def stale(ctx: Context, taken: Taken, line: int) -> bool:
+    """A segment captured before our first segment of its connection cannot belong to it (a segment of an earlier
+    connection on the same 4-tuple, say): noted in the trace, dropped, True."""
+    index, seg = taken
+    opened = ctx.opened(ctx.entry(index).conn)
+    if opened is None or seg.time >= opened:
+        return False
+    ctx.entry(index).note = f"line {line}: captured before our first segment of this connection (not judged)"
+    return True
+
+
+def blind(ctx: Context, step: Step, description: str, now: float) -> bool:
+    """Before concluding from an absence: did the wire see our own segments? If our latest segment never came
+    back from the capture, the wire is blind and silence proves nothing: a harness error, True."""
+    unseen = ctx.blind_since()
+    if unseen is None:
+        return False
+    ctx.fail(
+        step,
+        description,
+        FailureKind.HARNESS,
+        f"the capture never saw our own {unseen.segment.flags or '<no flags>'} seq={unseen.segment.seq} "
+        f"({unseen.note or 'sent'}): the wire is blind, so that nothing came from the target proves nothing",
+        now,
+        fatal=True,
+    )
+    return True
+
+
+def only_bad_checksums(ctx: Context, step: Step, description: str, now: float, conn: str, since: float) -> bool:
+    """Nothing valid came, but copies with a bad checksum did: the target's checksums are wrong (MUST-2)."""
+    bad = ctx.bad_checksums(conn, since)
+    if not bad:
+        return False
+    first = bad[0]
+    ctx.fail(
+        step,
+        description,
+        FailureKind.MISMATCH,
+        f"only segments with a bad TCP checksum came ({len(bad)}, the first {first.segment.flags} "
+        f"seq={first.segment.seq} {first.time - since:.3f} s after the previous event): a corrupt copy is not "
+        "an answer",
+        now,
+        time=first.time,
+        check=Check.CHECKSUM,
+    )
+    return True

@@ -35,7 +35,7 @@ from ..steps import DELIVERY_GRACE
 from ..timing import Tolerance, Window
 from ..values import format_duration
 from ..verdict import Retransmission, Series
-from .base import ActiveStep, Context, Progress
+from .base import ActiveStep, Context, Progress, blind, stale
 
 #: RFC 9293 §3.10.4: a connection aborted (by its user, or by a timeout that gives up) sends a reset at SND.NXT.
 GIVE_UP_RST = Reference(
@@ -154,10 +154,13 @@ class Withhold(ActiveStep):
     def advance(self, ctx: Context, now: float) -> Progress:
         ref_time = ctx.last_event_time(default=now)
         taken = ctx.take(self.step.conn)
+        while taken is not None and stale(ctx, taken, self.step.line):
+            taken = ctx.take(self.step.conn)
         if taken is None:
             if now <= ref_time + self.wait(ctx) + DELIVERY_GRACE:
                 return Progress.WAIT
-            self._silence(ctx, now, ref_time)
+            if not blind(ctx, self.step, f"withhold {self.step.what}", now):
+                self._silence(ctx, now, ref_time)
             return Progress.DONE
         index, seg = taken
         gap = seg.time - ref_time
