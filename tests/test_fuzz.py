@@ -149,7 +149,7 @@ def test_parse_expr_gives_an_expression_or_value_error(value: Any) -> None:
         expr = parse_expr(value)
     except ValueError:
         return
-    assert 0 <= expr.evaluate({expr.name: 7} if expr.name else {}) < 2**32
+    assert 0 <= expr.evaluate(dict.fromkeys(expr.names, 7)) < 2**32
 
 
 # ---------------------------------------------------------------- --target

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.core.errors import CaseFormatError
+from conformance.core.loader import load_case
+from conformance.core.matching import _rel
+from conformance.core.model import SendStep
 from conformance.core.segment import SEQ_MOD, canonical_flags, seq_add, seq_diff
 from conformance.core.values import Expr, format_duration, parse_duration, parse_expr
+
+from .helpers import load_steps, write_case
 
 # ---------------------------------------------------------------- expressions
 
@@ -29,6 +36,10 @@ from conformance.core.values import Expr, format_duration, parse_duration, parse
         ("rcv_nxt-1", Expr("rcv_nxt", -1)),
         ("  snd_nxt  ", Expr("snd_nxt", 0)),
         ("_x9 +100", Expr("_x9", 100)),
+        ("rcv_nxt+peer_win", Expr("rcv_nxt", 0, "peer_win")),
+        ("rcv_nxt + peer_win - 1", Expr("rcv_nxt", -1, "peer_win")),
+        ("snd_nxt+w+10000", Expr("snd_nxt", 10000, "w")),
+        ("isn + x", Expr("isn", 0, "x")),
     ],
 )
 def test_parse_expr_accepts(text: object, expected: Expr) -> None:
@@ -42,8 +53,11 @@ def test_parse_expr_accepts(text: object, expected: Expr) -> None:
         "+1",
         "-1",
         "isn+-1",
-        "isn + x",
         "1isn",
+        "a+b+c",
+        "a-b",
+        "a+b+1+1",
+        "a+1+b",
         "isn*2",
         "isn+1+1",
         "1+isn",
@@ -83,6 +97,41 @@ def test_expr_evaluates_modulo_2_32() -> None:
         parse_expr("peer_isn").evaluate(names)
 
 
+def test_a_sum_of_two_names_evaluates_modulo_2_32() -> None:
+    names = {"rcv_nxt": SEQ_MOD - 10, "peer_win": 65535}
+    assert parse_expr("rcv_nxt+peer_win").evaluate(names) == 65525
+    assert parse_expr("rcv_nxt+peer_win-1").evaluate(names) == 65524
+    assert parse_expr("rcv_nxt+peer_win+10000").evaluate(names) == 75525
+    assert parse_expr("rcv_nxt+peer_win").names == ("rcv_nxt", "peer_win")
+    with pytest.raises(KeyError, match="peer_win"):
+        parse_expr("rcv_nxt+peer_win").evaluate({"rcv_nxt": 1})
+
+
+def test_a_value_is_shown_relative_to_both_names() -> None:
+    expr = parse_expr("rcv_nxt+peer_win")
+    names = {"rcv_nxt": 1000, "peer_win": 500}
+    assert _rel(1499, expr, names) == "rcv_nxt+peer_win-1 (1499)"
+    assert _rel(1500, expr, names) == "rcv_nxt+peer_win (1500)"
+
+
+def test_the_loader_takes_a_sum_of_bound_names(tmp_path: Path) -> None:
+    case = load_steps(
+        tmp_path,
+        "  - send: {flags: S}\n  - expect: {flags: SA}\n    bind: {peer_isn: seq, peer_win: win}\n"
+        "  - send: {flags: A, seq: rcv_nxt+peer_win-1, ack: peer_isn+1}\n",
+    )
+    step = case.steps[2]
+    assert isinstance(step, SendStep) and step.seq == Expr("rcv_nxt", -1, "peer_win")
+
+
+def test_the_loader_refuses_a_sum_with_an_unbound_second_name(tmp_path: Path) -> None:
+    path = write_case(tmp_path, "  - send: {flags: S}\n  - send: {flags: A, seq: rcv_nxt+peer_win}\n")
+    with pytest.raises(CaseFormatError) as info:
+        load_case(path)
+    assert info.value.field == "steps[1].send.seq"
+    assert "'peer_win' is not bound before this step" in info.value.problem
+
+
 @pytest.mark.parametrize(
     ("expr", "text"),
     [
@@ -90,6 +139,8 @@ def test_expr_evaluates_modulo_2_32() -> None:
         (Expr("isn", 0), "isn"),
         (Expr("isn", 1), "isn+1"),
         (Expr("rcv_nxt", -3), "rcv_nxt-3"),
+        (Expr("rcv_nxt", 0, "peer_win"), "rcv_nxt+peer_win"),
+        (Expr("rcv_nxt", 10000, "peer_win"), "rcv_nxt+peer_win+10000"),
     ],
 )
 def test_expr_str(expr: Expr, text: str) -> None:
@@ -106,6 +157,8 @@ def expression_texts(draw: st.DrawFn) -> str:
         return draw(SPACES) + str(draw(st.integers(0, SEQ_MOD - 1))) + draw(SPACES)
     name = draw(NAMES)
     if draw(st.booleans()):
+        name += f"{draw(SPACES)}+{draw(SPACES)}{draw(NAMES)}"
+    if draw(st.booleans()):
         return draw(SPACES) + name + draw(SPACES)
     sign = draw(st.sampled_from("+-"))
     offset = draw(st.integers(0, SEQ_MOD - 1))  # beyond: refused (issue 11)
@@ -117,7 +170,7 @@ def test_parse_expr_round_trips_through_str(text: str, base: int) -> None:
     expr = parse_expr(text)
     again = parse_expr(str(expr))
     assert again == expr
-    names = {} if expr.name is None else {expr.name: base}
+    names = dict.fromkeys(expr.names, base)
     assert again.evaluate(names) == expr.evaluate(names)
     assert 0 <= expr.evaluate(names) < SEQ_MOD
 

@@ -29,10 +29,7 @@ def _rel(value: int, expr: Expr, names: dict[str, int]) -> str:
     """Render `value` relative to the name `expr` uses: 1002 -> 'isn+2 (1002)'."""
     if expr.name is None:
         return str(value)
-    d = seq_diff(value, names[expr.name])
-    sign = "+" if d >= 0 else "-"
-    rel = expr.name if d == 0 else f"{expr.name}{sign}{abs(d)}"
-    return f"{rel} ({value})"
+    return f"{expr.with_offset(seq_diff(value, expr.base(names)))} ({value})"
 
 
 def _flags_text(flags: str, optional: str = "") -> str:

@@ -151,8 +151,9 @@ class StepBuilder:
             e = parse_expr(value)
         except ValueError as exc:
             raise self.error(path, str(exc)) from None
-        if e.name is not None and e.name not in self.bound:
-            raise self.error(path, f"name {e.name!r} is not bound before this step", sorted(self.bound))
+        for name in e.names:
+            if name not in self.bound:
+                raise self.error(path, f"name {name!r} is not bound before this step", sorted(self.bound))
         return e
 
     def optional_expr(self, body: dict[str, Any], key: str, path: Path_) -> Expr | None:
