@@ -257,22 +257,23 @@ def _target_arguments(p_run: argparse.ArgumentParser) -> None:
         default="embedded",
         help="embedded (a fresh Linux namespace, the default), netns:NAME (a namespace you made), HOST:PORT (a "
         "remote host: 198.18.2.2:80, [2001:2:0:2::2]:80 or both, 198.18.2.2,[2001:2:0:2::2]:80), "
-        "tap:IFNAME:ADDR[:PORT] (a stack behind a TAP device; ADDR like HOST) or docker:CONTAINER[:PORT] (a running "
-        "container, from its host)",
+        "tap:IFNAME:ADDR[:PORT] (a stack behind a TAP device; ADDR like HOST), link:IFNAME:ADDR[:PORT] (a stack on "
+        "the other side of interface IFNAME, e.g. a TAP device a user-space stack holds) or docker:CONTAINER[:PORT] "
+        "(a running container, from its host)",
     )
     p_run.add_argument("--iface", metavar="IF", help="remote target: the prober's interface (default: the route's)")
     p_run.add_argument(
         "--closed-port",
         type=_port,
         metavar="N",
-        help="remote/tap/docker target: a port that must be closed there (default 9)",
+        help="remote/tap/link/docker target: a port that must be closed there (default 9)",
     )
     p_run.add_argument(
         "--prober-ip",
         metavar="IP",
         action="append",
-        help="tap/docker target: the prober's address (default: ADDR's x.1 and ::1; docker: a free one of its "
-        "subnet); for tap, one of each family: repeat the option or separate them by a comma",
+        help="tap/link/docker target: the prober's address (default: ADDR's x.1 and ::1; docker: a free one of "
+        "its subnet); for tap and link, one of each family: repeat the option or separate them by a comma",
     )
 
 

@@ -24,7 +24,7 @@ from .session import OpenedTarget, Ports
 #: How long the SYN's answer is waited for (a remote host answers within a round trip).
 TIMEOUT = 3.0
 #: The kinds of target whose listen port the tool cannot see: it asks them with a SYN.
-PROBED_KINDS = ("remote", "tap")
+PROBED_KINDS = ("remote", "tap", "link")
 
 
 def check_listening(target: OpenedTarget, ports: Ports, timeout: float = TIMEOUT) -> None:
@@ -54,7 +54,8 @@ def _probe(target: OpenedTarget, ours: str, theirs: str, sport: int, port: int, 
             return
     finally:
         wire.unsubscribe([sport])
-    form = "--target HOST:PORT" if target.endpoint.kind == "remote" else "--target tap:IFNAME:ADDR:PORT"
+    kind = target.endpoint.kind
+    form = "--target HOST:PORT" if kind == "remote" else f"--target {kind}:IFNAME:ADDR:PORT"
     if answer is None:
         raise HarnessError(
             f"no answer from {where} to a SYN within {timeout:g} s: every case would fail",

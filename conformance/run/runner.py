@@ -34,6 +34,7 @@ from ..core.schedules import expected_duration
 from ..targets.base import Endpoint, Target, TargetOptions
 from ..targets.docker import DockerSpec, DockerTarget
 from ..targets.grammar import parse_target
+from ..targets.link import LinkSpec, LinkTarget
 from ..targets.netns import NamespaceSpec, NamespaceTarget
 from ..targets.remote import RemoteSpec, RemoteTarget
 from ..targets.tap import TapSpec, TapTarget
@@ -65,6 +66,10 @@ def open_target(
     kernel's RSTs for exactly these); default: every port the allocator may use.
     """
     parsed = parse_target(spec, options)
+    if isinstance(parsed, LinkSpec):  # before TapSpec, which it extends: the same form, a packet-socket wire
+        with LinkTarget(parsed, index, sysctls) as (endpoint, link_wire):
+            yield OpenedTarget(endpoint, link_wire)
+        return
     if isinstance(parsed, TapSpec):
         with TapTarget(parsed, index, sysctls) as (endpoint, tap_wire):
             yield OpenedTarget(endpoint, tap_wire)

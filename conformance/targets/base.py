@@ -12,6 +12,7 @@ Target specifications: what ``--target`` (and its options) names, parsed before 
 ``netns:NAME``         a namespace you made                            :mod:`conformance.targets.netns`
 ``HOST:PORT``          a remote host, black box                        :mod:`conformance.targets.remote`
 ``tap:IF:ADDR[:PORT]`` a stack on the other side of a TAP device       :mod:`conformance.targets.tap`
+``link:IF:ADDR...``    a stack on the other side of interface IF       :mod:`conformance.targets.link`
 ``docker:NAME[:PORT]`` a running docker container, from its host       :mod:`conformance.targets.docker`
 =====================  ==============================================  =========================
 

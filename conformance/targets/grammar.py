@@ -10,13 +10,15 @@ import re
 from ..core.errors import HarnessError
 from .base import TargetOptions, TargetSpec
 from .docker import parse_docker
+from .link import parse_link
 from .netns import NamespaceSpec
 from .remote import parse_remote
 from .tap import parse_tap
 
 FORMS = (
     "embedded, netns:NAME, HOST:PORT (a remote host: 198.18.2.2:80, [2001:2:0:2::2]:80 or both, "
-    "198.18.2.2,[2001:2:0:2::2]:80), tap:IFNAME:ADDR[:PORT] (ADDR like HOST) or docker:CONTAINER[:PORT]"
+    "198.18.2.2,[2001:2:0:2::2]:80), tap:IFNAME:ADDR[:PORT] (ADDR like HOST), link:IFNAME:ADDR[:PORT] (a stack "
+    "on IFNAME's other side) or docker:CONTAINER[:PORT]"
 )
 #: A name `ip netns add` makes: a file under /var/run/netns, so no "/" and not "." or "..".
 _NETNS = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -33,8 +35,8 @@ def _refuse_options(options: TargetOptions, allowed: set[str], kind: str) -> Non
         raise HarnessError(
             f"{', '.join(wrong)} do{'es' if len(wrong) == 1 else ''} not apply to "
             f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} target",
-            "--iface goes with --target HOST:PORT, --prober-ip with tap:... and docker:..., --closed-port with "
-            "any of these three",
+            "--iface goes with --target HOST:PORT, --prober-ip with tap:..., link:... and docker:..., --closed-port "
+            "with any of these four",
         )
 
 
@@ -57,6 +59,9 @@ def parse_target(text: str, options: TargetOptions | None = None) -> TargetSpec:
     if text.startswith("tap:"):
         _refuse_options(options, {"--closed-port", "--prober-ip"}, "tap")
         return parse_tap(text, options)
+    if text.startswith("link:"):
+        _refuse_options(options, {"--closed-port", "--prober-ip"}, "link")
+        return parse_link(text, options)
     if text.startswith("docker:"):
         _refuse_options(options, {"--closed-port", "--prober-ip"}, "docker")
         return parse_docker(text, options)

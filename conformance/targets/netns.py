@@ -384,6 +384,10 @@ def _remove_made(kind: str, name: str) -> bool:
     if kind == "nft":
         family, _, table = name.partition(" ")
         return firewall.delete_table(table, family)
+    if kind == "link":  # an interface's settings a link target changed: put back
+        from .link import restore
+
+        return restore(name)
     raise HarnessError(f"unknown kind of record entry {kind!r}")
 
 

@@ -11,7 +11,9 @@ entry, so a run that ends clean leaves no record. A record whose process is gone
 start time) is a killed run's: ``conformance cleanup`` removes what it names
 (:func:`conformance.targets.netns.cleanup`).
 
-The kinds of entries: ``netns`` (a namespace name: made, or a container's attached), ``nft`` (``FAMILY TABLE``).
+The kinds of entries: ``netns`` (a namespace name: made, or a container's attached), ``nft`` (``FAMILY TABLE``),
+``link`` (``IFNAME NETNS-INODE disable_ipv6=V arp=on|off``: an interface's settings a link target changed, to put
+back; :mod:`conformance.targets.link`).
 """
 
 from __future__ import annotations

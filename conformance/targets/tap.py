@@ -46,6 +46,7 @@ from typing import ClassVar
 
 from ..core.errors import HarnessError
 from ..wire import arp, nd
+from ..wire.neighbours import NeighbourResponder
 from ..wire.tap import IFNAMSIZ, TapWire
 from .base import (
     DEFAULT_CLOSED_PORT,
@@ -125,16 +126,18 @@ def parse_prober_ips(text: str | None) -> tuple[str | None, str | None]:
     return ip4, ip6
 
 
-def parse_tap(text: str, options: TargetOptions) -> TapSpec:
-    """``tap:IFNAME:ADDR[:PORT]``; ADDR: IPv4, [IPv6] or both, comma-separated."""
-    example = "--target tap:tap0:198.18.3.2:80, tap:tap0:[2001:2:0:3::2]:80 or tap:tap0:198.18.3.2,[2001:2:0:3::2]:80"
-    ifname, _, rest = text[len("tap:") :].partition(":")
+def parse_tap(text: str, options: TargetOptions, spec_class: type[TapSpec] = TapSpec) -> TapSpec:
+    """``tap:IFNAME:ADDR[:PORT]``; ADDR: IPv4, [IPv6] or both, comma-separated. `spec_class` is the kind parsed
+    (``link:`` has the same form, :mod:`conformance.targets.link`)."""
+    k = spec_class.kind
+    example = f"--target {k}:tap0:198.18.3.2:80, {k}:tap0:[2001:2:0:3::2]:80 or {k}:tap0:198.18.3.2,[2001:2:0:3::2]:80"
+    ifname, _, rest = text[len(k) + 1 :].partition(":")
     if not ifname or not rest:
-        raise HarnessError(f"--target {text!r}: expected tap:IFNAME:ADDR[:PORT]", f"e.g. {example}")
+        raise HarnessError(f"--target {text!r}: expected {k}:IFNAME:ADDR[:PORT]", f"e.g. {example}")
     if len(ifname) >= IFNAMSIZ or "/" in ifname or any(c.isspace() for c in ifname):
         raise HarnessError(f"--target {text!r}: {ifname!r} is not an interface name (at most 15 characters)")
     addr, addr6, port_text = parse_hosts_port(
-        rest, f"--target {text!r}", "--target tap address", "tap:IFNAME:ADDR[:PORT]", example
+        rest, f"--target {text!r}", f"--target {k} address", f"{k}:IFNAME:ADDR[:PORT]", example
     )
     port = parse_port(port_text, f"--target {text!r}: port") if port_text is not None else None
     prober, prober6 = parse_prober_ips(options.prober_ip)
@@ -142,7 +145,7 @@ def parse_tap(text: str, options: TargetOptions) -> TapSpec:
         if given is not None and target is None:
             raise HarnessError(
                 f"--prober-ip {given} is an {family} address, and the target has none",
-                f"give the target's {family} address too (tap:IFNAME:ADDR4,[ADDR6][:PORT]), or leave it out",
+                f"give the target's {family} address too ({k}:IFNAME:ADDR4,[ADDR6][:PORT]), or leave it out",
             )
         if given is not None and given == target:
             raise HarnessError(f"--prober-ip {given} is the target's address", "give another address in its subnet")
@@ -151,7 +154,7 @@ def parse_tap(text: str, options: TargetOptions) -> TapSpec:
     if addr6 is not None and prober6 is None:
         prober6 = default_prober_ip6(addr6)
     closed = closed_port(options, port)
-    return TapSpec(
+    return spec_class(
         text,
         ifname=ifname,
         addr=addr,
@@ -160,6 +163,38 @@ def parse_tap(text: str, options: TargetOptions) -> TapSpec:
         prober_ip=prober,
         prober_ip6=prober6,
         closed_port=closed,
+    )
+
+
+def prober_mac(spec: TapSpec) -> str:
+    """The prober's MAC: made from its IPv4 address, or from its IPv6 one when it has none."""
+    if spec.prober_ip is not None:
+        return arp.local_mac(spec.prober_ip)
+    assert spec.prober_ip6 is not None
+    return nd.local_mac(spec.prober_ip6)
+
+
+def stack_endpoint(spec: TapSpec, wire: NeighbourResponder, where: str, times: str) -> Endpoint:
+    """Ask the stack's MACs on the opened `wire` (ARP, ND: each family's frames go to the MAC that answered for
+    it) and describe the stack, `where` it is and what its `times` are."""
+    macs = {ip: wire.resolve(ip) for ip in (spec.addr, spec.addr6) if ip is not None}
+    wire.target_mac = target_mac = next(iter(macs.values()))  # IPv4's when there is IPv4
+    if spec.addr6 is not None and macs[spec.addr6] != target_mac:
+        wire.target_mac6 = macs[spec.addr6]
+    listen = f"listen {spec.port}, " if spec.port is not None else ""
+    return black_box_endpoint(
+        spec.kind,
+        spec.ifname,
+        wire.our_mac,
+        macs=(target_mac, wire.target_mac6),
+        ours=(spec.prober_ip, spec.prober_ip6),
+        theirs=(spec.addr, spec.addr6),
+        ports=spec.services(),
+        description=(
+            f"stack {where} at {joined(spec.addr, spec.addr6)} ({target_mac}; {listen}closed {spec.closed_port}), "
+            f"prober {joined(spec.prober_ip, spec.prober_ip6)} ({wire.our_mac}); parameters: documented defaults "
+            f"(the stack's settings cannot be read); times: {times}"
+        ),
     )
 
 
@@ -177,37 +212,19 @@ class TapTarget:
         spec = self.spec
         if self.sysctls or self.index != 0:
             raise HarnessError("internal: a run opens a TAP target once (cases with sysctls are skipped)")
-        if spec.prober_ip is not None:
-            our_mac = arp.local_mac(spec.prober_ip)
-        else:
-            assert spec.prober_ip6 is not None
-            our_mac = nd.local_mac(spec.prober_ip6)
+        our_mac = prober_mac(spec)
         self.wire = wire = TapWire(spec.ifname, our_mac, spec.prober_ip, spec.addr, spec.prober_ip6, spec.addr6)
         try:
             wire.open()
-            macs = {ip: wire.resolve(ip) for ip in (spec.addr, spec.addr6) if ip is not None}
-            wire.target_mac = target_mac = next(iter(macs.values()))  # IPv4's when there is IPv4
-            if spec.addr6 is not None and macs[spec.addr6] != target_mac:
-                wire.target_mac6 = macs[spec.addr6]
+            endpoint = self.endpoint = stack_endpoint(
+                spec,
+                wire,
+                f"behind TAP device {spec.ifname}",
+                "user-space receive times (no kernel timestamps on a TAP descriptor)",
+            )
         except BaseException:
             self.close()
             raise
-        listen = f"listen {spec.port}, " if spec.port is not None else ""
-        endpoint = self.endpoint = black_box_endpoint(
-            "tap",
-            spec.ifname,
-            our_mac,
-            macs=(target_mac, wire.target_mac6),
-            ours=(spec.prober_ip, spec.prober_ip6),
-            theirs=(spec.addr, spec.addr6),
-            ports=spec.services(),
-            description=(
-                f"stack behind TAP device {spec.ifname} at {joined(spec.addr, spec.addr6)} ({target_mac}; {listen}"
-                f"closed {spec.closed_port}), prober {joined(spec.prober_ip, spec.prober_ip6)} ({our_mac}); "
-                "parameters: documented defaults (the stack's settings cannot be read); times: user-space receive "
-                "times (no kernel timestamps on a TAP descriptor)"
-            ),
-        )
         return endpoint, wire
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:

@@ -196,9 +196,12 @@ class Wire:
                 continue
             if not frame or stamp is None:
                 continue
-            seg = decode(frame, float(stamp))
-            if seg is None:
-                continue
+            self._received(frame, float(stamp))
+
+    def _received(self, frame: bytes, stamp: float) -> None:
+        """A frame the capture socket read, with its kernel timestamp: its segment goes to its dialogue."""
+        seg = decode(frame, stamp)
+        if seg is not None:
             self._route(seg, frame)
 
     def _count_drops(self) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import ipaddress
 import os
 import queue
 import select
@@ -20,9 +19,10 @@ from pathlib import Path
 
 from ..core.errors import HarnessError
 from ..core.segment import Segment
-from . import arp, nd
+from . import arp
 from .capture import Wire
 from .codec import decode, encode
+from .neighbours import NeighbourResponder
 
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
@@ -42,7 +42,7 @@ def tap_flags(ifname: str) -> int | None:
         return None
 
 
-class TapWire(Wire):
+class TapWire(NeighbourResponder, Wire):
     """The :class:`~conformance.wire.capture.Wire` interface on a TAP descriptor, with an ARP and ND responder.
 
     Frames are read by the capture thread (``select`` on the descriptor); ARP
@@ -68,11 +68,7 @@ class TapWire(Wire):
         self._parser: threading.Thread | None = None
         self._frames: queue.SimpleQueue[tuple[bytes, float] | None] = queue.SimpleQueue()
         self._write_lock = threading.Lock()
-        self._arp_lock = threading.Lock()
-        self._arp_wanted: dict[str, threading.Event] = {}
-        self._arp_found: dict[str, str] = {}
-        self.arp_answered = 0  # requests for our address we answered
-        self.nd_answered = 0  # solicitations for our IPv6 address we answered
+        self._init_neighbours()
 
     def open(self) -> None:
         flags = tap_flags(self.iface)
@@ -93,7 +89,9 @@ class TapWire(Wire):
             if exc.errno == errno.EBUSY:
                 raise HarnessError(
                     f"TAP device {self.iface} is attached to another process already",
-                    "the tool takes the descriptor side of the device: detach the other process",
+                    "a stack that holds the device itself (a user-space stack opens it) is reached on the "
+                    f"interface side: use --target link:{self.iface}:ADDR[:PORT] (a packet socket on "
+                    f"{self.iface}); otherwise detach the other process",
                 ) from None
             if exc.errno == errno.EPERM:
                 raise HarnessError(
@@ -138,33 +136,8 @@ class TapWire(Wire):
         # the capture thread waits to stamp the answer.
         self._route(seg.at(stamp), frame)
 
-    def resolve(self, ip: str, timeout: float = arp.TIMEOUT) -> str:
-        """The MAC address of `ip` behind the device, by ARP (IPv4) or Neighbor Solicitation (IPv6);
-        HarnessError after `timeout` seconds without an answer."""
-        v6 = ":" in ip
-        if v6:
-            if self.our_ip6 is None:
-                raise HarnessError(f"internal: no IPv6 address of ours to ask {ip} from")
-            ip = ipaddress.IPv6Address(ip).compressed
-            question = nd.solicit(self.our_mac, self.our_ip6, ip)
-        else:
-            if self.our_ip is None:
-                raise HarnessError(f"internal: no IPv4 address of ours to ask {ip} from")
-            question = arp.request(self.our_mac, self.our_ip, ip)
-        event = threading.Event()
-        with self._arp_lock:
-            self._arp_wanted[ip] = event
-        try:
-            end = time.monotonic() + timeout
-            while (left := end - time.monotonic()) > 0:
-                self._write(question)
-                if event.wait(min(arp.RETRY, left)):
-                    with self._arp_lock:
-                        return self._arp_found[ip]
-        finally:
-            with self._arp_lock:
-                self._arp_wanted.pop(ip, None)
-        raise (nd if v6 else arp).no_answer(ip, f"TAP device {self.iface}", timeout)
+    def _where(self) -> str:
+        return f"TAP device {self.iface}"
 
     def _capture(self) -> None:
         while not self._stop.is_set():
@@ -179,61 +152,13 @@ class TapWire(Wire):
                 time.sleep(0.05)  # e.g. EBADFD while the interface is down: do not spin
                 continue
             stamp = time.time()
-            found = arp.parse(data)
-            if found is not None:
-                self._arp(found)
+            if self._neighbour(data):
                 continue
-            if nd.is_nd(data):  # the target may solicit our address's group, or us directly (unreachability probe)
-                found6 = nd.parse(data)
-                if found6 is not None:
-                    self._nd(found6)
-                    continue
             self._frames.put((data, stamp))  # parsed on another thread: the next read is not held up
 
     def _parse(self) -> None:
         while (item := self._frames.get()) is not None:
             self._frame(*item)
-
-    def _arp(self, packet: arp.Arp) -> None:
-        if (
-            self.our_ip is not None
-            and packet.op == arp.OP_REQUEST
-            and packet.target_ip == self.our_ip
-            and packet.sender_ip != self.our_ip
-            and self._answer(arp.reply_to(packet, self.our_mac))
-        ):
-            self.arp_answered += 1
-        if self.our_ip is not None and arp.is_answer(packet, packet.sender_ip, self.our_ip):
-            self._found(packet.sender_ip, packet.sender_mac)
-
-    def _nd(self, packet: nd.Nd) -> None:
-        """Answer a solicitation for our IPv6 address (from any source: link-local, global, or the unspecified
-        address of duplicate address detection); hand an advertisement to :meth:`resolve`."""
-        if (
-            self.our_ip6 is not None
-            and nd.asks_for(packet, self.our_ip6)
-            and self._answer(nd.advertise_to(packet, self.our_mac))
-        ):
-            self.nd_answered += 1
-        mac = nd.answer_mac(packet, packet.target)
-        if mac is not None:
-            self._found(packet.target, mac)
-
-    def _answer(self, frame: bytes) -> bool:
-        """Write an ARP reply or a Neighbor Advertisement; False when the device would not take it."""
-        try:
-            self._write(frame)
-        except OSError:
-            return False
-        return True
-
-    def _found(self, ip: str, mac: str) -> None:
-        """`ip` is at `mac`: wake :meth:`resolve` if it asks for `ip`."""
-        with self._arp_lock:
-            event = self._arp_wanted.get(ip)
-            if event is not None:
-                self._arp_found[ip] = mac
-                event.set()
 
     def _frame(self, data: bytes, stamp: float) -> None:
         seg = decode(data, stamp)
