@@ -59,7 +59,9 @@ class Check(StrEnum):
     STATE = "state"
     LASTS = "lasts"
     RESULT = "result"  # an app_result's outcome
-    VALUES = "values"  # an assert over bound values
+    VALUES = "values"  # an assert over bound values (both of the checks below)
+    EQUAL = "equal"  # an assert: the values are all equal (for ISNs: no clock-driven component, MUST-8)
+    INCREMENT = "increment"  # an assert: the values grow by one constant (for ISNs: predictable, SHLD-1)
     RETRANSMISSION = "retransmission"  # a withhold: the segment is not a retransmission of the label
     INITIAL = "initial"  # a withhold: the first gap
     BACKOFF = "backoff"  # a withhold: each later gap
@@ -94,7 +96,7 @@ STEP_CHECKS: dict[type[Step], frozenset[Check]] = {
         {Check.STATE, Check.LASTS, Check.FLAGS, Check.SEQ, Check.ACK, Check.MISSING, Check.UNEXPECTED}
     ),
     AppResultStep: frozenset({Check.RESULT, Check.TIMING, Check.MISSING}),
-    AssertStep: frozenset({Check.VALUES}),
+    AssertStep: frozenset({Check.VALUES, Check.EQUAL, Check.INCREMENT}),
 }
 
 #: The model class of each step kind, by the key a case file uses.
@@ -172,6 +174,8 @@ def is_default_window(step: Step) -> bool:
 def document(case: Case, step: Step, check: Check) -> Reference | None:
     """The document check `check` of `step` answers to (see the module docstring); None: none is known."""
     named = dict(step.check_refs).get(check.value)
+    if named is None and check in (Check.EQUAL, Check.INCREMENT):
+        named = dict(step.check_refs).get(Check.VALUES.value)  # `values` names both
     if named is not None:
         return case.reference(named)
     if step.ref is not None:
@@ -198,6 +202,8 @@ def undocumented(case: Case, step: Step) -> list[Check]:
         checks -= {Check.UNEXPECTED}
     if isinstance(step, ExpectStep) and is_default_window(step):
         checks -= {Check.TIMING}
+    if isinstance(step, AssertStep):
+        checks -= {Check.VALUES}  # a name for both of its checks, not a check of its own
     return sorted(c for c in checks if document(case, step, c) is None)
 
 

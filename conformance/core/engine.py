@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence as Seq
 
-from .checks import Check, document
+from .checks import STEP_CHECKS, Check, document
 from .judges import ActiveStep, Progress, judge_for
 from .judges.base import Taken
 from .matching import FieldDiff
@@ -206,11 +206,15 @@ class Dialogue:
 
     def verdict(self) -> Verdict:
         status = Status.PASSED
+        skip_reason = ""
         if self.failure:
             status = Status.FAILED
+        elif self.done and (skip_reason := self._nothing_of_the_main_reference_checked()):
+            status = Status.SKIPPED
         elif any(f.outcome == Outcome.WARN for f in self.findings):
             status = Status.WARNING
         return Verdict(
+            skip_reason=skip_reason,
             status=status,
             findings=self.findings,
             failure=self.failure,
@@ -221,6 +225,23 @@ class Dialogue:
             start=self._start or 0.0,
             end=self._end or (self._start or 0.0),
         )
+
+    def _nothing_of_the_main_reference_checked(self) -> str:
+        """Why the case must be reported as skipped: every check of its main reference (its first ref) was not
+        made; "" when one was (a case is never passed on checks it could not make)."""
+        if not self.case.refs:
+            return ""
+        main = self.case.refs[0]
+        lines = {
+            s.line
+            for s in self.case.steps
+            if any(document(self.case, s, c) == main for c in STEP_CHECKS.get(type(s), frozenset()))
+        }
+        records = [r for r in self.steps if r.line in lines]
+        if not records or any(r.status != Status.SKIPPED for r in records):
+            return ""
+        reasons = "; ".join(dict.fromkeys(r.description for r in records))
+        return f"no check of {main.id} ({main.doc}) could be made: {reasons}"
 
     # ------------------------------------------------- the judges' Context
     def names_for(self, conn: Connection) -> dict[str, int]:

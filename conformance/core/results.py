@@ -40,3 +40,15 @@ class CaseResult:
     @property
     def passed(self) -> bool:
         return self.status == "passed"
+
+
+def self_test(expected: str, verdict: Verdict, message: str) -> tuple[str, str]:
+    """The status and message of a self-test case (``expect_failure: TEXT``): it passes only when the case
+    failed and TEXT is in the failure itself, not in a warning or a note beside it."""
+    failure = verdict.failure.render() if verdict.failure is not None else ""
+    if verdict.status == "failed" and expected in failure:
+        return "passed", f"failed as expected:\n{message}"
+    if verdict.status == "failed":
+        return "failed", f"self-test: expected a failure mentioning {expected!r}, got:\n{message}"
+    mentioned = " (the text is only in a warning or note)" if expected in message else ""
+    return "failed", f"self-test: expected a failure mentioning {expected!r}, but the case passed{mentioned}"

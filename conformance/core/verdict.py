@@ -111,6 +111,13 @@ class Verdict:
     trace: list[TraceEntry]
     schedules: list[Schedule] = field(default_factory=list)
     series: list[Series] = field(default_factory=list)
+    #: Why the case is SKIPPED although it played: no check of its main reference could be made.
+    skip_reason: str = ""
     findings: list[Finding] = field(default_factory=list)
     start: float = 0.0
     end: float = 0.0
+
+
+def not_checked(steps: list[StepRecord]) -> list[StepRecord]:
+    """The checks that could not be made (e.g. a state the tool cannot infer without an agent)."""
+    return [s for s in steps if s.status == Status.SKIPPED]

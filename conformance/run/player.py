@@ -41,7 +41,7 @@ from ..core.errors import HarnessError
 from ..core.model import Case, Reference
 from ..core.outcomes import Outcome
 from ..core.profiles import outcome
-from ..core.results import CaseResult
+from ..core.results import CaseResult, self_test
 from ..wire.capture import Captured
 from .session import OpenedTarget, Ports, RunSettings
 
@@ -336,7 +336,7 @@ def result_of(p: _Play) -> CaseResult:
     if error:
         return CaseResult(case, "error", error, duration, target.info, verdict, p.our_ports, p.isns, frames)
     status = verdict.status
-    message = verdict.failure.render() if verdict.failure else ""
+    message = verdict.failure.render() if verdict.failure else verdict.skip_reason
     if verdict.findings:
         notes = "\n".join(
             f"{'warning' if f.outcome == 'warn' else 'note'}: {f.failure.render()}" for f in verdict.findings
@@ -345,12 +345,5 @@ def result_of(p: _Play) -> CaseResult:
     result = CaseResult(case, status, message, duration, target.info, verdict, p.our_ports, p.isns, frames)
     if case.expect_failure is not None:
         result.raw_status = status
-        if status == "failed" and case.expect_failure in message:
-            result.status, result.message = "passed", f"failed as expected:\n{message}"
-        elif status == "failed":
-            result.status = "failed"
-            result.message = f"self-test: expected a failure mentioning {case.expect_failure!r}, got:\n{message}"
-        else:
-            result.status = "failed"
-            result.message = f"self-test: expected a failure mentioning {case.expect_failure!r}, but the case passed"
+        result.status, result.message = self_test(case.expect_failure, verdict, message)
     return result

@@ -253,12 +253,12 @@ class Assert(ActiveStep):
         shown = ", ".join(str(v) for v in values)
         if len(set(values)) == 1:
             message = f"all {len(values)} values are equal ({values[0]})"
-            ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.VALUES)
+            ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.EQUAL)
             return Progress.DONE
         steps = {seq_diff(b, a_) for a_, b in zip(values, values[1:], strict=False)}
         if len(steps) == 1:
             message = f"the values grow by the same constant {steps.pop()} each time ({shown})"
-            ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.VALUES)
+            ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.INCREMENT)
             return Progress.DONE
         ctx.record(a.line, desc, Status.PASSED, now, timing=shown)
         return Progress.DONE

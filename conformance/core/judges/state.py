@@ -119,14 +119,16 @@ def _lasts(ctx: Context, st: StateStep) -> list[ActiveStep]:
     # how long it lasts answers to the document of the value (a profile's, or the target's)
     lref = ctx.params[st.lasts].reference() if isinstance(st.lasts, str) else None
     quiet = f"{st.state} lasts {what}: nothing from the target meanwhile"
-    out: list[ActiveStep] = []
-    if ctx.white_box:
-        still = (
-            f"state {st.state} still, {format_duration(length - tol)} on ({what} less tolerance {format_duration(tol)})"
-        )
-        out += [Silence(st, length - tol, quiet), *state_check(ctx, st, st.state, still, lref)]
-    gone = (
-        f"state CLOSED (4-tuple free) {format_duration(length + tol)} on ({what} plus tolerance {format_duration(tol)})"
+    still = f"state {st.state} still, {format_duration(length - tol)} on ({what} less tolerance {format_duration(tol)})"
+    # Both bounds, white box and black box. Times count from the previous event: white box the agent's reads are
+    # not events, so both silences count from entering the state; black box the probe is one (our FIN again,
+    # ACKed again: it restarts TIME-WAIT's timer, RFC 9293 §3.10.7.4), so the 4-tuple must be free a whole
+    # `lasts` plus tolerance after the probe.
+    out: list[ActiveStep] = [Silence(st, length - tol, quiet), *state_check(ctx, st, st.state, still, lref)]
+    probed = not ctx.white_box and st.state in BLACK_BOX and BLACK_BOX[st.state].send_flags is not None
+    since = (
+        "after the probe, which restarts the timer" if probed else f"on ({what} plus tolerance {format_duration(tol)})"
     )
+    gone = f"state CLOSED (4-tuple free) {format_duration(length + tol)} {since}"
     out += [Silence(st, length + tol, quiet), *state_check(ctx, st, "CLOSED", gone, lref)]
     return out
