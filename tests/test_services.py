@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,21 @@ def test_an_address_it_cannot_listen_on_is_named() -> None:
     answer = json.loads(proc.stdout)
     assert answer["ready"] is False
     assert answer["error"].startswith("cannot listen on 198.18.99.2 port ")
+
+
+def test_sysctl_names_are_plain_names_under_net_ipv4() -> None:
+    """A second line of defence behind the loader: a case wrote any file as root through a sysctl name."""
+    from conformance.inside.services import SYSCTL_DIR, sysctl_path
+
+    assert sysctl_path("tcp_synack_retries") == f"{SYSCTL_DIR}/tcp_synack_retries"
+    for bad in ("../../../../tmp/x", "tcp/../x", "", "Tcp", "tcp_x\n", "tcp x", "ｔｃｐ"):
+        with pytest.raises(OSError):
+            sysctl_path(bad)
+
+
+def test_services_refuse_a_bad_sysctl_before_writing_anything(tmp_path: Path) -> None:
+    from conformance.inside import services
+
+    target = tmp_path / "x"
+    code = services.main(["--sysctl", f"../../../..{target}=1234"])
+    assert code == 1 and not target.exists()

@@ -77,11 +77,19 @@ def _listener(addr: str, port: int, backlog: int) -> socket.socket:
     return _bound(socket.AF_INET, addr, port, backlog)
 
 
+def sysctl_path(name: str) -> str:
+    """The file of sysctl net.ipv4.NAME; a name that is not a plain sysctl name (``[a-z0-9_]+``) is refused, so
+    nothing but a file under net/ipv4 can ever be written, whatever a case file or a caller asks."""
+    if not name or not all(c.islower() or c.isdigit() or c == "_" for c in name) or not name.isascii():
+        raise OSError(f"not a sysctl name under net/ipv4: {name!r}")
+    return os.path.join(SYSCTL_DIR, name)
+
+
 def read_sysctls(names: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for name in names:
         try:
-            with open(os.path.join(SYSCTL_DIR, name)) as f:
+            with open(sysctl_path(name)) as f:
                 out[name] = int(f.read().split()[0])
         except (OSError, ValueError, IndexError):
             continue
@@ -105,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
                     f.write("1")
         for item in args.sysctl:
             name, _, value = item.partition("=")
-            with open(os.path.join(SYSCTL_DIR, name), "w") as f:
+            if not value.isdigit():
+                raise OSError(f"sysctl {name}: not a non-negative integer: {value!r}")
+            with open(sysctl_path(name), "w") as f:
                 f.write(value)
         listeners = [
             (_listener(addr, port, args.backlog), banner)
