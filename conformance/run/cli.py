@@ -31,15 +31,14 @@ __all__ = ["EXIT_ERROR", "EXIT_FAILED", "EXIT_OK", "build_parser", "main", "sele
 
 def _cases(args: argparse.Namespace) -> list[Case]:
     """The cases asked for: the paths given, else cases/ here, else the shipped suite (args.cases_from says which)."""
-    from ..core.loader import discover
     from .suite import case_source
 
-    source = case_source(args.paths)
+    source = case_source(args.paths, matrix=args.matrix)
     if source is None:
         raise ConformanceError("no cases/ folder here and no suite shipped with the tool: name case files or folders")
     args.cases_from = source.description
-    paths = [str(p) for p in source.paths]
-    cases = select(discover(paths), args.k)
+    paths = [str(p) for p in source.paths] + (["matrix"] if source.matrix else [])
+    cases = select(source.load(), args.k)
     if not cases:
         raise ConformanceError(f"no case matches (paths {' '.join(paths)}{', -k ' + args.k if args.k else ''})")
     return cases
@@ -128,8 +127,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from ..core.profiles import load_profile
     from ..core.rfctext import RfcText
     from .explain import explain, find_case
+    from .suite import find_matrix_case
 
-    case = find_case(args.case, Path(args.cases) if args.cases else None)
+    case = find_matrix_case(args.case) or find_case(args.case, Path(args.cases) if args.cases else None)
     profile = load_profile(args.profile) if args.profile else None
     print(explain(case, RfcText.load(), profile=profile), end="")
     return EXIT_OK
@@ -233,6 +233,11 @@ def _selection_arguments(p: argparse.ArgumentParser) -> None:
         "paths", nargs="*", help="case files or folders (default: cases/ here, else the suite shipped with the tool)"
     )
     p.add_argument("-k", metavar="EXPR", help="select cases by words of id/title/group/tags: 'synack and not ci'")
+    p.add_argument(
+        "--matrix",
+        action="store_true",
+        help="add the generated RFC 9293 state x event matrix (880 cases; the path `matrix` names it alone)",
+    )
 
 
 def _add_run(sub: _Subparsers[argparse.ArgumentParser]) -> None:

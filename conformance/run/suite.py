@@ -4,6 +4,11 @@ The shipped suite is the project's top-level ``cases/`` folder. The wheel and th
 sdist carry it as package data, ``conformance/data/cases`` (pyproject.toml maps the
 package ``conformance.data.cases`` onto ``cases/``); a source checkout installed in
 editable mode has no such copy, and uses ``cases/`` beside the package instead.
+
+The RFC 9293 state x event matrix (:mod:`conformance.core.rfc9293.matrix`) is data like any case, but generated,
+not read from files: a command takes it when asked, by ``--matrix`` or by the pseudo-folder ``matrix`` among
+the paths (``conformance list matrix -k established``). It is not in the default selection: 880 dialogues add
+minutes of a target's time to a run that is otherwise as long as its longest timer.
 """
 
 from __future__ import annotations
@@ -11,6 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..core.model import Case
 
 #: A source checkout: the folder that holds the ``conformance`` package.
 _CHECKOUT = Path(__file__).resolve().parents[2]
@@ -22,6 +31,33 @@ class CaseSource:
 
     paths: tuple[Path, ...]
     description: str
+    #: The generated RFC 9293 matrix too.
+    matrix: bool = False
+
+    def load(self) -> list[Case]:
+        """The cases of the files (checked by the loader), then the matrix's when asked."""
+        from ..core.loader import discover
+
+        cases = discover([str(p) for p in self.paths]) if self.paths else []
+        return cases + (matrix_cases() if self.matrix else [])
+
+
+#: The pseudo-folder that names the matrix among a command's paths.
+MATRIX = "matrix"
+
+
+def matrix_cases() -> list[Case]:
+    """The RFC 9293 matrix, predicted by the model under its Linux profile, each case checked like a file's."""
+    from ..core.rfc9293.matrix import checked_matrix
+
+    return checked_matrix()
+
+
+def find_matrix_case(case_id: str) -> Case | None:
+    """The matrix case of id `case_id` (``matrix/established/rst/seq-inside``), None if there is none."""
+    if not case_id.startswith(MATRIX + "/"):
+        return None
+    return next((c for c in matrix_cases() if c.id == case_id), None)
 
 
 def shipped_cases() -> Path | None:
@@ -33,8 +69,21 @@ def shipped_cases() -> Path | None:
     return None
 
 
-def case_source(paths: list[str] | None) -> CaseSource | None:
-    """The paths given; else ``cases/`` in the current folder; else the shipped suite (None: there is none)."""
+def case_source(paths: list[str] | None, matrix: bool = False) -> CaseSource | None:
+    """The paths given; else ``cases/`` in the current folder; else the shipped suite (None: there is none).
+
+    The pseudo-folder ``matrix`` among `paths` (when no file or folder of that name is here), or `matrix`, adds
+    the generated matrix; ``matrix`` alone is the matrix alone.
+    """
+    named = bool(paths) and MATRIX in (paths or []) and not Path(MATRIX).exists()
+    if named or matrix:
+        rest = [p for p in paths or [] if not (named and p == MATRIX)]
+        base = case_source(rest) if rest or not named else CaseSource((), "")
+        if base is None:
+            return None
+        words = "the generated RFC 9293 matrix"
+        text = f"{base.description} and {words}" if base.description else words
+        return CaseSource(base.paths, text, matrix=True)
     if paths:
         return CaseSource(tuple(Path(p) for p in paths), f"the paths given ({' '.join(paths)})")
     here = Path("cases")

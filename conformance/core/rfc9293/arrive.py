@@ -269,6 +269,8 @@ def text_and_fin(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         data, start = data[behind:], tcb.rcv_nxt
     if len(data) > tcb.rcv_wnd:  # trim what exceeds the window, the FIN with it
         data, fin = data[: tcb.rcv_wnd], False
+    if not data and not fin:
+        return  # a bare ACK (acceptable, §3.10.7.4 first): no text to hold or acknowledge
     if seq_diff(start, tcb.rcv_nxt) > 0:
         tcb.out_of_order[start] = (data, fin)
         out.send(tcb.ack_now("seq/out-of-order"))

@@ -14,7 +14,9 @@ change to either changes every case consistently, and 880 files would say nothin
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache
 
+from ..checks import SEGMENT_ARRIVES, undocumented
 from ..model import AppStep, Case, ExpectStep, Reference, SegmentPattern, SendStep, SilenceStep, StateStep, Step
 from ..outcomes import Level, Outcome
 from ..segment import seq_diff
@@ -38,15 +40,16 @@ KINDS = {
     "no-flags": "",
 }
 DATA = b"0123456789"
-#: The target's receive window the positions are counted in (the model's RCV.WND).
-WINDOW = 65535
-#: Sequence positions, as offsets from the target's RCV.NXT (our snd_nxt).
-SEQ_POSITIONS = {
-    "seq-left": -1000,
-    "seq-rcv-nxt": 0,
-    "seq-inside": 100,
-    "seq-right-edge": WINDOW - 1,
-    "seq-beyond": WINDOW + 10000,
+#: Sequence positions, as offsets from the target's RCV.NXT (our snd_nxt), and whether the offset counts from the
+#: right edge of the window instead: RCV.NXT plus the window the target advertised in its SYN-ACK, bound as
+#: ``peer_win``. Our SYN offers no window scale option, so that window is the target's RCV.WND unscaled (RFC 7323
+#: §1.3: without the option in both SYNs neither side scales), and no larger than 65535.
+SEQ_POSITIONS: dict[str, tuple[int, bool]] = {
+    "seq-left": (-1000, False),
+    "seq-rcv-nxt": (0, False),
+    "seq-inside": (100, False),
+    "seq-right-edge": (-1, True),
+    "seq-beyond": (10000, True),
 }
 #: Acknowledgment positions, as offsets from the target's SND.NXT (our rcv_nxt).
 ACK_POSITIONS = {"ack-old": -200000, "ack-ok": 0, "ack-ahead": 1000}
@@ -60,9 +63,13 @@ def _send(flags: str, seq: Expr, ack: Expr | None, data: bytes = b"") -> SendSte
     return SendStep(0, "main", None, flags, seq, ack, 65535, data, ())
 
 
+#: What the SYN-ACK of the handshake binds: the target's ISN, and its window (the right edge of the positions).
+_SYNACK_BINDS = (("peer_isn", "seq"), ("peer_win", "win"))
+
+
 def _expect(flags: str, seq: Expr | None = None, ack: Expr | None = None, bind: bool = False) -> ExpectStep:
     pattern = SegmentPattern(flags=flags, seq=seq, ack=ack)
-    return ExpectStep(0, "main", None, pattern, Window("within", 1.0), bind=(("peer_isn", "seq"),) if bind else ())
+    return ExpectStep(0, "main", None, pattern, Window("within", 1.0), bind=_SYNACK_BINDS if bind else ())
 
 
 def _app(do: str) -> AppStep:
@@ -81,13 +88,15 @@ _HANDSHAKE: tuple[Step, ...] = (
 _FIN_WAIT_1: tuple[Step, ...] = (_app("listen"), *_HANDSHAKE, _app("accept"), _app("close"))
 _THEIR_FIN = _expect("FA", _e("peer_isn", 1), _e("isn", 1))
 
-#: State -> (service, the steps that reach it).
+#: State -> (service, the steps that reach it). Every state is reached with the agent: its listener never accepts
+#: (nor reads, nor closes) unless told, as the model's; the ``listen`` service reads and closes at the peer's FIN,
+#: so a FIN of ours would race its application's close (an ACK, or a FIN-ACK, by the scheduler's whim).
 PREFIXES: dict[str, tuple[str, tuple[Step, ...]]] = {
-    "SYN-RECEIVED": ("listen", _HANDSHAKE[:2]),
-    "ESTABLISHED": ("listen", _HANDSHAKE),
+    "SYN-RECEIVED": ("agent", (_app("listen"), *_HANDSHAKE[:2])),
+    "ESTABLISHED": ("agent", (_app("listen"), *_HANDSHAKE)),
     "CLOSE-WAIT": (
-        "listen",
-        (*_HANDSHAKE, _send("FA", _e("isn", 1), _e("peer_isn", 1)), _expect("A", ack=_e("isn", 2))),
+        "agent",
+        (_app("listen"), *_HANDSHAKE, _send("FA", _e("isn", 1), _e("peer_isn", 1)), _expect("A", ack=_e("isn", 2))),
     ),
     "LAST-ACK": (
         "agent",
@@ -147,13 +156,15 @@ def _stimulus(c: Coordinates) -> SendStep:
     flags = KINDS[c.kind]
     ack = _e("rcv_nxt", ACK_POSITIONS[c.ack]) if c.ack else Expr(None, 0)
     data = DATA if "P" in flags else b""
-    return _send(flags, _e("snd_nxt", SEQ_POSITIONS[c.seq]), ack, data)
+    offset, from_edge = SEQ_POSITIONS[c.seq]
+    return _send(flags, Expr("snd_nxt", offset, "peer_win" if from_edge else None), ack, data)
 
 
-def _reference(rules: list[Rule]) -> Reference:
-    rule = rules[-1] if rules else None
+def _reference(rule: Rule | None) -> Reference:
+    """The document of a rule the model applied: its EP-* id where the catalog has one, its paragraph of RFC 9293
+    (or of RFC 5961 / a Linux departure, at the level of a stack's default)."""
     if rule is None:
-        return Reference("RFC9293-3.10.7", "RFC 9293 §3.10.7", Level.MUST, "SEGMENT ARRIVES")
+        return SEGMENT_ARRIVES
     linux = "Linux" in rule.text or "Linux" in rule.section
     doc = rule.section if rule.section.startswith("RFC") else f"RFC 9293 {rule.section}"
     return Reference(
@@ -165,41 +176,54 @@ def _reference(rules: list[Rule]) -> Reference:
     )
 
 
-def _case(c: Coordinates, service: str, steps: tuple[Step, ...], ref: Reference, title: str) -> Case:
-    numbered = tuple(_numbered(s, i + 1, ref.id) for i, s in enumerate(steps))
+def _case(c: Coordinates, service: str, steps: tuple[Step, ...], refs: tuple[Reference, ...], title: str) -> Case:
+    """The case; a step's ``line`` is its number, and each step keeps the ref it was given."""
     return Case(
         id=c.id,
         title=title,
         group="matrix." + c.state.lower(),
         path=f"<generated {c.id}>",
-        refs=(ref,),
+        refs=refs,
         service=service,
-        steps=numbered,
+        steps=tuple(replace(s, line=i + 1) for i, s in enumerate(steps)),
         tolerance=DEFAULT_TOLERANCE,
         tags=("matrix",),
     )
-
-
-def _numbered(step: Step, line: int, ref: str) -> Step:
-    return replace(step, line=line, ref=ref)
 
 
 def _relative(value: int, base: int, name: str) -> Expr:
     return Expr(name, seq_diff(value, base))
 
 
+def _cited(steps: tuple[Step, ...], rules: list[Rule], last: Rule | None) -> tuple[Step, ...]:
+    """The prefix's steps, each expectation citing the rule that made the model send its segment (in order), the
+    pause after them (a silence) the rule of the prefix's last decision, `last`."""
+    out: list[Step] = []
+    sent = iter(rules)
+    for step in steps:
+        if isinstance(step, ExpectStep):
+            step = replace(step, ref=_reference(next(sent, last)).id)
+        elif isinstance(step, SilenceStep):
+            step = replace(step, ref=_reference(last).id)
+        out.append(step)
+    return tuple(out)
+
+
 def predict(c: Coordinates, profile: ModelProfile = LINUX) -> Case:
-    """The case of coordinates `c`, its expectations predicted by the model under `profile`."""
+    """The case of coordinates `c`, its expectations predicted by the model under `profile`; each check cites the
+    rule the model applied (the prefix's replies their own rules, the stimulus's reply and state its rule)."""
     service, prefix = PREFIXES[c.state]
     stimulus = _stimulus(c)
     prefix = (*prefix, SilenceStep(0, "main", None, PAUSE))
-    probe = _case(c, service, (*prefix, stimulus, SilenceStep(0, "main", None, QUIET)), _reference([]), "")
+    probe = _case(c, service, (*prefix, stimulus, SilenceStep(0, "main", None, QUIET)), (SEGMENT_ARRIVES,), "")
     played = play(probe, profile, policy=lambda ref: Outcome.INFO)
     sent_at = max(e.time for e in played.verdict.trace if e.outgoing and "cleanup" not in e.note)
     replies = [e.segment for e in played.verdict.trace if not e.outgoing and sent_at < e.time <= sent_at + 0.01]
+    before = [d for d in played.host.decisions if d.time <= sent_at]
     after = [d for d in played.host.decisions if d.time > sent_at]
     decisions = [d for d in after if d.time == after[0].time]  # those of the stimulus, not of the cleanup
-    rules = [d.rule for d in decisions]
+    rule = decisions[-1].rule if decisions else None
+    ref = _reference(rule)
     state = decisions[-1].state.value if decisions else c.state
     peer_isn = played.dialogue.names.get("peer_isn", 0)
     expectation: list[Step] = []
@@ -212,11 +236,30 @@ def predict(c: Coordinates, profile: ModelProfile = LINUX) -> Case:
         expectation.append(SilenceStep(0, "main", None, QUIET))
     if service == "agent" or state in ("CLOSED", "TIME-WAIT", "SYN-RECEIVED"):
         expectation.append(StateStep(0, "main", None, state))
+    cited = _cited(prefix, [d.rule for d in before if d.sent is not None], before[-1].rule if before else None)
+    steps = (*cited, stimulus, *(replace(s, ref=ref.id) for s in expectation))
+    refs = {ref.id: ref}
+    for r_ in [_reference(d.rule) for d in before]:
+        refs.setdefault(r_.id, r_)
     reply = f"{replies[0].flags or '<none>'}" if replies else "nothing"
     title = f"{c.state}, {c.kind} at {c.seq}{', ' + c.ack if c.ack else ''}: {reply}, then {state}"
-    return _case(c, service, (*prefix, stimulus, *expectation), _reference(rules), title)
+    return _case(c, service, steps, tuple(refs.values()), title)
 
 
 def matrix_cases(profile: ModelProfile = LINUX) -> list[Case]:
     """Every case of the matrix, predicted under `profile`."""
     return [predict(c, profile) for c in coordinates()]
+
+
+@cache
+def checked_matrix(profile: ModelProfile = LINUX) -> list[Case]:
+    """:func:`matrix_cases`, each case checked as the loader checks a file's (every check answers to a document,
+    every ref a step names is one of the case's): a generator bug is an error here, not a case judged without a
+    document."""
+    cases = matrix_cases(profile)
+    for case in cases:
+        for step in case.steps:
+            missing = undocumented(case, step)
+            if missing or (step.ref is not None and case.reference(step.ref) is None):
+                raise ValueError(f"{case.id}: step {step.line} ({type(step).__name__}): no document for {missing}")
+    return cases
