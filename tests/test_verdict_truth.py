@@ -244,3 +244,35 @@ def test_a_black_box_time_wait_that_ends_early_fails_its_lower_bound(tmp_path: P
 def test_a_black_box_time_wait_of_the_right_length_passes(tmp_path: Path) -> None:
     v = scripted_time_wait(tmp_path, closes_after=2.0).verdict()
     assert v.status == "passed", v.failure and v.failure.render()
+
+
+def test_a_synack_with_options_the_syn_did_not_offer_fails() -> None:
+    """An option-less SYN answered with SACK-permitted, window scale and timestamps passed synack-ack."""
+    from dataclasses import replace
+
+    from .helpers import ROOT
+
+    w = FakeWire(load_case(ROOT / "cases" / "options" / "synack-unasked.yaml", ROOT / "cases"))
+    w.advance(T0)
+    opts = (("mss", 1460), ("sackok", b""), ("timestamp", (1, 0)), ("wscale", 7))
+    w.dialogue.receive(replace(w.segment(T0 + 0.001, "SA", seq=PEER_ISN, ack=ISN + 1), options=opts))
+    w.advance(T0 + 0.001)
+    f = w.verdict().failure
+    assert f is not None and f.reference is not None and f.reference.doc == "RFC 7323 §2.2, §3.2", f
+    assert "option wscale" in f.render() and "wscale absent" in f.step
+
+
+def test_a_window_scale_option_on_a_non_syn_segment_fails() -> None:
+    from dataclasses import replace
+
+    from .helpers import ROOT
+
+    w = FakeWire(load_case(ROOT / "cases" / "options" / "mss-only-on-syn.yaml", ROOT / "cases"))
+    w.advance(T0)
+    w.reply(T0 + 0.001, "SA", seq=PEER_ISN, ack=ISN + 1)
+    w.reply(T0 + 0.002, "A", seq=PEER_ISN + 1, ack=ISN + 6)
+    bad = replace(w.segment(T0 + 0.003, "A", seq=PEER_ISN + 1, ack=ISN + 11), options=(("wscale", 7),))
+    w.dialogue.receive(bad)
+    w.advance(T0 + 0.003)
+    f = w.verdict().failure
+    assert f is not None and f.reference is not None and f.reference.id == "RFC7323-2.2", f

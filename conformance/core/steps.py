@@ -83,4 +83,10 @@ def describe_pattern(p: SegmentPattern, w: Window) -> str:
             parts.append(f"{name}={v}")
     if p.length is not None:
         parts.append(f"len={p.length}")
+    if p.window is not None:
+        parts.append(f"win={p.window}")
+    for o in p.options or ():
+        if o.kind != "nop":
+            shown = "absent" if getattr(o, "absent", False) else ("present" if o.value is None else repr(o.value))
+            parts.append(f"{o.kind} {shown}")
     return f"expect {' '.join(parts) or 'any segment'} {w}"
