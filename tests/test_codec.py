@@ -164,3 +164,41 @@ def test_encode_leaves_values_it_cannot_build_to_scapy() -> None:
     assert codec.encode(seg, *MACS) == scapy_frame(seg)
     with pytest.raises(struct.error):  # out of range: neither builds it silently wrong
         codec.encode(Segment("198.18.0.1", "198.18.7.2", 70000, 2, flags="S"), *MACS)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_icmp_errors_about_our_segments_are_decoded(family: int) -> None:
+    """Issue 12 item 16: an ICMP port unreachable that answers our SYN is an event of our flow (the quoted
+    segment's source port is ours), built here by Scapy as the kernel would send it."""
+    from scapy.layers.inet import ICMP, IP, UDP
+    from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
+    from scapy.layers.l2 import Ether
+
+    ours, theirs = ADDRS[family]
+    syn = Segment(ours, theirs, 40000, 7, seq=123456789, flags="S", options=(("mss", 1460),))
+    ours_frame = codec.encode(syn, *MACS)
+    quoted = ours_frame[14:]
+    if family == 4:
+        pkt = Ether(src=MACS[1], dst=MACS[0]) / IP(src=theirs, dst=ours) / ICMP(type=3, code=3) / quoted
+    else:
+        pkt = Ether(src=MACS[1], dst=MACS[0]) / IPv6(src=theirs, dst=ours) / ICMPv6DestUnreach(code=4) / quoted
+    error = codec.decode_icmp(bytes(pkt), 5.0)
+    assert error is not None
+    assert (error.src, error.dst, error.version, error.time) == (theirs, ours, family, 5.0)
+    assert error.text == "port unreachable" and error.label.startswith("ICMP")
+    q = error.quoted
+    assert (q.src, q.dst, q.sport, q.dport, q.seq, q.flags) == (ours, theirs, 40000, 7, 123456789, "S")
+    assert "port unreachable" in error.describe() and "seq=123456789" in error.describe()
+    stand_in = error.as_segment()
+    assert (stand_in.src, stand_in.dport, stand_in.flags, stand_in.extra["icmp"]) == (theirs, 40000, "", error)
+    # RFC 792's minimum quote: the IP header and 8 octets (ports and seq, no flags)
+    if family == 4:
+        short = Ether(src=MACS[1], dst=MACS[0]) / IP(src=theirs, dst=ours) / ICMP(type=3, code=1) / quoted[:28]
+        cut = codec.decode_icmp(bytes(short), 1.0)
+        assert cut is not None and (cut.quoted.seq, cut.quoted.flags, cut.text) == (123456789, "", "host unreachable")
+    # not errors about TCP: an echo request, a TCP segment, an error quoting UDP
+    assert codec.decode_icmp(ours_frame, 1.0) is None
+    if family == 4:
+        assert codec.decode_icmp(bytes(Ether() / IP(src=theirs, dst=ours) / ICMP(type=8)), 1.0) is None
+        udp = IP(src=ours, dst=theirs) / UDP(sport=1, dport=2)
+        assert codec.decode_icmp(bytes(Ether() / IP(src=theirs, dst=ours) / ICMP(type=3, code=3) / udp), 1.0) is None

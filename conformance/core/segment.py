@@ -85,3 +85,76 @@ class Segment:
             f"{self.src}:{self.sport} > {self.dst}:{self.dport} {flags} "
             f"seq={self.seq} ack={self.ack} win={self.window} len={len(self.payload)}"
         )
+
+
+#: ICMP (RFC 792) and ICMPv6 (RFC 4443) error types, by IP version, and the names of their codes.
+ICMP_ERRORS: dict[int, dict[int, tuple[str, dict[int, str]]]] = {
+    4: {
+        3: (
+            "destination unreachable",
+            {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable", 3: "port unreachable",
+             4: "fragmentation needed", 9: "net administratively prohibited", 10: "host administratively prohibited",
+             13: "communication administratively prohibited"},
+        ),
+        4: ("source quench", {}),
+        11: ("time exceeded", {0: "TTL exceeded in transit", 1: "fragment reassembly time exceeded"}),
+        12: ("parameter problem", {}),
+    },
+    6: {
+        1: (
+            "destination unreachable",
+            {0: "no route to destination", 1: "communication administratively prohibited",
+             2: "beyond scope of source address", 3: "address unreachable", 4: "port unreachable",
+             5: "source address failed ingress/egress policy", 6: "reject route to destination"},
+        ),
+        2: ("packet too big", {}),
+        3: ("time exceeded", {0: "hop limit exceeded in transit", 1: "fragment reassembly time exceeded"}),
+        4: ("parameter problem", {}),
+    },
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IcmpError:
+    """An ICMP or ICMPv6 error about one of our flows: who sent it, its type and code, and the segment it
+    quotes (ours: its addresses, ports and seq; flags and ack when the quote is long enough). The wire routes
+    it to the dialogue that owns the quoted segment's source port, like a segment of that flow."""
+
+    src: str  # the host that sent the error (the target, or a router on the way)
+    dst: str
+    version: int  # 4: ICMP, 6: ICMPv6
+    type: int
+    code: int
+    quoted: Segment
+    time: float = 0.0
+    kind = "icmp"
+
+    @property
+    def type_name(self) -> str:
+        """``ICMP destination unreachable``, ``ICMPv6 packet too big``."""
+        name = ICMP_ERRORS.get(self.version, {}).get(self.type, (f"type {self.type}", {}))[0]
+        return f"ICMP{'v6' if self.version == 6 else ''} {name}"
+
+    @property
+    def text(self) -> str:
+        """``port unreachable``, ``time exceeded`` or ``destination unreachable (code 7)``."""
+        name, codes = ICMP_ERRORS.get(self.version, {}).get(self.type, (f"type {self.type}", {}))
+        if self.code in codes:
+            return codes[self.code]
+        return name if not self.code and not codes else f"{name} (code {self.code})"
+
+    @property
+    def label(self) -> str:
+        return f"ICMP{'v6' if self.version == 6 else ''} {self.text}"
+
+    def describe(self) -> str:
+        q = self.quoted
+        return (
+            f"{self.src} > {self.dst} {self.label} about {q.src}:{q.sport} > {q.dst}:{q.dport} "
+            f"{'.'.join(FLAG_NAMES[f] for f in q.flags) or '<flags not quoted>'} seq={q.seq}"
+        )
+
+    def as_segment(self) -> Segment:
+        """The error as a trace entry: from its sender to our port, no flags, the error in ``extra['icmp']``."""
+        q = self.quoted
+        return Segment(self.src, self.dst, q.dport, q.sport, seq=q.seq, flags="", time=self.time, extra={"icmp": self})

@@ -24,7 +24,7 @@ import socket
 import struct
 from typing import Any
 
-from ..core.segment import FLAG_ORDER, Segment, canonical_flags
+from ..core.segment import FLAG_ORDER, ICMP_ERRORS, IcmpError, Segment, canonical_flags
 
 _OPTION_NAMES = {
     "MSS": "mss",
@@ -38,7 +38,7 @@ _OPTION_NAMES = {
 _OPTION_SCAPY = {v: k for k, v in _OPTION_NAMES.items()}
 
 ETH_IPV4, ETH_IPV6 = b"\x08\x00", b"\x86\xdd"
-PROTO_TCP = 6
+PROTO_TCP, PROTO_ICMP, PROTO_ICMPV6 = 6, 1, 58
 #: What Scapy puts in the fields a segment does not set (IPv4 id 1, TTL / hop limit 64).
 IP_ID, TTL = 1, 64
 
@@ -340,3 +340,50 @@ def decode(frame: bytes, time: float) -> Segment | None:
         checksum_ok=checksum_ok(frame),
         extra=extra,
     )
+
+
+# --- ICMP errors about our flows -----------------------------------------------------------------
+
+
+def _quoted_tcp(ip: bytes, version: int, time: float) -> Segment | None:
+    """The TCP segment an ICMP error quotes (RFC 792: the IP header and at least 8 octets; RFC 4443: as much
+    as fits): addresses, ports and seq always, ack and flags when they are quoted."""
+    if version == 4:
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != PROTO_TCP:
+            return None
+        start = (ip[0] & 0x0F) * 4
+        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+    else:
+        if len(ip) < 40 or ip[0] >> 4 != 6 or ip[6] != PROTO_TCP:
+            return None
+        start = 40
+        src, dst = socket.inet_ntop(socket.AF_INET6, ip[8:24]), socket.inet_ntop(socket.AF_INET6, ip[24:40])
+    tcp = ip[start:]
+    if len(tcp) < 8:
+        return None
+    sport, dport, seq = struct.unpack_from("!HHI", tcp)
+    ack = int.from_bytes(tcp[8:12], "big") if len(tcp) >= 12 else 0
+    flags = _FLAGS_OF[tcp[13]] if len(tcp) >= 14 else ""
+    return Segment(src, dst, sport, dport, seq=seq, ack=ack, flags=flags, time=time)
+
+
+def decode_icmp(frame: bytes, time: float) -> IcmpError | None:
+    """The ICMP or ICMPv6 error in a captured frame, when it quotes a TCP segment; None for anything else
+    (a TCP segment, an echo, Neighbor Discovery, an error about another protocol)."""
+    ethertype = frame[12:14]
+    if ethertype == ETH_IPV4 and len(frame) >= 34 and frame[23] == PROTO_ICMP and frame[14] >> 4 == 4:
+        version, start = 4, 14 + (frame[14] & 0x0F) * 4
+        frame = frame[: 14 + int.from_bytes(frame[16:18], "big")]  # no Ethernet padding in the quote
+        src, dst = socket.inet_ntoa(frame[26:30]), socket.inet_ntoa(frame[30:34])
+    elif ethertype == ETH_IPV6 and len(frame) >= 54 and frame[20] == PROTO_ICMPV6:
+        version, start = 6, 54
+        frame = frame[: 54 + int.from_bytes(frame[18:20], "big")]
+        src, dst = socket.inet_ntop(socket.AF_INET6, frame[22:38]), socket.inet_ntop(socket.AF_INET6, frame[38:54])
+    else:
+        return None
+    if len(frame) < start + 8 or frame[start] not in ICMP_ERRORS[version]:
+        return None
+    quoted = _quoted_tcp(frame[start + 8 :], version, time)
+    if quoted is None:
+        return None
+    return IcmpError(src, dst, version, frame[start], frame[start + 1], quoted, time)
