@@ -16,11 +16,11 @@ from dataclasses import replace
 
 from conformance.core.loader import load_case
 from conformance.core.params import resolve
-from conformance.core.segment import Segment
+from conformance.core.segment import IcmpError, Segment
 from conformance.run.player import Player
 from conformance.run.session import OpenedTarget, Ports, RunSettings
 from conformance.targets.base import Endpoint
-from conformance.wire.capture import Captured, Sink
+from conformance.wire.capture import Captured, CapturedIcmp, Sink
 
 from .helpers import ROOT
 
@@ -35,11 +35,15 @@ class FakeWire:
         self.answer = answer
         self.delay = delay
         self.drops = 0
+        self.losing = 0
+        self.loss_cause = "a fake loss"
+        self.iface = "fake0"
         self.subs: dict[int, Sink] = {}
         self.lock = threading.Lock()
         self.sent: list[Segment] = []
+        self.held: list[Segment] = []  # captured (stamped) but not read yet: the capture thread is behind
 
-    def subscribe(self, ports: object, into: Sink) -> Sink:
+    def subscribe(self, ports: object, into: Sink, icmp: bool = False) -> Sink:
         with self.lock:
             for p in ports:  # type: ignore[attr-defined]
                 self.subs[p] = into
@@ -50,6 +54,16 @@ class FakeWire:
             for p in ports:  # type: ignore[attr-defined]
                 self.subs.pop(p, None)
 
+    def catch_up(self) -> float | None:
+        """Hand on the frames a stalled capture holds back (answer "held"), as the real wire's barrier does."""
+        now = time.time()
+        with self.lock:
+            ready = [seg for seg in self.held if seg.time <= now]
+            self.held = [seg for seg in self.held if seg.time > now]
+        for seg in ready:
+            self._put(seg)
+        return now
+
     def _put(self, seg: Segment) -> None:
         port = seg.sport if seg.src == OURS else seg.dport
         with self.lock:
@@ -59,11 +73,24 @@ class FakeWire:
 
     def send(self, seg: Segment) -> None:
         self.sent.append(seg)
+        self.drops += self.losing  # frames the kernel dropped while this case ran
         self._put(seg.at(time.time()))  # our own copy, captured
         if "S" not in seg.flags or self.answer == "silent":
             return
-        ack = (seg.seq + 1) % 2**32 if self.answer == "right" else seg.seq
+        ack = seg.seq if self.answer == "wrong" else (seg.seq + 1) % 2**32
         reply = Segment(THEIRS, OURS, seg.dport, seg.sport, seq=0, ack=ack, flags="RA", window=0)
+
+        if self.answer == "icmp":  # a stack that answers a SYN to a closed port with ICMP port unreachable
+            error = IcmpError(THEIRS, OURS, 4, 3, 3, seg.at(0.0), time.time() + self.delay)
+            with self.lock:
+                sink = self.subs.get(seg.sport)
+            if sink is not None:
+                sink.put(CapturedIcmp(error, b"icmp"))
+            return
+        if self.answer == "held":  # stamped in time, read only when the player asks the wire to catch up
+            with self.lock:
+                self.held.append(reply.at(time.time() + self.delay))
+            return
 
         def later() -> None:
             time.sleep(self.delay)
@@ -135,3 +162,48 @@ def test_close_ends_dialogues_still_in_flight_as_interrupted() -> None:
     player.close()
     result = fut.result(timeout=1)
     assert (result.status, result.message) == ("error", "interrupted") and not wire.subs
+
+
+def test_a_deadline_is_judged_only_after_the_capture_caught_up() -> None:
+    """Issue 12 item 4: with the tool stopped (SIGSTOP) the answer, stamped in time by the kernel, waited in the
+    capture socket while the player woke at the deadline and failed "nothing came". The player now asks the wire
+    to read everything up to the deadline first."""
+    wire = FakeWire("held", delay=0.3)
+    [result] = play_all(wire)
+    assert result.status == "passed", result.message  # type: ignore[attr-defined]
+    [_, answer] = result.verdict.trace  # type: ignore[attr-defined]
+    assert answer.segment.flags == "RA" and answer.time - result.verdict.trace[0].time >= 0.29  # type: ignore[attr-defined]
+
+
+def test_a_capture_that_cannot_catch_up_is_a_harness_error() -> None:
+    wire = FakeWire("silent")
+    wire.catch_up = lambda: None  # type: ignore[method-assign]
+    [result] = play_all(wire)
+    assert result.status == "error", result.message  # type: ignore[attr-defined]
+    assert "did not catch up" in result.message  # type: ignore[attr-defined]
+
+
+def test_an_icmp_answer_fails_the_expect_with_what_came() -> None:
+    """Issue 12 item 16: a stack answering a SYN to a closed port with ICMP port unreachable failed only with "no
+    segment" after the whole window; the ICMP error is now in the trace (and the pcap) and fails the step."""
+    [result] = play_all(FakeWire("icmp"))
+    assert result.status == "failed", result.message  # type: ignore[attr-defined]
+    assert "the target answered with ICMP port unreachable instead of a RST" in result.message  # type: ignore[attr-defined]
+    assert result.verdict.failure.kind == "mismatch"  # type: ignore[attr-defined]
+    icmp = [e for e in result.verdict.trace if "icmp" in e.segment.extra]  # type: ignore[attr-defined]
+    assert len(icmp) == 1 and icmp[0].note == "ICMP destination unreachable from the target: port unreachable"
+    assert b"icmp" in [f for _, f in result.frames]  # type: ignore[attr-defined]
+    from conformance.reporters.ladder import render_ladder
+
+    assert "ICMP port unreachable (our S seq=0)" in render_ladder(result)  # type: ignore[arg-type]
+
+
+def test_frames_lost_by_the_capture_make_the_case_a_harness_error() -> None:
+    """Issue 12 item 5: a flood made the wire drop frames and the target was failed "no segment from the target".
+    Every frame the wire lost while a case ran makes that case a harness error that says so."""
+    wire = FakeWire("silent")
+    wire.losing = 3
+    [result] = play_all(wire)
+    assert result.status == "error", result.message  # type: ignore[attr-defined]
+    assert "the capture lost 3 frame(s) while this case ran (a fake loss)" in result.message  # type: ignore[attr-defined]
+    assert "not the target's" in result.message  # type: ignore[attr-defined]

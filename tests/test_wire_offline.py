@@ -68,3 +68,16 @@ def test_each_family_goes_to_its_own_next_hop() -> None:
     wire.send(v4)
     wire.send(v6)
     assert [f[:6].hex(":") for f in sent] == ["02:00:00:00:00:04", "02:00:00:00:00:06"]
+
+
+def test_a_tap_wire_counts_the_drops_of_its_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12 item 5: a flood made the TAP device drop 7.7 M frames unseen; the wire now reads the device's
+    tx_dropped (frames dropped on their way to the tool), counted from when it attached."""
+    from conformance.wire import tap
+
+    counts = iter([1000, 7_701_000])
+    monkeypatch.setattr(tap, "tx_dropped", lambda ifname: next(counts))
+    wire = tap.TapWire("faketap0", "02:00:00:00:00:01", "198.18.0.1", "198.18.0.2")
+    wire._drops_base = tap.tx_dropped("faketap0")
+    wire._count_drops()
+    assert wire.drops == 7_700_000 and "TAP device" in wire.loss_cause

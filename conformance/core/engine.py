@@ -42,12 +42,13 @@ from collections.abc import Sequence as Seq
 from .checks import STEP_CHECKS, Check, document
 from .judges import ActiveStep, Progress, judge_for
 from .judges.base import Taken
+from .judges.segments import Expect
 from .matching import FieldDiff
 from .model import AppStep, Case, Reference, Step
 from .outcomes import FailureKind, Outcome, Status
 from .params import Params
 from .schedules import Schedule
-from .segment import SEQ_MOD, Segment, seq_add, seq_diff
+from .segment import SEQ_MOD, IcmpError, Segment, seq_add, seq_diff
 from .steps import (
     AGENT_TIMEOUT,
     DELIVERY_GRACE,
@@ -116,6 +117,7 @@ class Dialogue:
         self._pending: deque[Step] = deque(case.steps)
         self._current: ActiveStep | None = None
         self._inbox: deque[Taken] = deque()  # (trace index, segment), not examined yet
+        self._icmp: list[tuple[Expect, int, IcmpError]] = []  # ICMP errors that came while an expect step waited
         self._bad_checksums: list[int] = []  # trace indexes of the target's segments with a bad checksum
         self.trace: list[TraceEntry] = []
         self.steps: list[StepRecord] = []
@@ -176,6 +178,31 @@ class Dialogue:
         if label is not None:
             self.app_results[label] = (answer, time)
 
+    def receive_icmp(self, error: IcmpError) -> None:
+        """An ICMP or ICMPv6 error quoting a segment of ours: noted in the trace; an expect step waiting when it
+        came fails on it at the next :meth:`advance` (the target answered with ICMP instead of a segment)."""
+        conn = self._by_port.get(error.quoted.sport)
+        if conn is None:
+            return
+        sender = "the target" if error.src == self.addr.target_ip else error.src
+        note = f"{error.type_name} from {sender}: {error.text}"
+        self.trace.append(TraceEntry(error.time, False, conn.name, error.as_segment(), note=note))
+        if not self.done and isinstance(self._current, Expect) and self._current.step.conn == conn.name:
+            self._icmp.append((self._current, len(self.trace) - 1, error))
+
+    def _answered_with_icmp(self, now: float) -> bool:
+        """Fail the waiting expect step on an ICMP error that came instead of its segment (True: the case failed;
+        under a policy that only warns, the step goes on waiting)."""
+        pending, self._icmp = self._icmp, []
+        for judge, index, error in pending:
+            if judge is self._current:
+                self.trace[index].ok = False
+                wanted = "a RST" if "R" in (judge.pattern.flags or "") else "a segment"
+                sender = "the target" if error.src == self.addr.target_ip else f"{error.src} (not the target)"
+                message = f"{sender} answered with ICMP {error.text} instead of {wanted}: {error.describe()}"
+                return self.fail(judge.step, judge.description, FailureKind.MISMATCH, message, now, time=error.time)
+        return False
+
     def advance(self, now: float) -> list[Action]:
         """Run every step that can run at `now`; return segments and agent commands to send."""
         if self._start is None:
@@ -189,6 +216,8 @@ class Dialogue:
                     break
                 self._current = judge_for(self._pending.popleft(), self)
                 self._current.start(self, now)
+            if self._icmp and self._answered_with_icmp(now):
+                break
             progress = self._current.advance(self, now)
             if self.done or progress is Progress.WAIT:
                 break

@@ -26,7 +26,7 @@ from ..core.engine import Failure, TraceEntry
 from ..core.matching import FieldDiff
 from ..core.model import Reference
 from ..core.results import CaseResult
-from ..core.segment import Segment, seq_diff
+from ..core.segment import IcmpError, Segment, seq_diff
 
 OK_MARK = "✓"
 FAIL_MARK = "✗"
@@ -77,7 +77,12 @@ def _rel(value: int, base: int | None) -> str:
 
 
 def segment_label(seg: Segment, outgoing: bool, bases: _Bases) -> str:
-    """``SA seq=0 ack=1 len=5`` with seq/ack relative to `bases`."""
+    """``SA seq=0 ack=1 len=5`` with seq/ack relative to `bases`; ``ICMP port unreachable (our S seq=0)`` for an
+    ICMP error about one of our segments."""
+    error = seg.extra.get("icmp")
+    if isinstance(error, IcmpError):
+        q = error.quoted
+        return f"{error.label} (our {flags_text(q.flags) if q.flags else 'segment'} seq={_rel(q.seq, bases.ours)})"
     own, other = (bases.ours, bases.theirs) if outgoing else (bases.theirs, bases.ours)
     parts = [flags_text(seg.flags), f"seq={_rel(seg.seq, own)}"]
     if "A" in seg.flags or seg.ack:

@@ -42,7 +42,7 @@ from ..core.model import Case, Reference
 from ..core.outcomes import Outcome
 from ..core.profiles import outcome
 from ..core.results import CaseResult, self_test
-from ..wire.capture import Captured
+from ..wire.capture import CATCH_UP, Captured, CapturedIcmp
 from .session import OpenedTarget, Ports, RunSettings
 
 #: After a dialogue ends, keep listening this long for our own cleanup segments
@@ -70,7 +70,7 @@ class _Sink:
         self.inbox = inbox
         self.play = play
 
-    def put(self, item: Captured | _AppAnswer) -> None:
+    def put(self, item: Captured | CapturedIcmp | _AppAnswer) -> None:
         self.inbox.put((self.play, item))
 
 
@@ -92,6 +92,7 @@ class _Play:
     linger_until: float | None = None
     wake: float = 0.0
     over: bool = False
+    answered: bool = False  # the agent answered since the dialogue was last stepped
 
 
 class Player:
@@ -129,37 +130,81 @@ class Player:
     # ------------------------------------------------------------------ the thread
     def _loop(self) -> None:
         while True:
+            timeout = IDLE_WAKE if not self._heap else min(IDLE_WAKE, max(0.0, self._heap[0][0] - time.time()))
+            touched: dict[_Play, None] = {}
+            try:
+                msg = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                pass
+            else:
+                if self._take(msg, touched) or self._take_all(touched):
+                    return
             now = time.time()
             while self._heap and self._heap[0][0] <= now:
                 at, _, p = heapq.heappop(self._heap)
                 if not p.over and at == p.wake:
-                    self._step(p, now)
-            timeout = IDLE_WAKE if not self._heap else min(IDLE_WAKE, max(0.0, self._heap[0][0] - time.time()))
-            try:
-                msg = self._inbox.get(timeout=timeout)
-            except queue.Empty:
-                continue
-            touched: dict[_Play, None] = {}
-            while True:
-                who, item = msg
-                if who == "stop":
-                    self._stop_all()
+                    touched[p] = None
+            if any(self._judges(p, now) for p in touched):
+                self._catch_up(touched, now)  # every frame stamped up to `now` is in the inbox after this
+                if self._take_all(touched):
                     return
-                if who == "start":
-                    new = self._start(*item)
-                    if new is not None:
-                        touched[new] = None
-                elif not who.over:
-                    self._deliver(who, item)
-                    touched[who] = None
-                try:
-                    msg = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
-            now = time.time()
             for p in touched:
                 if not p.over:
                     self._step(p, now)
+
+    def _take(self, msg: tuple[Any, Any], touched: dict[_Play, None]) -> bool:
+        """Act on one message of the inbox (start a dialogue, deliver to one); True for "stop"."""
+        who, item = msg
+        if who == "stop":
+            self._stop_all()
+            return True
+        if who == "start":
+            new = self._start(*item)
+            if new is not None:
+                touched[new] = None
+        elif not who.over:
+            self._deliver(who, item)
+            touched[who] = None
+        return False
+
+    def _take_all(self, touched: dict[_Play, None]) -> bool:
+        """Act on every message waiting in the inbox; True for "stop"."""
+        while True:
+            try:
+                msg = self._inbox.get_nowait()
+            except queue.Empty:
+                return False
+            if self._take(msg, touched):
+                return True
+
+    @staticmethod
+    def _judges(p: _Play, now: float) -> bool:
+        """Whether stepping `p` at `now` may judge what did not come: a deadline (or its linger) is due, or the
+        agent answered (the next step may count from an event long past)."""
+        if p.over:
+            return False
+        if p.linger_until is not None:
+            return now >= p.linger_until
+        deadline = p.dialogue.next_deadline()
+        return p.answered or (deadline is not None and deadline <= now)
+
+    def _catch_up(self, touched: dict[_Play, None], now: float) -> None:
+        """Before a deadline is judged, every frame the kernel stamped up to `now` must be in the inbox: ask each
+        wire of the touched dialogues to read what it has queued (see :mod:`conformance.wire.barrier`). A
+        dialogue whose wire did not answer is a harness error (its deadline cannot be judged)."""
+        wires = {id(p.target.wire): p.target.wire for p in touched if not p.over}
+        for key, wire in wires.items():
+            if wire.catch_up() is not None:
+                continue
+            for p in touched:
+                if not p.over and id(p.target.wire) == key and self._judges(p, now):
+                    self._fail(
+                        p,
+                        f"the capture on {wire.iface} did not catch up with the wire within {CATCH_UP:g} s: "
+                        "this case's deadline cannot be judged (is the machine overloaded? run fewer cases at once)",
+                    )
+        for p in touched:
+            p.answered = False
 
     def _start(
         self,
@@ -237,17 +282,21 @@ class Player:
             target.wire.drops,
         )
         try:
-            target.wire.subscribe(our_ports.values(), into=_Sink(self._inbox, p))
+            target.wire.subscribe(our_ports.values(), into=_Sink(self._inbox, p), icmp=True)
         except HarnessError as exc:
             early("error", str(exc))
             return None
         self._plays.add(p)
         return p
 
-    def _deliver(self, p: _Play, item: Captured | _AppAnswer) -> None:
+    def _deliver(self, p: _Play, item: Captured | CapturedIcmp | _AppAnswer) -> None:
         try:
             if isinstance(item, _AppAnswer):
+                p.answered = True
                 p.dialogue.app_answer(item.request, item.answer, item.time)
+            elif isinstance(item, CapturedIcmp):  # an ICMP error about one of our segments
+                p.frames.append((item.error.time, item.frame))
+                p.dialogue.receive_icmp(item.error)
             else:
                 p.frames.append((item.segment.time, item.frame))
                 p.dialogue.receive(item.segment)
@@ -327,8 +376,9 @@ def result_of(p: _Play) -> CaseResult:
     lost = target.wire.drops - p.drops_before
     if lost and not error:
         error = (
-            f"the capture lost {lost} frame(s) while this case ran (its socket was full): a verdict would not be "
-            "trustworthy; run fewer cases at once (--jobs)"
+            f"the capture lost {lost} frame(s) while this case ran ({target.wire.loss_cause}): the tool's loss, "
+            "not the target's, and a verdict would not be trustworthy; run fewer cases at once (--jobs), or "
+            "stop what floods the wire"
         )
     if not error and verdict.failure is not None and verdict.failure.kind in ("agent", "harness"):
         error = verdict.failure.render()  # the harness failed, not the target

@@ -23,6 +23,7 @@ delivered (a remote target's interface carries its host's own traffic too).
 from __future__ import annotations
 
 import queue
+import select
 import socket
 import struct
 import threading
@@ -31,19 +32,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..core.errors import HarnessError
-from ..core.segment import Segment
-from .codec import checksum_ok, decode, encode, to_frame, to_segment
+from ..core.segment import IcmpError, Segment
+from .barrier import Barrier
+from .codec import checksum_ok, decode, decode_icmp, encode, to_frame, to_segment
 
-__all__ = ["Captured", "Wire", "checksum_ok", "to_frame", "to_segment"]
+__all__ = ["Captured", "CapturedIcmp", "Wire", "checksum_ok", "to_frame", "to_segment"]
 
 SOL_PACKET, PACKET_STATISTICS, SO_RCVBUFFORCE = 263, 6, 33
 CAPTURE_BUFFER = 32 * 1024 * 1024
+#: How long :meth:`Wire.catch_up` waits for the capture thread to read what is queued (it reads ~100 k frames/s).
+CATCH_UP = 2.0
 
 
 class Sink(Protocol):
     """Where a subscribed flow's segments go: a queue, or the player's inbox."""
 
-    def put(self, item: Captured) -> None: ...
+    def put(self, item: Captured | CapturedIcmp) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,19 @@ class Captured:
     frame: bytes
 
 
+@dataclass(frozen=True)
+class CapturedIcmp:
+    """An ICMP or ICMPv6 error about a subscribed flow (it quotes one of our segments), with its raw frame."""
+
+    error: IcmpError
+    frame: bytes
+
+
 class Wire:
     """Injection and capture on one prober interface; see the module docstring."""
+
+    #: Where :attr:`drops` are counted, for the harness error of a case that lived through some.
+    loss_cause = "the kernel dropped them: the capture socket's queue was full (PACKET_STATISTICS)"
 
     def __init__(
         self,
@@ -87,6 +102,7 @@ class Wire:
         self._pairs = [{ours, peer} for ours, peer in ((our_ip, peer_ip), (our_ip6, peer_ip6)) if ours and peer]
         self._filtered = peer_ip is not None or peer_ip6 is not None
         self._subs: dict[int, Sink] = {}
+        self._icmp_subs: set[int] = set()  # ports whose sink takes ICMP errors (CapturedIcmp) too
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,6 +112,7 @@ class Wire:
         #: Frames the kernel dropped because the capture socket was full (PACKET_STATISTICS):
         #: a case that lived through a drop cannot be judged (see conformance.run.player).
         self.drops = 0
+        self._barrier = Barrier()
 
     def __enter__(self) -> Wire:
         self.open()
@@ -157,21 +174,34 @@ class Wire:
                 except OSError:
                     pass
         self._cap = self._out = None
+        self._barrier.close()
 
-    def subscribe(self, ports: Iterable[int], into: Sink | None = None) -> Sink:
-        """Deliver every segment to or from these source ports of ours to `into` (default: a new queue)."""
+    def catch_up(self, timeout: float = CATCH_UP) -> float | None:
+        """Wait until every frame that had arrived by now is handed to its dialogue (and its drops counted):
+        the time up to which the capture is complete, or None when the capture thread did not answer in
+        `timeout` seconds. See :mod:`conformance.wire.barrier`."""
+        if self._thread is None:
+            return None
+        return self._barrier.ask(timeout)
+
+    def subscribe(self, ports: Iterable[int], into: Sink | None = None, icmp: bool = False) -> Sink:
+        """Deliver every segment to or from these source ports of ours to `into` (default: a new queue), and
+        with `icmp` every ICMP error that quotes a segment of ours from them (as :class:`CapturedIcmp`)."""
         q: Sink = queue.Queue() if into is None else into
         with self._lock:
             for p in ports:
                 if p in self._subs:
                     raise HarnessError(f"internal: port {p} is subscribed twice")
                 self._subs[p] = q
+                if icmp:
+                    self._icmp_subs.add(p)
         return q
 
     def unsubscribe(self, ports: Iterable[int]) -> None:
         with self._lock:
             for p in ports:
                 self._subs.pop(p, None)
+                self._icmp_subs.discard(p)
 
     def mac_for(self, seg: Segment) -> str:
         """The Ethernet destination of a segment we send: the next hop of its address family."""
@@ -181,12 +211,14 @@ class Wire:
         self._out.outs.send(encode(seg, self.our_mac, self.mac_for(seg)))
 
     def _capture(self) -> None:
-        from scapy.supersocket import SuperSocket
-
         while not self._stop.is_set():
             self._count_drops()
-            ready = SuperSocket.select([self._cap], 0.2)
-            if not ready:
+            asked, at = self._barrier.pending()  # before the socket is looked at (see wire.barrier)
+            ready = select.select([self._cap, self._barrier], [], [], 0.2)[0]
+            if self._barrier in ready:
+                self._barrier.clear()
+            if self._cap not in ready:
+                self._barrier.answer(asked)  # the socket was empty after the question
                 continue
             try:  # raw bytes and the kernel's receive time: no Scapy dissection (see conformance.wire.codec)
                 _, frame, stamp = self._cap.recv_raw()
@@ -197,12 +229,16 @@ class Wire:
             if not frame or stamp is None:
                 continue
             self._received(frame, float(stamp))
+            if stamp >= at:  # the queue is in arrival order: what came before the question is read
+                self._barrier.answer(asked)
 
     def _received(self, frame: bytes, stamp: float) -> None:
         """A frame the capture socket read, with its kernel timestamp: its segment goes to its dialogue."""
         seg = decode(frame, stamp)
         if seg is not None:
             self._route(seg, frame)
+        elif (error := decode_icmp(frame, stamp)) is not None:
+            self._route_icmp(error, frame)
 
     def _count_drops(self) -> None:
         try:  # struct tpacket_stats {tp_packets, tp_drops}; reading it resets the counters
@@ -223,3 +259,16 @@ class Wire:
             self.stray += 1
             return
         q.put(Captured(seg, frame))
+
+    def _route_icmp(self, error: IcmpError, frame: bytes) -> None:
+        """Hand an ICMP error to the dialogue that sent the segment it quotes, when that dialogue takes ICMP."""
+        q = error.quoted
+        if q.src not in self.ours or (self._filtered and {q.src, q.dst} not in self._pairs):
+            self.stray += 1
+            return
+        with self._lock:
+            sink = self._subs.get(q.sport) if q.sport in self._icmp_subs else None
+        if sink is None:
+            self.stray += 1
+            return
+        sink.put(CapturedIcmp(error, frame))

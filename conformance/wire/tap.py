@@ -21,7 +21,7 @@ from ..core.errors import HarnessError
 from ..core.segment import Segment
 from . import arp
 from .capture import Wire
-from .codec import decode, encode
+from .codec import encode
 from .neighbours import NeighbourResponder
 
 TUNSETIFF = 0x400454CA
@@ -32,6 +32,17 @@ READ_SIZE = 65536
 #: The interpreter's thread switch interval while a TAP wire is open (default 5 ms): a frame is stamped
 #: when the capture thread gets the GIL, so a shorter interval bounds that wait more tightly.
 SWITCH_INTERVAL = 0.0005
+#: How often the capture thread reads the device's drop counter (and whenever the player waits on it).
+DROPS_EVERY = 0.05
+
+
+def tx_dropped(ifname: str) -> int | None:
+    """The frames `ifname` dropped on their way to its descriptor (its queue was full, or nobody read it):
+    the TAP device's ``tx_dropped`` counter; None when it cannot be read."""
+    try:
+        return int(Path(f"/sys/class/net/{ifname}/statistics/tx_dropped").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def tap_flags(ifname: str) -> int | None:
@@ -53,6 +64,8 @@ class TapWire(NeighbourResponder, Wire):
     just before the write.
     """
 
+    loss_cause = "the TAP device dropped them on their way to the tool (its tx_dropped counter): its queue was full"
+
     def __init__(
         self,
         ifname: str,
@@ -66,7 +79,10 @@ class TapWire(NeighbourResponder, Wire):
         self._fd = -1
         self._switch: float | None = None
         self._parser: threading.Thread | None = None
-        self._frames: queue.SimpleQueue[tuple[bytes, float] | None] = queue.SimpleQueue()
+        #: Frames for the parsing thread; an int answers that question of the barrier once the parser gets to it.
+        self._frames: queue.SimpleQueue[tuple[bytes, float] | int | None] = queue.SimpleQueue()
+        self._drops_base: int | None = None  # the device's tx_dropped when we attached
+        self._drops_next = 0.0
         self._write_lock = threading.Lock()
         self._init_neighbours()
 
@@ -100,6 +116,7 @@ class TapWire(NeighbourResponder, Wire):
                 ) from None
             raise HarnessError(f"cannot attach to TAP device {self.iface}: {exc.strerror}") from None
         self._fd = fd
+        self._drops_base = tx_dropped(self.iface)
         self._switch = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._capture, name=f"capture-{self.iface}", daemon=True)
@@ -122,6 +139,7 @@ class TapWire(NeighbourResponder, Wire):
                 os.close(fd)
             except OSError:
                 pass
+        self._barrier.close()
 
     def _write(self, frame: bytes) -> None:
         with self._write_lock:
@@ -140,10 +158,19 @@ class TapWire(NeighbourResponder, Wire):
         return f"TAP device {self.iface}"
 
     def _capture(self) -> None:
+        told = 0  # the latest question of the barrier handed to the parser
         while not self._stop.is_set():
+            self._count_drops()
+            # Before the descriptor is looked at (see wire.barrier). Only an empty descriptor answers: a frame
+            # is stamped when it is read, so its stamp says nothing of what is queued behind it.
+            asked, _ = self._barrier.pending()
             try:
-                ready, _, _ = select.select([self._fd], [], [], 0.2)
-                if not ready:
+                ready, _, _ = select.select([self._fd, self._barrier.fileno()], [], [], 0.2)
+                if self._barrier.fileno() in ready:
+                    self._barrier.clear()
+                if self._fd not in ready:
+                    if asked > told:  # nothing queued after the question: answered once the parser is here
+                        self._frames.put(told := asked)
                     continue
                 data = os.read(self._fd, READ_SIZE)
             except OSError:
@@ -152,15 +179,26 @@ class TapWire(NeighbourResponder, Wire):
                 time.sleep(0.05)  # e.g. EBADFD while the interface is down: do not spin
                 continue
             stamp = time.time()
-            if self._neighbour(data):
-                continue
-            self._frames.put((data, stamp))  # parsed on another thread: the next read is not held up
+            if not self._neighbour(data):
+                self._frames.put((data, stamp))  # parsed on another thread: the next read is not held up
+
+    def _count_drops(self) -> None:
+        """The device's drops since we attached (its ``tx_dropped``), read every :data:`DROPS_EVERY` seconds
+        and whenever the player waits for the barrier."""
+        now = time.monotonic()
+        if now < self._drops_next and not self._barrier.waiting():
+            return
+        self._drops_next = now + DROPS_EVERY
+        count = tx_dropped(self.iface)
+        if count is not None and self._drops_base is not None:
+            self.drops = max(0, count - self._drops_base)
 
     def _parse(self) -> None:
         while (item := self._frames.get()) is not None:
-            self._frame(*item)
+            if isinstance(item, int):
+                self._barrier.answer(item)
+            else:
+                self._frame(*item)
 
     def _frame(self, data: bytes, stamp: float) -> None:
-        seg = decode(data, stamp)
-        if seg is not None:
-            self._route(seg, data)
+        self._received(data, stamp)
