@@ -276,3 +276,22 @@ def test_a_window_scale_option_on_a_non_syn_segment_fails() -> None:
     w.advance(T0 + 0.003)
     f = w.verdict().failure
     assert f is not None and f.reference is not None and f.reference.id == "RFC7323-2.2", f
+
+
+def test_checks_not_made_are_a_junit_property_and_in_the_summary(tmp_path: Path) -> None:
+    import io
+
+    from conformance.core.results import CaseResult
+    from conformance.reporters.junit import case_properties
+    from conformance.reporters.terminal import TerminalReporter
+
+    path = tmp_path / "cw.yaml"
+    path.write_text(NOT_INFERABLE.replace("ref: MAIN", "ref: OTHER").replace("refs:\n", "refs:\n", 1), encoding="utf-8")
+    w = black_box(path)
+    v = w.verdict()
+    result = CaseResult(w.dialogue.case, str(v.status), "", 1.0, None, v)
+    props = dict(case_properties(result))
+    assert props["not_checked"] == "1" and "not checked" in props["not_checked:1"]
+    out = io.StringIO()
+    TerminalReporter(file=out).summary([result], 1.0)
+    assert "1 check not made (not checked)" in out.getvalue()

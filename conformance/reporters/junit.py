@@ -30,6 +30,7 @@ from ..core.params import Param
 from ..core.results import CaseResult
 from ..core.schedules import Schedule
 from ..core.values import format_duration
+from ..core.verdict import not_checked
 from .files import write_file
 from .ladder import render_failure, render_ladder, summarize_failure
 from .run_info import RunInfo, round_value
@@ -103,6 +104,11 @@ def case_properties(result: CaseResult) -> list[tuple[str, str]]:
         props.append((f"{kind}:{i}", f"line {f.failure.line}: {f.failure.message.splitlines()[0]} [{level}]"))
     if findings:
         props.append(("warnings", str(sum(1 for f in findings if f.outcome == "warn"))))
+    unchecked = not_checked(result.verdict.steps) if result.verdict is not None else []
+    for i, s in enumerate(unchecked, 1):
+        props.append((f"not_checked:{i}", f"line {s.line}: {s.description}"))
+    if unchecked:
+        props.append(("not_checked", str(len(unchecked))))
     if case.expect_failure is not None:
         props.append(("expect_failure", case.expect_failure))
         if result.raw_status is not None:

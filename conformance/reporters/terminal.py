@@ -22,6 +22,7 @@ from rich.text import Text
 from ..core.model import Case
 from ..core.results import CaseResult
 from ..core.values import format_duration
+from ..core.verdict import not_checked
 from .ladder import render_ladder, summarize_failure
 
 _LABELS = {
@@ -132,6 +133,9 @@ class TerminalReporter:
         self_tests = sum(1 for r in results if r.case.expect_failure)
         if self_tests:
             head.append(f"; {self_tests} self-test{'s' if self_tests != 1 else ''}", "dim")
+        unchecked = sum(len(not_checked(r.verdict.steps)) for r in results if r.verdict is not None)
+        if unchecked:
+            head.append(f"; {unchecked} check{'s' if unchecked != 1 else ''} not made (not checked)", "yellow")
         with self._lock:
             self._print("", head)
             for r in results:
