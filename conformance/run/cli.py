@@ -1,4 +1,4 @@
-"""Command line: ``conformance run | list | explain | cleanup``.
+"""Command line: ``conformance run | list | explain | profiles | baseline | cleanup``.
 
 Exit codes: 0 every case passed, 1 a case failed, 2 a usage or environment
 error (a message says what to do; never a traceback).
@@ -77,12 +77,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..core.profiles import load_profile
     from ..reporters import ReportPaths, RunInfo, TerminalReporter, check_output_paths, write_reports
     from ..targets.netns import check_privileges
+    from .baseline import Baseline
     from .runner import RunSettings, new_seed, run
 
     cases = _cases(args)
     target_options = _target_options(args)
     if args.profile:
         load_profile(args.profile)  # a bad profile is a usage error, before anything is set up
+    baseline = Baseline.load(args.baseline) if args.baseline else None  # so is a bad baseline
     check_privileges()
     paths = ReportPaths.of(args.reports, args.junit, args.html)
     check_output_paths(paths.folder, paths.junit, paths.html)  # before the first packet
@@ -101,7 +103,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"conformance {__version__}: {len(cases)} case(s) from {args.cases_from}; seed {seed}")
     started = time.time()
     with reporter.live():
-        results = run(cases, settings, on_start=reporter.case_started, on_result=reporter.case_finished)
+        on_result = reporter.case_finished if baseline is None else lambda r: reporter.case_finished(baseline.judge(r))
+        results = run(cases, settings, on_start=reporter.case_started, on_result=on_result)
+    if baseline is not None:
+        baseline.settle(baseline.judge(r) for r in results)  # known deviations are skips before any report
     elapsed = time.time() - started
     info = RunInfo(__version__, seed, tuple(args.argv), args.cases_from, started, elapsed)
     try:
@@ -109,6 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             write_reports(results, paths, args.pcap, info)
     finally:
         reporter.summary(results, elapsed)  # the verdicts, even when a report could not be written
+        for line in baseline.lines() if baseline is not None else []:
+            print(line)
     print(f"reports: {paths.html}, {paths.junit}, {paths.results}, {paths.pcap}, {paths.ladders}")
     if settings.cancel.is_set():
         finished = sum(1 for r in results if "interrupted" not in r.message)
@@ -120,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     if any(r.status == "error" for r in results):
         return EXIT_ERROR
+    if baseline is not None and args.strict and baseline.judged.fixed:
+        return EXIT_FAILED  # a stale baseline hides nothing, but --strict wants it kept true
     return EXIT_OK if all(r.status in ("passed", "warning", "skipped") for r in results) else EXIT_FAILED
 
 
@@ -163,6 +172,20 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    """Write the deviations of a run's results.json as a baseline, each ``why`` to fill in."""
+    from .baseline import dump, from_results
+
+    entries = from_results(args.source)
+    text = dump(entries)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"{args.output}: {len(entries)} deviation(s) from {args.source}; fill in each 'why'", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from ..targets.netns import check_privileges, cleanup
 
@@ -183,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_list(sub)
     _add_explain(sub)
     _add_profiles(sub)
+    _add_baseline(sub)
     _add_cleanup(sub)
     return ap
 
@@ -310,7 +334,17 @@ def _judging_arguments(p_run: argparse.ArgumentParser) -> None:
         help="expectations and how binding they are: rfc, linux, freebsd, lwip, windows or a profile file "
         "(default: linux for a Linux namespace target, rfc for others); see `conformance profiles`",
     )
-    p_run.add_argument("--strict", action="store_true", help="a violated SHOULD fails the case instead of warning")
+    p_run.add_argument(
+        "--strict",
+        action="store_true",
+        help="a violated SHOULD fails the case instead of warning; a --baseline entry no longer seen fails the run",
+    )
+    p_run.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="known deviations (YAML: case, check, why, until): reported as such, they do not fail the run; "
+        "write one with `conformance baseline`",
+    )
     p_run.add_argument(
         "--ip",
         choices=("4", "6", "both"),
@@ -349,6 +383,15 @@ def _add_profiles(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     p_prof = sub.add_parser("profiles", help="list the stack profiles, their values, levels and sources")
     p_prof.add_argument("name", nargs="?", help="one profile (default: all)")
     p_prof.set_defaults(func=cmd_profiles)
+
+
+def _add_baseline(sub: _Subparsers[argparse.ArgumentParser]) -> None:
+    p_base = sub.add_parser("baseline", help="write a baseline of known deviations from a run's results.json")
+    p_base.add_argument(
+        "--from", dest="source", metavar="RESULTS", default="reports/results.json", help="default: reports/results.json"
+    )
+    p_base.add_argument("-o", "--output", metavar="FILE", help="the baseline to write (default: standard output)")
+    p_base.set_defaults(func=cmd_baseline)
 
 
 def _add_cleanup(sub: _Subparsers[argparse.ArgumentParser]) -> None:
