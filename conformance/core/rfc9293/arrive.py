@@ -129,6 +129,12 @@ def other(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = seg.window, seg.seq, seg.ack
         acked(tcb, seg.ack, now)
         return
+    if p.flagless_dropped and tcb.state in SYNCHRONIZED - {State.TIME_WAIT} and not set(seg.flags) & set("ARS"):
+        out.note("linux/flagless")
+        return
+    if _ends_beyond_window(tcb, seg):
+        invalid_reply(tcb, now, out, tcb.ack_now("linux/end-beyond-window"))
+        return
     if not acceptable(seg.seq, seg.seg_len, tcb.rcv_nxt, tcb.rcv_wnd):  # first
         _unacceptable(tcb, seg, now, out)
         return
@@ -149,7 +155,31 @@ def other(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         out.note("ack/off")
         return
     if _ack(tcb, seg, now, out):
+        if _data_after_close(tcb, seg):
+            out.send(reset_for(seg, "close/data-after-close", p))
+            close(tcb, "reset")
+            return
         text_and_fin(tcb, seg, now, out)  # seventh and eighth
+
+
+def _ends_beyond_window(tcb: Tcb, seg: Segment) -> bool:
+    """Linux's tcp_sequence: text that starts in the window but ends beyond it is not acceptable."""
+    if not tcb.profile.end_beyond_window_unacceptable or not seg.payload or tcb.state is State.TIME_WAIT:
+        return False
+    end = seq_add(seg.seq, seg.seg_len)
+    return seq_diff(end, seq_add(tcb.rcv_nxt, tcb.rcv_wnd)) > 0 and in_window(seg.seq, tcb.rcv_nxt, tcb.rcv_wnd)
+
+
+def _data_after_close(tcb: Tcb, seg: Segment) -> bool:
+    """RFC 9293 §3.6.1: after our application's CLOSE (FIN-WAIT-1/2; CLOSING and LAST-ACK for text before
+    RCV.NXT), new text (or a FIN past RCV.NXT) is data that will never be read (Linux: TCPABORTONDATA)."""
+    if not tcb.profile.rst_on_data_after_close or seg.seg_len == 0:
+        return False
+    fin = "F" in seg.flags
+    new = seq_diff(seq_add(seg.seq, seg.seg_len - int(fin)), tcb.rcv_nxt) > 0
+    if tcb.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
+        return new
+    return tcb.state in (State.CLOSING, State.LAST_ACK) and seq_diff(seg.seq, tcb.rcv_nxt) < 0 and new
 
 
 def _simultaneous_open(tcb: Tcb, seg: Segment) -> bool:
@@ -271,6 +301,9 @@ def text_and_fin(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         data, fin = data[: tcb.rcv_wnd], False
     if not data and not fin:
         return  # a bare ACK (acceptable, §3.10.7.4 first): no text to hold or acknowledge
+    if tcb.fin_received and seq_diff(start, tcb.rcv_nxt) >= 0:
+        out.note("text/ignore")  # after the peer's FIN, text or a FIN beyond it "should not occur": ignored
+        return
     if seq_diff(start, tcb.rcv_nxt) > 0:
         tcb.out_of_order[start] = (data, fin)
         out.send(tcb.ack_now("seq/out-of-order"))

@@ -55,6 +55,15 @@ class ModelProfile:
     synfin_dropped: bool = False
     #: SYN-RECEIVED: a duplicate of the SYN gets the SYN-ACK again (Linux, EP-11) rather than an ACK.
     dup_syn_resends_synack: bool = False
+    #: A segment with none of ACK, RST, SYN is dropped before the sequence check in the synchronized states (Linux
+    #: net/ipv4/tcp_input.c: tcp_rcv_established and tcp_rcv_state_process, "!th->ack && !th->rst && !th->syn").
+    flagless_dropped: bool = False
+    #: Text that ends beyond RCV.NXT+RCV.WND is not acceptable even when it starts inside (Linux 6.18
+    #: net/ipv4/tcp_input.c tcp_sequence, SKB_DROP_REASON_TCP_INVALID_END_SEQUENCE; Table 6 accepts it).
+    end_beyond_window_unacceptable: bool = False
+    #: New data after the application's CLOSE is answered by a RST (RFC 9293 §3.6.1 and RFC 1122 §4.2.2.13,
+    #: SHOULD; Linux tcp_rcv_state_process, LINUX_MIB_TCPABORTONDATA: <SEQ=SEG.ACK><CTL=RST>, CLOSED).
+    rst_on_data_after_close: bool = True
     #: Minimum gap between replies to invalid segments on a connection (Linux tcp_invalid_ratelimit 0.5 s).
     invalid_ratelimit: float = 0.0
     #: The receive window offered (RCV.WND), the MSS offered in SYN-ACKs.
@@ -99,6 +108,8 @@ LINUX = replace(
     synfin_dropped=True,  # observations E7e
     dup_syn_resends_synack=True,  # observations E7d
     invalid_ratelimit=0.5,  # tcp_invalid_ratelimit
+    flagless_dropped=True,  # tcp_rcv_established / tcp_rcv_state_process
+    end_beyond_window_unacceptable=True,  # tcp_sequence
     rcv_wnd=65535,
 )
 

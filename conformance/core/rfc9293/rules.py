@@ -51,6 +51,21 @@ _RULES = (
     ),
     Rule("syn-sent/other", "§3.10.7.3 fifth", "neither SYN nor RST: drop the segment", None),
     Rule("syn-received/simultaneous", "§3.5 Figure 7", "simultaneous open: the peer's SYN,ACK: ESTABLISHED", "EP-18"),
+    Rule(
+        "linux/flagless",
+        "§3.10.7.4 fifth (Linux net/ipv4/tcp_input.c tcp_rcv_established)",
+        "no ACK, RST or SYN: dropped before the sequence check, no reply (Linux)",
+    ),
+    Rule(
+        "linux/end-beyond-window",
+        "§3.10.7.4 first (Linux net/ipv4/tcp_input.c tcp_sequence)",
+        "text ending beyond RCV.NXT+RCV.WND: not acceptable, <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> (Linux)",
+    ),
+    Rule(
+        "close/data-after-close",
+        "§3.6.1 (RFC 1122 §4.2.2.13)",
+        "new data received after CLOSE: send a RST to show that data was lost, CLOSED",
+    ),
     # §3.10.7.4 first: sequence number
     Rule("seq/unacceptable", "§3.10.7.4 first", "not acceptable: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, drop", "EP-7"),
     Rule("seq/unacceptable-rst", "§3.10.7.4 first", "not acceptable and RST: drop the segment", "EP-12"),
