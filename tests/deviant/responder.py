@@ -1,0 +1,207 @@
+"""The deviant responder, sans-IO: Ethernet frames in with the time they came, frames out, and when to be woken.
+
+Theory of operation
+-------------------
+One :class:`~conformance.core.rfc9293.Host` per address family plays TCP (its listeners: ``listen`` apps that
+never accept, and ``banner`` apps that send :data:`~conformance.core.rfc9293.host.BANNER` once established). The
+:class:`Responder` around it answers ARP and Neighbor Solicitations for its addresses, learns its peers' MAC
+addresses from the frames they send, turns segments into frames with the project's codec, and applies the knobs
+(:class:`Knobs`) where the model has none:
+
+* ``tick``: the model's timers are run only on multiples of the tick, and are told that the tick's time is "now"
+  (a stack whose timers count ticks: lwIP's 500 ms slow timer, BSD's ``tcp_slowtimo``); a timer due at 3.2 s
+  fires at 3.5 s, and the next one is armed from 3.5 s;
+* ``icmp_closed``: a segment to a port with neither a listener nor a connection gets an ICMP (ICMPv6) port
+  unreachable, built with Scapy, instead of the model's RST;
+* ``repeat`` / ``repeat_every``: every segment that carries data is sent again ``repeat`` times, ``repeat_every``
+  seconds apart (a broken retransmission queue);
+* ``synack_options``: every SYN-ACK carries SACK-permitted, timestamps and window scale, asked for or not
+  (RFC 7323 §2.2, §3.2 say only if the SYN had them).
+
+The model's own knobs (backoff, initial and minimum RTO, retry counts) are set through :meth:`Knobs.profile`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from conformance.core.rfc9293 import LINUX, RFC, Emitted, Host, ModelProfile
+from conformance.core.segment import Segment
+from conformance.wire import arp, nd
+from conformance.wire.codec import decode, encode
+
+ETH_IPV4, ETH_IPV6 = b"\x08\x00", b"\x86\xdd"
+#: The options a SYN-ACK gets under ``synack_options`` besides the model's MSS (20 octets with it).
+UNASKED_OPTIONS = ("sackok", "timestamp", "nop", "wscale")
+#: A timer due within this of a tick boundary fires on that boundary (float noise, not a tick late).
+EPSILON = 1e-6
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """How the responder deviates (the defaults conform). Times in seconds."""
+
+    #: The model profile the knobs start from: ``rfc`` (RFC 6298 timers: 1 s floor) or ``linux`` (200 ms floor).
+    base: str = "rfc"
+    #: Timers run only on multiples of this (0: at their deadline).
+    tick: float = 0.0
+    #: RTO <- RTO x backoff on each expiry (RFC 6298 §5.5: 2).
+    backoff: float = 2.0
+    rto_initial: float | None = None
+    rto_min: float | None = None
+    synack_retries: int | None = None
+    data_retries: int | None = None
+    #: ICMP port unreachable instead of a RST for a segment to a closed port.
+    icmp_closed: bool = False
+    #: Copies of every data segment, `repeat_every` apart.
+    repeat: int = 0
+    repeat_every: float = 0.005
+    #: SACK-permitted, timestamps and window scale in every SYN-ACK.
+    synack_options: bool = False
+
+    def profile(self) -> ModelProfile:
+        """The model's profile: `base` with the knobs the model has."""
+        bases = {"rfc": RFC, "linux": LINUX}
+        if self.base not in bases:
+            raise ValueError(f"unknown base profile {self.base!r}: rfc or linux")
+        changes: dict[str, object] = {"backoff": self.backoff}
+        for knob, field in (
+            ("rto_initial", "rto_initial"),
+            ("rto_min", "rto_min"),
+            ("synack_retries", "synack_retries"),
+            ("data_retries", "data_retries"),
+        ):
+            value = getattr(self, knob)
+            if value is not None:
+                changes[field] = value
+        name = f"deviant-{self.base}"
+        return replace(bases[self.base], name=name, **changes)  # type: ignore[arg-type]
+
+
+def next_tick(time: float, tick: float) -> float:
+    """The first multiple of `tick` at or after `time` (`time` itself without a tick)."""
+    if tick <= 0:
+        return time
+    return math.ceil(time / tick - EPSILON) * tick
+
+
+class Responder:
+    """See the module docstring. `apps`: port -> ``listen`` or ``banner``."""
+
+    def __init__(self, knobs: Knobs, apps: dict[int, str], addr: str | None, addr6: str | None = None) -> None:
+        if addr is None and addr6 is None:
+            raise ValueError("the responder needs an address (IPv4, IPv6 or both)")
+        self.knobs = knobs
+        self.addr, self.addr6 = addr, addr6
+        self.mac = arp.local_mac(addr) if addr is not None else nd.local_mac(addr6 or "")
+        profile = knobs.profile()
+        self.hosts: dict[str, Host] = {}
+        for address in (addr, addr6):
+            if address is not None:
+                host = Host(address, profile)
+                for port, app in apps.items():
+                    host.listen(port, app)
+                self.hosts[address] = host
+        self.macs: dict[str, str] = {}  # peer address -> its MAC, learnt from its frames
+        self.repeats: list[tuple[float, bytes]] = []  # (when, frame), in time order
+        self.counts = {"in": 0, "out": 0, "icmp": 0, "repeats": 0, "arp": 0, "nd": 0}
+
+    # ---------------------------------------------------------------- events
+    def receive(self, frame: bytes, now: float) -> list[bytes]:
+        """A frame from the wire: the frames to send in reply."""
+        found = arp.parse(frame)
+        if found is not None:
+            return self._arp(found)
+        if nd.is_nd(frame):
+            solicitation = nd.parse(frame)
+            if solicitation is not None and self.addr6 is not None and nd.asks_for(solicitation, self.addr6):
+                self.counts["nd"] += 1
+                return [nd.advertise_to(solicitation, self.mac)]
+            return []
+        seg = decode(frame, now)
+        if seg is None or seg.dst not in self.hosts or seg.checksum_ok is False:
+            return []  # not ours, or damaged: a stack drops it (RFC 9293 §3.1, MUST-2)
+        self.counts["in"] += 1
+        self.macs[seg.src] = arp.mac_text(frame[6:12])
+        host = self.hosts[seg.dst]
+        if self.knobs.icmp_closed and self._closed(host, seg):
+            self.counts["icmp"] += 1
+            return [icmp_port_unreachable(frame, self.mac)]
+        return self._frames(host.receive(seg, now), now)
+
+    def wake(self) -> float | None:
+        """When :meth:`due` must next be called if no frame comes (None: only when one does)."""
+        times = [next_tick(t, self.knobs.tick) for t in (h.deadline() for h in self.hosts.values()) if t is not None]
+        if self.repeats:
+            times.append(self.repeats[0][0])
+        return min(times) if times else None
+
+    def due(self, now: float) -> list[bytes]:
+        """The frames due by `now`: timers (on the tick's boundaries), then repeats."""
+        out: list[bytes] = []
+        for host in self.hosts.values():
+            while (deadline := host.deadline()) is not None and (fire := next_tick(deadline, self.knobs.tick)) <= now:
+                # on a tick, the model is told the tick's time: the next timer is armed from the boundary
+                out += self._frames(host.advance(fire if self.knobs.tick else now), now)
+                if host.deadline() == deadline:
+                    break  # nothing changed (a deadline the model does not act on yet): wait for the next event
+        while self.repeats and self.repeats[0][0] <= now:
+            out.append(self.repeats.pop(0)[1])
+            self.counts["repeats"] += 1
+        return out
+
+    # ---------------------------------------------------------------- internals
+    def _arp(self, packet: arp.Arp) -> list[bytes]:
+        self.macs[packet.sender_ip] = packet.sender_mac
+        if packet.op == arp.OP_REQUEST and packet.target_ip == self.addr and packet.sender_ip != self.addr:
+            self.counts["arp"] += 1
+            return [arp.reply_to(packet, self.mac)]
+        return []
+
+    @staticmethod
+    def _closed(host: Host, seg: Segment) -> bool:
+        return seg.dport not in host.listeners and (seg.dport, seg.src, seg.sport) not in host.tcbs
+
+    def _frames(self, emitted: list[Emitted], now: float) -> list[bytes]:
+        out = []
+        for item in emitted:
+            seg = item.segment
+            if self.knobs.synack_options and seg.flags == "SA":
+                seg = with_unasked_options(seg, now)
+            frame = encode(seg, self.mac, self.macs.get(seg.dst, arp.BROADCAST))
+            out.append(frame)
+            if seg.payload and self.knobs.repeat:
+                every = self.knobs.repeat_every
+                self.repeats += [(now + every * (i + 1), frame) for i in range(self.knobs.repeat)]
+                self.repeats.sort(key=lambda item: item[0])
+        self.counts["out"] += len(out)
+        return out
+
+
+def with_unasked_options(seg: Segment, now: float) -> Segment:
+    """`seg` (a SYN-ACK) with SACK-permitted, timestamps and window scale after its own options."""
+    tsval = int(now * 1000) & 0xFFFFFFFF
+    values: dict[str, object] = {"sackok": None, "timestamp": (tsval, 0), "nop": None, "wscale": 7}
+    return replace(seg, options=seg.options + tuple((name, values[name]) for name in UNASKED_OPTIONS))
+
+
+def icmp_port_unreachable(frame: bytes, our_mac: str) -> bytes:
+    """The ICMP (RFC 792: type 3 code 3) or ICMPv6 (RFC 4443: type 1 code 4) port unreachable that answers the
+    TCP segment in `frame`, quoting its IP datagram (as much as fits in 576 / 1280 octets), built with Scapy."""
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
+    from scapy.layers.l2 import Ether
+
+    to_mac = arp.mac_text(frame[6:12])
+    if frame[12:14] == ETH_IPV4:
+        datagram = frame[14 : 14 + int.from_bytes(frame[16:18], "big")]
+        ip = IP(datagram)
+        reply = IP(src=ip.dst, dst=ip.src) / ICMP(type=3, code=3) / datagram[: 576 - 28]
+    elif frame[12:14] == ETH_IPV6:
+        datagram = frame[14 : 54 + int.from_bytes(frame[18:20], "big")]
+        ip6 = IPv6(datagram)
+        reply = IPv6(src=ip6.dst, dst=ip6.src) / ICMPv6DestUnreach(code=4) / datagram[: 1280 - 48]
+    else:
+        raise ValueError("not an IPv4 or IPv6 frame")
+    return bytes(Ether(src=our_mac, dst=to_mac) / reply)
