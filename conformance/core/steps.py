@@ -85,8 +85,11 @@ def describe_pattern(p: SegmentPattern, w: Window) -> str:
         parts.append(f"len={p.length}")
     if p.window is not None:
         parts.append(f"win={p.window}")
+    if p.data is not None:
+        parts.append(f"data={p.data[:16]!r}" + ("..." if len(p.data) > 16 else ""))
     for o in p.options or ():
         if o.kind != "nop":
-            shown = "absent" if getattr(o, "absent", False) else ("present" if o.value is None else repr(o.value))
-            parts.append(f"{o.kind} {shown}")
+            parts.append(
+                f"{o.kind} absent" if o.absent else f"{o.kind} present" if o.value is None else f"{o.kind}={o.value}"
+            )
     return f"expect {' '.join(parts) or 'any segment'} {w}"

@@ -80,22 +80,9 @@ def find_case(name: str, folder: Path | None = None) -> Case:
 
 # --------------------------------------------------------------- dialogue
 def _pattern_label(step: ExpectStep) -> str:
-    """Every check of an expected segment: what the engine's description says, and the window, data and options
-    checks it leaves out, before the timing window."""
-    text = describe_pattern(step.pattern, step.window_).removeprefix("expect ")
-    timing = str(step.window_)
-    p = step.pattern
-    checks = [f"win={p.window}"] if p.window is not None else []
-    if p.data is not None:
-        checks.append(f"data={p.data[:16]!r}" + ("..." if len(p.data) > 16 else ""))
-    for o in p.options or ():
-        if o.kind != "nop":
-            checks.append(
-                f"{o.kind} absent" if o.absent else f"{o.kind} present" if o.value is None else f"{o.kind}={o.value}"
-            )
-    if not checks or not text.endswith(timing):
-        return text
-    return f"{text.removesuffix(timing).rstrip()} {' '.join(checks)} {timing}"
+    """Every check of an expected segment (fields, window, data, options) before its timing window: the engine's
+    own description of the step, so a failure headline and `explain` say the same."""
+    return describe_pattern(step.pattern, step.window_).removeprefix("expect ")
 
 
 def _generic(step: Step) -> str:
