@@ -193,15 +193,13 @@ def icmp_port_unreachable(frame: bytes, our_mac: str) -> bytes:
     from scapy.layers.inet6 import ICMPv6DestUnreach, IPv6
     from scapy.layers.l2 import Ether
 
-    to_mac = arp.mac_text(frame[6:12])
+    ether = Ether(src=our_mac, dst=arp.mac_text(frame[6:12]))
     if frame[12:14] == ETH_IPV4:
         datagram = frame[14 : 14 + int.from_bytes(frame[16:18], "big")]
         ip = IP(datagram)
-        reply = IP(src=ip.dst, dst=ip.src) / ICMP(type=3, code=3) / datagram[: 576 - 28]
-    elif frame[12:14] == ETH_IPV6:
+        return bytes(ether / IP(src=ip.dst, dst=ip.src) / ICMP(type=3, code=3) / datagram[: 576 - 28])
+    if frame[12:14] == ETH_IPV6:
         datagram = frame[14 : 54 + int.from_bytes(frame[18:20], "big")]
         ip6 = IPv6(datagram)
-        reply = IPv6(src=ip6.dst, dst=ip6.src) / ICMPv6DestUnreach(code=4) / datagram[: 1280 - 48]
-    else:
-        raise ValueError("not an IPv4 or IPv6 frame")
-    return bytes(Ether(src=our_mac, dst=to_mac) / reply)
+        return bytes(ether / IPv6(src=ip6.dst, dst=ip6.src) / ICMPv6DestUnreach(code=4) / datagram[: 1280 - 48])
+    raise ValueError("not an IPv4 or IPv6 frame")
