@@ -15,6 +15,7 @@ connection of its own, its timer on its own phase of the tick) so that the whole
 from __future__ import annotations
 
 import json
+import re
 import selectors
 import subprocess
 import sys
@@ -344,7 +345,8 @@ def test_data_repeated_every_5ms_fails_the_silence_after_it(deviant_ns: str, tmp
     message, ref_id, doc = failure(records["deviant-ack-then-silence"])
     assert ref_id == "MUST-18" and "RFC 6298" in doc and "into a silence" in message, (message, ref_id)
     message, ref_id, _ = failure(records["data-retransmit-backoff"])
-    assert ref_id == "rto_min" and "early" in message and "observed after 5" in message, message
+    observed = re.search(r"observed after ([\d.]+) ms", message)
+    assert ref_id == "rto_min" and "early" in message and observed and float(observed[1]) < 20, message
 
     twins = derived(silence, tmp_path / "twins", RUNS)
     with responder(deviant_ns, tmp_path / "conforming", "--base", "linux"):
