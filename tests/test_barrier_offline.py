@@ -131,3 +131,45 @@ def test_a_tap_wire_catches_up_through_its_parser() -> None:
         w._release()
         ours.close()
         theirs.close()
+
+
+def test_a_flooded_tap_wire_answers_after_a_queue_length_of_frames() -> None:
+    """A TAP descriptor has no kernel stamps, so under a flood that never empties it the capture answers once
+    it has read as many frames after the question as the device's queue holds: all that was queued then."""
+    w = TapWire("faketap0", OUR_MAC, OURS, THEIRS)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    w._fd, w._ring = ours.fileno(), 8
+    w._thread = threading.Thread(target=w._capture, daemon=True)
+    w._parser = threading.Thread(target=w._parse, daemon=True)
+    stop = threading.Event()
+
+    theirs.settimeout(0.05)  # never blocked for good once the reader stops
+
+    def flood() -> None:
+        while not stop.is_set():
+            try:
+                theirs.send(frame(1))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    feeder = threading.Thread(target=flood, daemon=True)
+    w.subscribe([PORT])
+    try:
+        feeder.start()
+        time.sleep(0.05)
+        w._thread.start()
+        w._parser.start()
+        started = time.monotonic()
+        assert w.catch_up() is not None
+        assert time.monotonic() - started < 1.0
+    finally:
+        stop.set()
+        w._stop.set()
+        w._thread.join()
+        w._fd = -1
+        w._release()
+        feeder.join()
+        theirs.close()
+        ours.close()

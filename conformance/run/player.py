@@ -200,7 +200,8 @@ class Player:
                 if not p.over and id(p.target.wire) == key and self._judges(p, now):
                     self._fail(
                         p,
-                        f"the capture on {wire.iface} did not catch up with the wire within {CATCH_UP:g} s: "
+                        loss_of(p)
+                        or f"the capture on {wire.iface} did not catch up with the wire within {CATCH_UP:g} s: "
                         "this case's deadline cannot be judged (is the machine overloaded? run fewer cases at once)",
                     )
         for p in touched:
@@ -368,18 +369,26 @@ class Player:
         p.future.set_result(result)
 
 
+def loss_of(p: _Play) -> str:
+    """The harness error of a case during which the wire lost frames ("" when it lost none)."""
+    wire = p.target.wire
+    lost = wire.drops - p.drops_before
+    if not lost:
+        return ""
+    return (
+        f"the capture lost {lost} frame(s) while this case ran ({wire.loss_cause}): the tool's loss, not the "
+        "target's, and a verdict would not be trustworthy; run fewer cases at once (--jobs), or stop what floods "
+        "the wire"
+    )
+
+
 def result_of(p: _Play) -> CaseResult:
     """The case's result from its finished dialogue (a self-test case's verdict inverted)."""
     case, target, error = p.case, p.target, p.error
     verdict = p.dialogue.verdict()
     duration = time.time() - p.started
-    lost = target.wire.drops - p.drops_before
-    if lost and not error:
-        error = (
-            f"the capture lost {lost} frame(s) while this case ran ({target.wire.loss_cause}): the tool's loss, "
-            "not the target's, and a verdict would not be trustworthy; run fewer cases at once (--jobs), or "
-            "stop what floods the wire"
-        )
+    if not error:
+        error = loss_of(p)
     if not error and verdict.failure is not None and verdict.failure.kind in ("agent", "harness"):
         error = verdict.failure.render()  # the harness failed, not the target
     frames = sorted(p.frames, key=lambda f: f[0])

@@ -70,7 +70,7 @@ class Wire:
     """Injection and capture on one prober interface; see the module docstring."""
 
     #: Where :attr:`drops` are counted, for the harness error of a case that lived through some.
-    loss_cause = "the kernel dropped them: the capture socket's queue was full (PACKET_STATISTICS)"
+    loss_cause = "the kernel dropped them, the capture socket's queue full: its PACKET_STATISTICS"
 
     def __init__(
         self,

@@ -36,6 +36,14 @@ SWITCH_INTERVAL = 0.0005
 DROPS_EVERY = 0.05
 
 
+def queue_length(ifname: str) -> int:
+    """How many frames the device holds for its descriptor (its ``tx_queue_len``, the size of tun's ring)."""
+    try:
+        return max(1, int(Path(f"/sys/class/net/{ifname}/tx_queue_len").read_text().strip()))
+    except (OSError, ValueError):
+        return 1000  # more than tun's default (500): the barrier waits a little longer, never too little
+
+
 def tx_dropped(ifname: str) -> int | None:
     """The frames `ifname` dropped on their way to its descriptor (its queue was full, or nobody read it):
     the TAP device's ``tx_dropped`` counter; None when it cannot be read."""
@@ -64,7 +72,7 @@ class TapWire(NeighbourResponder, Wire):
     just before the write.
     """
 
-    loss_cause = "the TAP device dropped them on their way to the tool (its tx_dropped counter): its queue was full"
+    loss_cause = "the TAP device dropped them on their way to the tool, its queue full: its tx_dropped counter"
 
     def __init__(
         self,
@@ -83,6 +91,7 @@ class TapWire(NeighbourResponder, Wire):
         self._frames: queue.SimpleQueue[tuple[bytes, float] | int | None] = queue.SimpleQueue()
         self._drops_base: int | None = None  # the device's tx_dropped when we attached
         self._drops_next = 0.0
+        self._ring = 1000  # the device's queue length, read when it is attached
         self._write_lock = threading.Lock()
         self._init_neighbours()
 
@@ -117,6 +126,7 @@ class TapWire(NeighbourResponder, Wire):
             raise HarnessError(f"cannot attach to TAP device {self.iface}: {exc.strerror}") from None
         self._fd = fd
         self._drops_base = tx_dropped(self.iface)
+        self._ring = queue_length(self.iface)
         self._switch = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL))
         self._thread = threading.Thread(target=self._capture, name=f"capture-{self.iface}", daemon=True)
@@ -159,10 +169,12 @@ class TapWire(NeighbourResponder, Wire):
 
     def _capture(self) -> None:
         told = 0  # the latest question of the barrier handed to the parser
+        counting, reads = 0, 0  # the question being counted for, and the frames read since it was asked
         while not self._stop.is_set():
             self._count_drops()
-            # Before the descriptor is looked at (see wire.barrier). Only an empty descriptor answers: a frame
-            # is stamped when it is read, so its stamp says nothing of what is queued behind it.
+            # Before the descriptor is looked at (see wire.barrier). A frame is stamped when it is read, so its
+            # stamp says nothing of what is queued behind it: an empty descriptor answers, or as many frames
+            # read after the question as the device's queue holds (all that was queued when it was asked).
             asked, _ = self._barrier.pending()
             try:
                 ready, _, _ = select.select([self._fd, self._barrier.fileno()], [], [], 0.2)
@@ -181,6 +193,9 @@ class TapWire(NeighbourResponder, Wire):
             stamp = time.time()
             if not self._neighbour(data):
                 self._frames.put((data, stamp))  # parsed on another thread: the next read is not held up
+            counting, reads = asked, (reads + 1 if counting == asked else 1)
+            if asked > told and reads >= self._ring:
+                self._frames.put(told := asked)
 
     def _count_drops(self) -> None:
         """The device's drops since we attached (its ``tx_dropped``), read every :data:`DROPS_EVERY` seconds
