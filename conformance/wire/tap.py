@@ -176,8 +176,9 @@ class TapWire(NeighbourResponder, Wire):
             # stamp says nothing of what is queued behind it: an empty descriptor answers, or as many frames
             # read after the question as the device's queue holds (all that was queued when it was asked).
             asked, _ = self._barrier.pending()
+            wait = 0.0 if asked > told else 0.2  # a question waits: look at once (its pipe byte may be gone)
             try:
-                ready, _, _ = select.select([self._fd, self._barrier.fileno()], [], [], 0.2)
+                ready, _, _ = select.select([self._fd, self._barrier.fileno()], [], [], wait)
                 if self._barrier.fileno() in ready:
                     self._barrier.clear()
                 if self._fd not in ready:
