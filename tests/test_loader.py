@@ -404,10 +404,10 @@ def test_schema_type_error(tmp_path: Path) -> None:
 
 
 def test_enum_error_lists_valid_values(tmp_path: Path) -> None:
-    path = write_case(tmp_path, "  - send: {flags: S}\n", extra="service: http\n")
+    path = write_case(tmp_path, "  - send: {flags: S}\n", extra="service: smtp\n")
     err = load_error(path)
-    assert_where(err, path, line_of(path, "service: http"), "service")
-    assert err.valid == ["listen", "banner", "closed", "agent"]
+    assert_where(err, path, line_of(path, "service: smtp"), "service")
+    assert err.valid == ["listen", "banner", "echo", "http", "closed", "agent"]
 
 
 def test_missing_required_field(tmp_path: Path) -> None:

@@ -92,6 +92,8 @@ class ExpectStep(Step):
     label: str | None = None
     bind: tuple[tuple[str, str], ...] = ()  # (name, field)
     description: str = ""
+    #: ``until: FIN`` or ``until: data``: every segment up to one with FIN (or with data) must match.
+    until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ class Case:
     group: str
     path: str
     refs: tuple[Reference, ...]
-    service: str  # which service of the target the case talks to (listen/banner/closed)
+    service: str  # which service of the target the case talks to (listen/banner/echo/http/closed/agent)
     steps: tuple[Step, ...]
     tolerance: Tolerance
     sysctls: dict[str, int] = field(default_factory=dict)

@@ -45,7 +45,7 @@ STEP_KINDS = ("send", "expect", "silence", "withhold", "assert", "app", "app_res
 #: Keys allowed beside each step kind.
 STEP_KEYS = {
     "send": {"conn", "ref"},
-    "expect": {"conn", "ref", "label", "bind"},
+    "expect": {"conn", "ref", "label", "bind", "until"},
     "silence": {"conn", "ref"},
     "withhold": {"conn", "ref", "retransmits", "schedule", "count", "then_silence"},
     "assert": {"ref"},
@@ -311,7 +311,14 @@ def _expect(b: StepBuilder, s: RawStep) -> Step:
         if name in BUILTIN_NAMES:
             raise b.error(s.path + ("bind", name), f"{name!r} is a built-in name and cannot be bound")
         b.bound.add(name)
-    return ExpectStep(line=s.line, conn=s.conn, ref=s.ref, pattern=pattern, window_=window, label=label, bind=bind)
+    until = s.raw.get("until")
+    if until == "FIN" and pattern.flags is not None and "F" not in pattern.flags + pattern.flags_optional:
+        raise b.error(s.path + ("until",), 'until: FIN needs F among the flags ("AP?F?": data, then the FIN)')
+    if until is not None and (pattern.length is not None or pattern.data is not None):
+        raise b.error(s.path + ("until",), f"until: {until} takes segments of any length: leave len and data out")
+    return ExpectStep(
+        line=s.line, conn=s.conn, ref=s.ref, pattern=pattern, window_=window, label=label, bind=bind, until=until
+    )
 
 
 def _silence(b: StepBuilder, s: RawStep) -> Step:

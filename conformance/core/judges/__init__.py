@@ -26,7 +26,8 @@ def judge_for(step: Step, ctx: Context) -> ActiveStep:
         return Send(step)
     if isinstance(step, ExpectStep):
         description = describe_pattern(step.pattern, step.window_)
-        return Expect(step, step.pattern, step.window_, description, step.label, step.bind)
+        description += f", each until {step.until}" if step.until else ""
+        return Expect(step, step.pattern, step.window_, description, step.label, step.bind, until=step.until)
     if isinstance(step, SilenceStep):
         return Silence(step, step.seconds, f"silence for {format_duration(step.seconds)}")
     if isinstance(step, AssertStep):

@@ -77,6 +77,7 @@ class Expect(ActiveStep):
         label: str | None = None,
         bind: tuple[tuple[str, str], ...] = (),
         note: str = "",
+        until: str | None = None,
     ) -> None:
         self.step = step
         self.pattern = pattern
@@ -85,6 +86,7 @@ class Expect(ActiveStep):
         self.label = label
         self.bind = bind
         self.note = note  # added to a failure message (e.g. how a state was inferred)
+        self.until = until  # take segments until one carries FIN or data (``until: FIN|data``), or None
         #: The trace index of the event the window counts from (-1: the dialogue's start). An index, not a
         #: time: the time of a segment we sent becomes its capture time when its capture comes back.
         self.ref_index = -1
@@ -183,7 +185,16 @@ class Expect(ActiveStep):
         # matched, or a deviation the profile lets pass: the dialogue goes on with this segment
         ctx.mark_event(index)
         ctx.accept(conn, seg, self.label, self.bind)
+        if self.until is not None and not self._ends_series(seg):
+            if self.until == "FIN" and seg.payload:  # read, as an application would: acknowledged at once
+                ack = ctx.segment(conn, "A", conn.snd_nxt, conn.rcv_nxt or seg.ack, 65535, b"", ())
+                ctx.emit(conn, ack, now, note=f"line {line}: ACK of the data (until FIN)")
+            self.ref_index = ctx.last_event  # the next of the series is timed from the event before it
+            return self.advance(ctx, now)
         return Progress.DONE
+
+    def _ends_series(self, seg: Segment) -> bool:
+        return "F" in seg.flags if self.until == "FIN" else bool(seg.payload)
 
 
 class Silence(ActiveStep):

@@ -50,6 +50,8 @@ def unsupported(case: Case) -> str | None:
     other = sorted(set(case.sysctls) - set(SYSCTL_KNOBS))
     if other:
         return f"needs target sysctls the model has no knob for: {', '.join(other)}"
+    if case.service not in ("listen", "banner", "closed", "agent"):
+        return f"needs the {case.service} service, an application the model does not have"
     for step in case.steps:
         if not isinstance(step, AppStep):
             continue
