@@ -7,7 +7,10 @@ the namespace; it
 1. applies the sysctls asked for (``--sysctl tcp_synack_retries=2``) and turns
    IPv6 off if asked;
 2. opens the services the cases talk to: ``listen`` (accept, read and discard),
-   ``banner`` (accept, send a banner, then read and discard); the ``closed`` port
+   ``banner`` (accept, send a banner, then read and discard), ``echo`` (send back
+   what it reads, RFC 862) and ``http`` (read a request up to its blank line,
+   answer it with :data:`HTTP_HEAD` then :data:`HTTP_BODY`, then close first: the
+   target's active close); the ``closed`` port
    is simply not opened. Each listens on the addresses given (``--addr``, once per
    address: the target's test addresses, one socket each), or on every address
    of both families with ``--addr 0.0.0.0`` (the default);
@@ -24,30 +27,71 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 
 BANNER = b"conformance banner: hello from the target\r\n"
+HTTP_BODY = b"conformance: hello from the target\n"
+HTTP_HEAD = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(
+    HTTP_BODY
+)
+#: The most of a request the http service reads before it answers anyway.
+MAX_REQUEST = 65536
 SYSCTL_DIR = "/proc/sys/net/ipv4"
 
 
-def _drain(conn: socket.socket, banner: bytes | None) -> None:
+def _drain(conn: socket.socket) -> None:
+    while conn.recv(65536):
+        pass
+
+
+def _banner(conn: socket.socket) -> None:
+    conn.sendall(BANNER)
+    _drain(conn)
+
+
+def _echo(conn: socket.socket) -> None:
+    while data := conn.recv(65536):
+        conn.sendall(data)
+
+
+def _http(conn: socket.socket) -> None:
+    """Read the request up to its blank line (or the peer's FIN), answer in one write, close first."""
+    request = b""
+    while b"\r\n\r\n" not in request and b"\n\n" not in request and len(request) < MAX_REQUEST:
+        data = conn.recv(65536)
+        if not data:
+            break
+        request += data
+    if request:  # two writes, as most servers do (Python's http.server among them): the head, then the body
+        conn.sendall(HTTP_HEAD)
+        conn.sendall(HTTP_BODY)
+
+
+def _handled(handler: Callable[[socket.socket], None], conn: socket.socket) -> None:
     try:
-        if banner:
-            conn.sendall(banner)
-        while conn.recv(65536):
-            pass
+        handler(conn)
     except OSError:
         pass
     finally:
         conn.close()
 
 
-def _serve(sock: socket.socket, banner: bytes | None) -> None:
+def _serve(sock: socket.socket, handler: Callable[[socket.socket], None]) -> None:
     while True:
         try:
             conn, _ = sock.accept()
         except OSError:
             return
-        threading.Thread(target=_drain, args=(conn, banner), daemon=True).start()
+        threading.Thread(target=_handled, args=(handler, conn), daemon=True).start()
+
+
+#: Each service: what it does with an accepted connection.
+HANDLERS: dict[str, Callable[[socket.socket], None]] = {
+    "listen": _drain,
+    "banner": _banner,
+    "echo": _echo,
+    "http": _http,
+}
 
 
 def _bound(family: int, addr: str, port: int, backlog: int, dual: bool = False) -> socket.socket:
@@ -99,8 +143,8 @@ def read_sysctls(names: list[str]) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--addr", action="append", default=[], help="an address to listen on (default 0.0.0.0: all)")
-    ap.add_argument("--listen", type=int, help="the listen service's port (none: not opened)")
-    ap.add_argument("--banner", type=int, help="the banner service's port (none: not opened)")
+    for service in HANDLERS:
+        ap.add_argument(f"--{service}", type=int, help=f"the {service} service's port (none: not opened)")
     ap.add_argument("--backlog", type=int, default=128)
     ap.add_argument("--sysctl", action="append", default=[], metavar="NAME=VALUE")
     ap.add_argument("--read", action="append", default=[], metavar="NAME")
@@ -118,17 +162,17 @@ def main(argv: list[str] | None = None) -> int:
             with open(sysctl_path(name), "w") as f:
                 f.write(value)
         listeners = [
-            (_listener(addr, port, args.backlog), banner)
-            for port, banner in ((args.listen, None), (args.banner, BANNER))
-            if port is not None
+            (_listener(addr, port, args.backlog), handler)
+            for service, handler in HANDLERS.items()
+            if (port := getattr(args, service)) is not None
             for addr in args.addr or ["0.0.0.0"]
         ]
     except OSError as exc:
         error = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc.strerror or exc)
         print(json.dumps({"ready": False, "error": error}), flush=True)
         return 1
-    for sock, banner in listeners:
-        threading.Thread(target=_serve, args=(sock, banner), daemon=True).start()
+    for sock, handler in listeners:
+        threading.Thread(target=_serve, args=(sock, handler), daemon=True).start()
     ready = {"ready": True, "sysctls": read_sysctls(args.read), "kernel": os.uname().release}
     print(json.dumps(ready), flush=True)
     sys.stdin.read()  # serve until the tool closes our stdin (or dies)

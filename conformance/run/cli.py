@@ -47,7 +47,27 @@ def _cases(args: argparse.Namespace) -> list[Case]:
 def cmd_list(args: argparse.Namespace) -> int:
     from ..reporters.listing import print_list
 
+    if args.target is not None:
+        return _list_plan(args)
     print_list(_cases(args), args.format)
+    return EXIT_OK
+
+
+def _list_plan(args: argparse.Namespace) -> int:
+    """``list --target T``: which cases a run against T plays and which it skips, with the reason, before any
+    target is opened (the runner's own plan)."""
+    import json
+
+    from .runner import plan_of
+
+    plan = plan_of(_cases(args), args.target, _target_options(args), args.ip)
+    if args.format == "json":
+        print(json.dumps([{"id": c.id, "plays": why is None, "skipped": why} for c, why in plan], indent=2))
+        return EXIT_OK
+    for case, why in plan:
+        print(f"plays\t{case.id}" if why is None else f"skipped\t{case.id}\t{why}")
+    plays = sum(why is None for _, why in plan)
+    print(f"{plays} of {len(plan)} cases play on --target {args.target}; {len(plan) - plays} skipped", file=sys.stderr)
     return EXIT_OK
 
 
@@ -64,11 +84,20 @@ def _tolerance(args: argparse.Namespace) -> Tolerance | None:
 
 def _target_options(args: argparse.Namespace) -> TargetOptions:
     """--target's options, the spec checked: a wrong --target is a usage error before anything is set up."""
-    from ..targets.base import TargetOptions
+    from ..targets.base import TargetOptions, parse_service
     from ..targets.grammar import parse_target
 
     prober_ip = ",".join(args.prober_ip) if args.prober_ip else None  # repeated or comma-separated: one text
-    options = TargetOptions(iface=args.iface, closed_port=args.closed_port, prober_ip=prober_ip)
+    services = [parse_service(text) for text in args.service or []]
+    closed = {port for kind, port in services if kind == "closed"} | ({args.closed_port} - {None})
+    if len(closed) > 1:
+        raise HarnessError(f"two closed ports given ({', '.join(map(str, sorted(closed)))})", "give one")
+    options = TargetOptions(
+        iface=args.iface,
+        closed_port=closed.pop() if closed else None,  # --closed-port N is --service closed=N
+        prober_ip=prober_ip,
+        services=tuple((kind, port) for kind, port in services if kind != "closed"),
+    )
     parse_target(args.target, options)
     return options
 
@@ -292,10 +321,17 @@ def _target_arguments(p_run: argparse.ArgumentParser) -> None:
     )
     p_run.add_argument("--iface", metavar="IF", help="remote target: the prober's interface (default: the route's)")
     p_run.add_argument(
+        "--service",
+        metavar="KIND=PORT",
+        action="append",
+        help="remote/tap/link/docker target: a service it has, played by the cases that need one of its kind "
+        "(listen, banner, echo, http, closed); repeat it: --service http=80 --service echo=7 --service closed=9",
+    )
+    p_run.add_argument(
         "--closed-port",
         type=_port,
         metavar="N",
-        help="remote/tap/link/docker target: a port that must be closed there (default 9)",
+        help="remote/tap/link/docker target: a port that must be closed there (default 9); as --service closed=N",
     )
     p_run.add_argument(
         "--prober-ip",
@@ -364,7 +400,12 @@ def _add_list(sub: _Subparsers[argparse.ArgumentParser]) -> None:
         help="table (on a terminal, the default there), plain (tab-separated lines, never cut: the default "
         "elsewhere) or json",
     )
-    p_list.set_defaults(func=cmd_list)
+    _target_arguments(p_list)
+    p_list.add_argument(
+        "--ip", choices=("4", "6", "both"), default="both", help="with --target: the address families (as run's)"
+    )
+    # Without --target, list the cases; with it, say which a run against it would play (and why not the others).
+    p_list.set_defaults(func=cmd_list, target=None)
 
 
 def _add_explain(sub: _Subparsers[argparse.ArgumentParser]) -> None:

@@ -31,7 +31,7 @@ from ..core.params import resolve
 from ..core.profiles import load_profile
 from ..core.results import CaseResult, TargetInfo
 from ..core.schedules import expected_duration
-from ..targets.base import Endpoint, Target, TargetOptions
+from ..targets.base import Endpoint, Target, TargetOptions, TargetSpec
 from ..targets.docker import DockerSpec, DockerTarget
 from ..targets.grammar import parse_target
 from ..targets.link import LinkSpec, LinkTarget
@@ -152,11 +152,7 @@ def _plan(cases: list[Case], settings: RunSettings) -> _Plan:
     seed = settings.seed if settings.seed is not None else new_seed()
     rng = random.Random(seed)
     ports = Ports(rng, salt=str(seed))
-    spec = parse_target(settings.target, settings.target_options)
-    skips = {i: why for i, c in enumerate(cases) if (why := spec.skip_reason(c)) is not None}
-    for i, family in enumerate(families):  # e.g. --ip both against a remote host given by one address
-        if family not in spec.families() and i not in skips:
-            skips[i] = f"this target has no IPv{family} address"
+    skips = skip_reasons(cases, families, parse_target(settings.target, settings.target_options))
     # Each case's ISNs and ports come from the seed and the case's id alone: the same --seed gives a case the
     # same ones in every run, whatever else the run plays (-k, --ip, other cases added).
     rngs = [random.Random(f"{seed}:{c.id}") for c in cases]
@@ -164,6 +160,24 @@ def _plan(cases: list[Case], settings: RunSettings) -> _Plan:
     for i in sorted(range(len(cases)), key=lambda i: cases[i].id):
         case_ports[i] = ports.reserve(cases[i].id, ports_needed(cases[i]))
     return _Plan(cases, families, rngs, ports, case_ports, skips, _slots(cases, skips))
+
+
+def skip_reasons(cases: list[Case], families: list[int], spec: TargetSpec) -> dict[int, str]:
+    """The cases (by index) the target of `spec` cannot play, each with the reason: a service it lacks, sysctls it
+    cannot set, no agent, or an address family (`families`: each case's) it has no address of."""
+    skips = {i: why for i, c in enumerate(cases) if (why := spec.skip_reason(c)) is not None}
+    for i, family in enumerate(families):  # e.g. --ip both against a remote host given by one address
+        if family not in spec.families() and i not in skips:
+            skips[i] = f"this target has no IPv{family} address"
+    return skips
+
+
+def plan_of(cases: list[Case], target: str, options: TargetOptions, ip: str = "4") -> list[tuple[Case, str | None]]:
+    """What a run against `target` would play, before anything is opened: each case (an IPv6 copy's id ending in
+    ``.ipv6``) with the reason it is skipped, or None when it plays (``conformance list --target``)."""
+    per_family, families = _per_family(cases, RunSettings(target=target, target_options=options, ip=ip))
+    skips = skip_reasons(per_family, families, parse_target(target, options))
+    return [(c, skips.get(i)) for i, c in enumerate(per_family)]
 
 
 def _per_family(cases: list[Case], settings: RunSettings) -> tuple[list[Case], list[int]]:

@@ -51,6 +51,16 @@ BENCHMARK_NET = ipaddress.IPv4Network("198.18.0.0/15")
 BENCHMARK_NET6 = ipaddress.IPv6Network("2001:2::/48")
 #: The port the `closed` service uses on targets we do not set up: discard (RFC 863), which must be closed there.
 DEFAULT_CLOSED_PORT = 9
+#: The services a case can ask for by name (its ``service:``), each with what a server of it does. The user names
+#: a target's ones with ``--service KIND=PORT``; a case of a kind is played against the target's port of it.
+#: (``agent``, a port of the case's own driven by app steps, needs the target agent: no --service gives it.)
+SERVICES = {
+    "listen": "accepts and reads what we send (any server)",
+    "banner": "sends a greeting on accept, then reads (SMTP, FTP, SSH servers)",
+    "echo": "sends back what it reads (RFC 862, port 7)",
+    "http": "answers an HTTP/1.0 request and closes first (any web server)",
+    "closed": "a port nobody listens on (default 9, discard)",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,21 @@ class TargetOptions:
     iface: str | None = None  # remote: the prober's interface
     closed_port: int | None = None  # remote, tap, docker: the port of the `closed` service
     prober_ip: str | None = None  # tap, docker: the prober's address (tap: one of each family, comma-separated)
+    #: remote, tap, link, docker: ``--service KIND=PORT``, the target's services beyond its own (kind, port)
+    services: tuple[tuple[str, int], ...] = ()
+
+
+def parse_service(text: str) -> tuple[str, int]:
+    """``--service KIND=PORT`` (KIND one of :data:`SERVICES`) as (kind, port)."""
+    kind, eq, port = text.partition("=")
+    kind = kind.strip().lower()
+    if not eq or kind not in SERVICES:
+        kinds = ", ".join(SERVICES)
+        raise HarnessError(
+            f"--service {text[:40]!r}: expected KIND=PORT with KIND one of {kinds}",
+            "e.g. --service http=80 --service echo=7 --service closed=9",
+        )
+    return kind, parse_port(port.strip(), f"--service {kind}: port")
 
 
 def benchmark_address(text: str, what: str) -> str:
@@ -214,9 +239,13 @@ class TargetSpec:
     """A parsed ``--target``; subclasses add what their kind needs."""
 
     text: str
+    #: ``--service KIND=PORT``: services the user says the target has, beyond the kind's own (:meth:`own_services`).
+    given_services: tuple[tuple[str, int], ...] = ()
     kind: ClassVar[str] = "?"
     #: Why cases cannot set sysctls on this kind of target (None: they can).
     no_sysctls: ClassVar[str | None] = None
+    #: Whether the tool runs its agent on this kind of target (app steps and white-box states need it).
+    has_agent: ClassVar[bool] = False
 
     def families(self) -> frozenset[int]:
         """The address families the target is known to have before it is opened (4, 6)."""
@@ -226,9 +255,22 @@ class TargetSpec:
         """Why cases cannot set sysctls on this target (None: they can); :attr:`no_sysctls` unless a spec knows more."""
         return self.no_sysctls
 
+    def own_services(self) -> dict[str, int]:
+        """The services this kind knows by itself (its listening port, the closed one): kind -> port."""
+        return {}
+
+    def services(self) -> dict[str, int]:
+        """Every service known before the target is opened, kind -> port: the kind's own, then ``--service``'s."""
+        return {**self.own_services(), **dict(self.given_services)}
+
+    def lacks(self, service: str) -> str:
+        """Why this target has no `service` (when :meth:`services` has none)."""
+        return f"none given (name the target's port of it: --service {service}=PORT)"
+
     def unavailable(self) -> dict[str, str]:
         """Services this target does not have, each with the reason."""
-        return {}
+        have = self.services()
+        return {kind: self.lacks(kind) for kind in SERVICES if kind not in have}
 
     def skip_reason(self, case: Case) -> str | None:
         """Why `case` cannot be played on this target (it is then reported as skipped), or None."""
@@ -236,6 +278,8 @@ class TargetSpec:
         if case.sysctls and refused:
             names = ", ".join(f"{k}={v}" for k, v in sorted(case.sysctls.items()))
             return f"the case sets target sysctls ({names}); {refused}"
+        if case.needs_agent and not self.has_agent:
+            return "needs the target agent (app steps); this target has none"
         why = self.unavailable().get(case.service)
         if why:
             return f"the case needs the {case.service!r} service: {why}"

@@ -119,6 +119,12 @@ class DockerSpec(TargetSpec):
         "change them (start the container with docker run --sysctl net.ipv4.NAME=VALUE and run the case on it "
         "with --target netns:... or the embedded target instead)"
     )
+    has_agent: ClassVar[bool] = True
+
+    def unavailable(self) -> dict[str, str]:
+        """listen (the container's server), banner (the tool's) and closed are found when it is opened."""
+        given = dict(self.given_services)
+        return {kind: self.lacks(kind) for kind in ("echo", "http") if kind not in given}
 
 
 def parse_docker(text: str, options: TargetOptions) -> DockerSpec:
@@ -277,7 +283,7 @@ class DockerTarget:
         links = host_links()
         outer = self._find_host_side(links, inner, where)
         listening = listening_ports(in_netns(self.ns_path, all_tcp_sockets), net.ip)
-        ports = self.found.services = choose_services(self.spec, listening, where)
+        ports = self.found.services = {**choose_services(self.spec, listening, where), **dict(self.spec.given_services)}
         taken = {net.ip, net.gateway} | neighbours | {a for h in links for a, _ in h.addrs}
         our_mac = self._choose_probers(net, inner, taken)
         self._plumb(inner, outer, our_mac, where)

@@ -5,6 +5,7 @@ Each kind parses its own form (:func:`~conformance.targets.tap.parse_tap`, ...);
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from ..core.errors import HarnessError
@@ -29,6 +30,7 @@ def _refuse_options(options: TargetOptions, allowed: set[str], kind: str) -> Non
         "--iface": options.iface is not None,
         "--closed-port": options.closed_port is not None,
         "--prober-ip": options.prober_ip is not None,
+        "--service": bool(options.services),
     }
     wrong = [name for name, on in given.items() if on and name not in allowed]
     if wrong:
@@ -36,13 +38,31 @@ def _refuse_options(options: TargetOptions, allowed: set[str], kind: str) -> Non
             f"{', '.join(wrong)} do{'es' if len(wrong) == 1 else ''} not apply to "
             f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} target",
             "--iface goes with --target HOST:PORT, --prober-ip with tap:..., link:... and docker:..., --closed-port "
-            "with any of these four",
+            "and --service with any of these four (the embedded target and netns: have the tool's own services)",
         )
 
 
 def parse_target(text: str, options: TargetOptions | None = None) -> TargetSpec:
     """Parse ``--target`` with its options; HarnessError (saying what is valid) when it is wrong."""
     options = options or TargetOptions()
+    spec = _parse_kind(text, options)
+    if not options.services:
+        return spec
+    closed = spec.services().get("closed")
+    for kind, port in options.services:
+        if port == closed:
+            raise HarnessError(
+                f"--service {kind}={port}: port {port} is the closed port, which must be closed",
+                "give the closed one with --service closed=PORT (default 9)",
+            )
+    kinds = [kind for kind, _ in options.services]
+    twice = sorted({k for k in kinds if kinds.count(k) > 1})
+    if twice:
+        raise HarnessError(f"--service {twice[0]} given twice", "give one port of each kind")
+    return dataclasses.replace(spec, given_services=options.services)
+
+
+def _parse_kind(text: str, options: TargetOptions) -> TargetSpec:
     if text == "embedded":
         _refuse_options(options, set(), "embedded")
         return NamespaceSpec(text)
@@ -57,15 +77,15 @@ def parse_target(text: str, options: TargetOptions | None = None) -> TargetSpec:
         _refuse_options(options, set(), "netns")
         return NamespaceSpec(text, existing=text[6:])
     if text.startswith("tap:"):
-        _refuse_options(options, {"--closed-port", "--prober-ip"}, "tap")
+        _refuse_options(options, {"--closed-port", "--prober-ip", "--service"}, "tap")
         return parse_tap(text, options)
     if text.startswith("link:"):
-        _refuse_options(options, {"--closed-port", "--prober-ip"}, "link")
+        _refuse_options(options, {"--closed-port", "--prober-ip", "--service"}, "link")
         return parse_link(text, options)
     if text.startswith("docker:"):
-        _refuse_options(options, {"--closed-port", "--prober-ip"}, "docker")
+        _refuse_options(options, {"--closed-port", "--prober-ip", "--service"}, "docker")
         return parse_docker(text, options)
     if ":" in text:
-        _refuse_options(options, {"--iface", "--closed-port"}, "remote")
+        _refuse_options(options, {"--iface", "--closed-port", "--service"}, "remote")
         return parse_remote(text, options)
     raise HarnessError(f"unknown target {text[:80]!r}", f"use one of: {FORMS}")

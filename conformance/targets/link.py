@@ -49,12 +49,6 @@ class LinkSpec(TapSpec):
     kind: ClassVar[str] = "link"
     no_sysctls: ClassVar[str | None] = "the tool cannot set the parameters of a stack it reaches over a link"
 
-    def unavailable(self) -> dict[str, str]:
-        out = {"banner": "a stack reached over a link has no banner service known to the tool"}
-        if self.port is None:
-            out["listen"] = "no listening port given (--target link:IFNAME:ADDR:PORT)"
-        return out
-
 
 def parse_link(text: str, options: TargetOptions) -> LinkSpec:
     """``link:IFNAME:ADDR[:PORT]``; ADDR: IPv4, [IPv6] or both, comma-separated."""

@@ -7,7 +7,8 @@ Layout (made by :class:`NamespaceTarget`, removed on exit, also on failure)::
     │ cfPIDpN  (no IP address) │ ─veth─  │ cfPIDtN 198.18.N.2/24            │
     │ Scapy injects/captures   │         │         2001:2:0:N::2/64         │
     └──────────────────────────┘         │ services: listen 7000, banner    │
-                                         │ 7001, nothing on 7009            │
+                                         │ 7001, echo 7007, http 7080,      │
+                                         │ nothing on 7009                  │
                                          └──────────────────────────────────┘
 
 The services and the agent's listeners bind to the target's two addresses only, never to every address
@@ -51,6 +52,9 @@ PREFIX_TARGET = "cft-"
 PREFIX_DOCKER = "cfd-"
 PREFIXES = (PREFIX_PROBER, PREFIX_TARGET, PREFIX_DOCKER)
 LISTEN_PORT, BANNER_PORT, CLOSED_PORT = 7000, 7001, 7009
+ECHO_PORT, HTTP_PORT = 7007, 7080
+#: The services of :mod:`conformance.inside.services` in the target namespace (closed: nobody listens there).
+PORTS = {"listen": LISTEN_PORT, "banner": BANNER_PORT, "echo": ECHO_PORT, "http": HTTP_PORT, "closed": CLOSED_PORT}
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,10 @@ class NamespaceSpec(TargetSpec):
 
     existing: str | None = None
     kind: ClassVar[str] = "netns"
+    has_agent: ClassVar[bool] = True
+
+    def own_services(self) -> dict[str, int]:
+        return dict(PORTS)
 
     def refuses_sysctls(self) -> str | None:
         if self.existing is None:
@@ -164,7 +172,7 @@ class NamespaceTarget:
             target_mac=target_mac,
             our_ip=self.our_ip,
             target_ip=self.target_ip,
-            ports={"listen": LISTEN_PORT, "banner": BANNER_PORT, "closed": CLOSED_PORT},
+            ports=dict(PORTS),
             params=resolve(sysctls),
             description=f"Linux {ready.get('kernel', '?')} in {where}, {self.target_ip}",
             sysctls=sysctls,
@@ -270,6 +278,10 @@ class NamespaceTarget:
             str(LISTEN_PORT),
             "--banner",
             str(BANNER_PORT),
+            "--echo",
+            str(ECHO_PORT),
+            "--http",
+            str(HTTP_PORT),
             *(f"--addr={a}" for a in binds),
         ]
         for name, value in self.sysctls.items():

@@ -72,14 +72,11 @@ class RemoteSpec(TargetSpec):
     kind: ClassVar[str] = "remote"
     no_sysctls: ClassVar[str | None] = "a remote host's sysctls cannot be set (nor read) by the tool"
 
-    def services(self) -> dict[str, int]:
+    def own_services(self) -> dict[str, int]:
         return {"listen": self.port, "closed": self.closed_port}
 
     def families(self) -> frozenset[int]:
         return frozenset(f for f, host in ((4, self.host), (6, self.host6)) if host is not None)
-
-    def unavailable(self) -> dict[str, str]:
-        return {"banner": "a remote host has no banner service (only HOST:PORT, the listen service, is known)"}
 
 
 def parse_remote(text: str, options: TargetOptions) -> RemoteSpec:

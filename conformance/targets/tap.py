@@ -75,7 +75,7 @@ class TapSpec(TargetSpec):
     kind: ClassVar[str] = "tap"
     no_sysctls: ClassVar[str | None] = "the tool cannot set a stack's parameters through a TAP device"
 
-    def services(self) -> dict[str, int]:
+    def own_services(self) -> dict[str, int]:
         out = {"closed": self.closed_port}
         if self.port is not None:
             out["listen"] = self.port
@@ -84,11 +84,10 @@ class TapSpec(TargetSpec):
     def families(self) -> frozenset[int]:
         return frozenset(f for f, addr in ((4, self.addr), (6, self.addr6)) if addr is not None)
 
-    def unavailable(self) -> dict[str, str]:
-        out = {"banner": "a stack behind a TAP device has no banner service known to the tool"}
-        if self.port is None:
-            out["listen"] = "no listening port given (--target tap:IFNAME:ADDR:PORT)"
-        return out
+    def lacks(self, service: str) -> str:
+        if service == "listen":
+            return f"no listening port given (--target {self.kind}:IFNAME:ADDR:PORT, or --service listen=PORT)"
+        return super().lacks(service)
 
 
 def default_prober_ip(addr: str) -> str:
