@@ -173,3 +173,15 @@ def test_a_flooded_tap_wire_answers_after_a_queue_length_of_frames() -> None:
         feeder.join()
         theirs.close()
         ours.close()
+
+
+def test_an_idle_wire_answers_at_once(wire: tuple[Wire, SlowCapture]) -> None:
+    """A question that wakes the capture thread from its select() is answered then, not at the next 0.2 s
+    timeout (that cost every agent step 200 ms and failed timed cases under the full suite)."""
+    w, _ = wire
+    time.sleep(0.05)  # the capture thread sits in select()
+    for _ in range(5):
+        started = time.monotonic()
+        assert w.catch_up() is not None
+        assert time.monotonic() - started < 0.1
+        time.sleep(0.01)
