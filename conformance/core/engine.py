@@ -39,7 +39,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence as Seq
 
-from .checks import STEP_CHECKS, Check, document
+from .checks import Check, document
+from .evidence import accepted_rst_seq, blind_since, late_repeat, main_reference_unchecked, opened
 from .judges import ActiveStep, Progress, judge_for
 from .judges.base import Taken
 from .judges.segments import Expect
@@ -238,7 +239,7 @@ class Dialogue:
         skip_reason = ""
         if self.failure:
             status = Status.FAILED
-        elif self.done and (skip_reason := self._nothing_of_the_main_reference_checked()):
+        elif self.done and (skip_reason := main_reference_unchecked(self.case, self.steps)):
             status = Status.SKIPPED
         elif any(f.outcome == Outcome.WARN for f in self.findings):
             status = Status.WARNING
@@ -254,23 +255,6 @@ class Dialogue:
             start=self._start or 0.0,
             end=self._end or (self._start or 0.0),
         )
-
-    def _nothing_of_the_main_reference_checked(self) -> str:
-        """Why the case must be reported as skipped: every check of its main reference (its first ref) was not
-        made; "" when one was (a case is never passed on checks it could not make)."""
-        if not self.case.refs:
-            return ""
-        main = self.case.refs[0]
-        lines = {
-            s.line
-            for s in self.case.steps
-            if any(document(self.case, s, c) == main for c in STEP_CHECKS.get(type(s), frozenset()))
-        }
-        records = [r for r in self.steps if r.line in lines]
-        if not records or any(r.status != Status.SKIPPED for r in records):
-            return ""
-        reasons = "; ".join(dict.fromkeys(r.description for r in records))
-        return f"no check of {main.id} ({main.doc}) could be made: {reasons}"
 
     # ------------------------------------------------- the judges' Context
     def names_for(self, conn: Connection) -> dict[str, int]:
@@ -323,14 +307,10 @@ class Dialogue:
         return [e for e in (self.trace[i] for i in self._bad_checksums) if e.conn == conn and e.time >= since]
 
     def opened(self, conn: str) -> float | None:
-        """When our first segment of connection `conn` was sent (None: we sent none; the target opened it)."""
-        return next((e.time for e in self.trace if e.outgoing and e.conn == conn), None)
+        return opened(self.trace, conn)
 
     def blind_since(self) -> TraceEntry | None:
-        """Our latest segment whose capture never came back: the wire did not see it, so it cannot vouch for
-        anything it did not see either (None: every segment we sent was captured)."""
-        ours = [e for e in self.trace if e.outgoing and not e.note.startswith("cleanup")]
-        return ours[-1] if ours and ours[-1].provisional else None
+        return blind_since(self.trace)
 
     def document(self, step: Step, check: Check) -> Reference | None:
         """The document check `check` of `step` answers to."""
@@ -465,42 +445,11 @@ class Dialogue:
             self.names[name] = {"seq": seg.seq, "ack": seg.ack, "win": seg.window, "len": len(seg.payload)}[fld]
 
     def our_ack_was_late(self, index: int, seg: Segment) -> bool:
-        """True when `seg` repeats a segment already taken and none of our segments had
-        acknowledged it on the wire before the repeat was sent: a timely retransmission.
-
-        Expect steps pass such a repeat over when it is not what they expect, and silence
-        steps always (withhold steps never: there retransmissions are the point). The
-        target did right, and the verdict must not depend on how fast the prober answers.
-        """
-        entry = self.trace[index]
-        end = seq_add(seg.seq, seg.seg_len)
-        copies = [
-            e
-            for e in self.trace[:index]
-            if not e.outgoing
-            and e.conn == entry.conn
-            and e.segment.seq == seg.seq
-            and e.segment.flags == seg.flags
-            and e.segment.payload == seg.payload
-            and e.segment.checksum_ok is not False
-        ]
-        if not any(e.ok is not None for e in copies) or seg.seg_len == 0:
-            return False
+        """A repeat our late ACK caused (see :func:`conformance.core.evidence.late_repeat`): noted, not judged."""
         floor = self.params.value("retransmit_floor") if "retransmit_floor" in self.params else 0.0
-        if seg.time - max(e.time for e in copies) < floor:
-            return False  # too soon after the previous copy for a retransmission timer: judged
-        acked = any(
-            e.outgoing
-            and e.conn == entry.conn
-            and "A" in e.segment.flags
-            and not e.provisional
-            and seq_diff(e.segment.ack, end) >= 0
-            and e.time < seg.time
-            for e in self.trace[:index]
-        )
-        if acked:
+        if not late_repeat(self.trace, index, seg, floor):
             return False
-        entry.note = "a retransmission before our ACK reached the target (not judged)"
+        self.trace[index].note = "a retransmission before our ACK reached the target (not judged)"
         return True
 
     # ---------------------------------------------------------------- internals
@@ -540,20 +489,9 @@ class Dialogue:
         for conn in self.conns.values():
             if conn.reset or (conn.rcv_nxt is None and conn.synack_time is None):
                 continue
-            seg = self.segment(conn, "R", self._cleanup_seq(conn), 0, 0, b"", ())
+            seg = self.segment(conn, "R", accepted_rst_seq(self.trace, conn.name, conn.snd_nxt), 0, 0, b"", ())
             self.emit(conn, seg, now, note="cleanup (not judged)")
             conn.reset = conn.cleaned_up = True
-
-    def _cleanup_seq(self, conn: Connection) -> int:
-        """The seq of a RST the target accepts: its RCV.NXT, i.e. the ack of its latest segment.
-
-        RFC 9293 §3.10.7.4 with RFC 5961 §3.2: a RST whose seq is in the window but not exactly RCV.NXT gets a
-        challenge ACK and the connection stays. Our snd_nxt is not it when the target dropped some of our segments.
-        """
-        for e in reversed(self.trace):
-            if not e.outgoing and e.conn == conn.name and "A" in e.segment.flags:
-                return e.segment.ack
-        return conn.snd_nxt
 
 
 def _actively_opened(case: Case) -> set[str]:
