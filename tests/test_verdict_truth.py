@@ -295,3 +295,19 @@ def test_checks_not_made_are_a_junit_property_and_in_the_summary(tmp_path: Path)
     out = io.StringIO()
     TerminalReporter(file=out).summary([result], 1.0)
     assert "1 check not made (not checked)" in out.getvalue()
+
+
+def test_an_icmp_answer_to_a_rst_fails_the_discard_rule() -> None:
+    """A stack that answers a RST with ICMP passed closed-rst: RFC 9293 §3.10.7.1 says the RST is discarded."""
+    from conformance.core.segment import IcmpError
+
+    from .helpers import OUR_IP, ROOT, TARGET_IP
+
+    w = FakeWire(load_case(ROOT / "cases" / "closed" / "rst.yaml", ROOT / "cases"))
+    (rst,) = w.advance(T0)
+    w.dialogue.receive_icmp(IcmpError(TARGET_IP, OUR_IP, 4, 3, 3, rst, T0 + 0.001))
+    w.advance(T0 + 0.001)
+    f = w.verdict().failure
+    assert f is not None and f.kind == "unexpected", f
+    assert "ICMP port unreachable where nothing may come" in f.message
+    assert f.reference is not None and f.reference.id == "EP-3"

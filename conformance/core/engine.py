@@ -43,9 +43,9 @@ from .checks import Check, document
 from .evidence import accepted_rst_seq, blind_since, late_repeat, main_reference_unchecked, opened
 from .judges import ActiveStep, Progress, judge_for
 from .judges.base import Taken
-from .judges.segments import Expect
+from .judges.segments import Expect, Silence
 from .matching import FieldDiff
-from .model import AppStep, Case, Reference, Step
+from .model import ANY_CONN, AppStep, Case, Reference, Step
 from .outcomes import FailureKind, Outcome, Status
 from .params import Params
 from .schedules import Schedule
@@ -118,7 +118,8 @@ class Dialogue:
         self._pending: deque[Step] = deque(case.steps)
         self._current: ActiveStep | None = None
         self._inbox: deque[Taken] = deque()  # (trace index, segment), not examined yet
-        self._icmp: list[tuple[Expect, int, IcmpError]] = []  # ICMP errors that came while an expect step waited
+        #: ICMP errors that came while an expect step waited, or during a silence
+        self._icmp: list[tuple[Expect | Silence, int, IcmpError]] = []
         self._bad_checksums: list[int] = []  # trace indexes of the target's segments with a bad checksum
         self.trace: list[TraceEntry] = []
         self.steps: list[StepRecord] = []
@@ -188,20 +189,30 @@ class Dialogue:
         sender = "the target" if error.src == self.addr.target_ip else error.src
         note = f"{error.type_name} from {sender}: {error.text}"
         self.trace.append(TraceEntry(error.time, False, conn.name, error.as_segment(), note=note))
-        if not self.done and isinstance(self._current, Expect) and self._current.step.conn == conn.name:
-            self._icmp.append((self._current, len(self.trace) - 1, error))
+        current = self._current
+        waiting = isinstance(current, Expect) and current.step.conn == conn.name
+        quiet = isinstance(current, Silence) and current.step.conn in (conn.name, ANY_CONN)
+        if not self.done and isinstance(current, Expect | Silence) and (waiting or quiet):
+            self._icmp.append((current, len(self.trace) - 1, error))
 
     def _answered_with_icmp(self, now: float) -> bool:
         """Fail the waiting expect step on an ICMP error that came instead of its segment (True: the case failed;
         under a policy that only warns, the step goes on waiting)."""
         pending, self._icmp = self._icmp, []
         for judge, index, error in pending:
-            if judge is self._current:
-                self.trace[index].ok = False
+            if judge is not self._current:
+                continue
+            self.trace[index].ok = False
+            sender = "the target" if error.src == self.addr.target_ip else f"{error.src} (not the target)"
+            if isinstance(judge, Silence):  # e.g. a RST to a closed port, which RFC 9293 §3.10.7.1 discards
+                message = f"{sender} answered with ICMP {error.text} where nothing may come: {error.describe()}"
+                kind, check = FailureKind.UNEXPECTED, Check.UNEXPECTED
+            else:
+                assert isinstance(judge, Expect)
                 wanted = "a RST" if "R" in (judge.pattern.flags or "") else "a segment"
-                sender = "the target" if error.src == self.addr.target_ip else f"{error.src} (not the target)"
                 message = f"{sender} answered with ICMP {error.text} instead of {wanted}: {error.describe()}"
-                return self.fail(judge.step, judge.description, FailureKind.MISMATCH, message, now, time=error.time)
+                kind, check = FailureKind.MISMATCH, Check.MISSING
+            return self.fail(judge.step, judge.description, kind, message, now, time=error.time, check=check)
         return False
 
     def advance(self, now: float) -> list[Action]:
