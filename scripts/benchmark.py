@@ -112,7 +112,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from conformance import runner as runner_module
 from conformance.core.engine import TraceEntry
 from conformance.core.errors import ConformanceError
 from conformance.core.loader import discover
@@ -120,8 +119,9 @@ from conformance.core.model import Case, ExpectStep, SendStep, SilenceStep, With
 from conformance.core.results import CaseResult
 from conformance.core.schedules import SCHEDULES
 from conformance.core.segment import Segment, canonical_flags
-from conformance.run.cli import select
+from conformance.run import runner as runner_module
 from conformance.run.runner import RunSettings, run
+from conformance.run.selection import select
 from conformance.targets.base import Endpoint
 from conformance.targets.netns import PREFIX_PROBER, PREFIX_TARGET, check_privileges
 

@@ -24,3 +24,10 @@ def test_mypy_is_clean() -> None:
 def test_the_core_is_mypy_strict_clean() -> None:
     proc = subprocess.run([BIN / "mypy", "--strict", "conformance/core"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_benchmark_script_still_imports() -> None:
+    """scripts/benchmark.py is not run by the tests (it needs minutes and root): at least its imports and
+    command line must follow the package as it moves."""
+    proc = subprocess.run([sys.executable, "scripts/benchmark.py", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
