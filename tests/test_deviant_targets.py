@@ -390,12 +390,9 @@ def test_icmp_instead_of_a_rst_fails_the_closed_cases(deviant_ns: str, tmp_path:
 
 @pytest.mark.integration
 @pytest.mark.skipif(_skip is not None, reason=_skip or "")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 16, not fixed: an ICMP error is judged only while an expect step waits; a silence "
-    "step (closed-rst) passes over the ICMP port unreachable that answers our RST",
-)
 def test_icmp_answering_a_rst_fails_closed_rst(deviant_ns: str, tmp_path: Path) -> None:
+    """An ICMP port unreachable that answers our RST to a closed port fails ``closed-rst``: RFC 9293 §3.10.7.1
+    says the RST is discarded."""
     with responder(deviant_ns, tmp_path / "responder", "--icmp-closed"):
         records = play(deviant_ns, LISTEN, [CASES / "closed/rst.yaml"], tmp_path / "reports")
     message, _, doc = failure(records["closed-rst"])
