@@ -356,12 +356,6 @@ def test_data_repeated_every_5ms_fails_the_silence_after_it(deviant_ns: str, tmp
 
 @pytest.mark.integration
 @pytest.mark.skipif(_skip is not None, reason=_skip or "")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 10/11, not fixed in the engine: under rfc a withhold anchors the backoff on the observed "
-    "first gap (5 ms) and widens every tolerance by the 500 ms granularity, so a copy every 5 ms passes the "
-    "backoff and the early first one only warns (RFC 6298 §2.4 is a SHOULD)",
-)
 def test_data_repeated_every_5ms_fails_the_data_backoff_under_rfc(deviant_ns: str, tmp_path: Path) -> None:
     (backoff,) = derived(CASES / "data/retransmit-backoff.yaml", tmp_path / "cases")
     with responder(deviant_ns, tmp_path / "deviant", "--repeat", "20"):

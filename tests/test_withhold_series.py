@@ -167,3 +167,21 @@ def test_the_client_syn_budget_fails_must_23_under_rfc() -> None:
             assert v.failure.reference.id == "RFC6298-5.5"
             must23 = [s for s in v.steps if s.status == "failed" and "at least 180.000 s" in s.timing]
             assert must23, [(s.description, s.timing) for s in v.steps]
+
+
+def test_repeats_every_5_ms_fail_the_backoff_under_rfc_despite_its_coarse_granularity() -> None:
+    """Under rfc (granularity 500 ms) a copy every 5 ms passed the backoff: the tolerance of a 10 ms gap was
+    widened by half a second. A stack that retransmits 5 ms apart runs no 500 ms tick."""
+    w = FakeWire(load_case(DATA, CASES), profile=load_profile("rfc"))
+    w.advance(T0)
+    t = T0 + 0.010
+    w.reply(t, "SA", seq=PEER_ISN, ack=ISN + 1)
+    t += 0.001
+    w.reply(t, "PA", seq=PEER_ISN + 1, ack=ISN + 1, payload=b"banner\r\n")
+    for _ in range(20):
+        t += 0.005
+        w.reply(t, "PA", seq=PEER_ISN + 1, ack=ISN + 1, payload=b"banner\r\n")
+    w.run_until(t + 5)
+    v = w.verdict()
+    assert v.status == "failed" and v.failure is not None and v.failure.reference is not None, v.status
+    assert v.failure.reference.level == "MUST" and "5.5" in v.failure.reference.doc, v.failure.render()

@@ -60,6 +60,7 @@ class Withhold(ActiveStep):
         self.anchor = 0.0  # the initial value the law is anchored on (see the module docstring)
         self.origin = -1  # trace index of the event the series counts from
         self.failed = False
+        self.smallest_gap = float("inf")  # the smallest gap between retransmissions seen so far
 
     # ---------------------------------------------------------------- set-up
     def start(self, ctx: Context, now: float) -> None:
@@ -84,9 +85,14 @@ class Withhold(ActiveStep):
         assert self.series is not None, "a withhold is started before it is advanced"
         return self.series
 
-    def _tolerance(self, ctx: Context) -> Tolerance:
+    def _tolerance(self, ctx: Context, gap: float | None = None) -> Tolerance:
+        """The case's tolerance widened by the target's timer granularity. A timer cannot fire twice within less
+        than its tick, so the granularity is taken as no coarser than the smallest gap this series has shown:
+        a stack that retransmits every 5 ms runs no 500 ms tick, whatever the profile allows."""
         granularity = ctx.params.value("timer_granularity") if "timer_granularity" in ctx.params else 0.0
-        return ctx.case.tolerance.widened(granularity)
+        if gap is not None:
+            self.smallest_gap = min(self.smallest_gap, gap)
+        return ctx.case.tolerance.widened(min(granularity, self.smallest_gap))
 
     # ---------------------------------------------------------------- the law
     def expected(self, k: int | None = None) -> float:
@@ -182,7 +188,7 @@ class Withhold(ActiveStep):
         self, ctx: Context, now: float, index: int, seg: Segment, gap: float, diffs: tuple[FieldDiff, ...]
     ) -> Progress:
         w, sched, k = self.step, self._schedule, self.seen
-        tol = self._tolerance(ctx)
+        tol = self._tolerance(ctx, gap)
         expected = self.expected()
         problem = Window("after", expected).check(gap, tol)
         if k == 0:
