@@ -1,4 +1,4 @@
-"""Command line: ``conformance run | list | explain | profiles | baseline | cleanup``.
+"""Command line: ``conformance run | list | explain | profiles | baseline | coverage | cleanup``.
 
 Exit codes: 0 every case passed, 1 a case failed, 2 a usage or environment
 error (a message says what to do; never a traceback).
@@ -215,6 +215,13 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Every RFC 9293 requirement id and EP rule, the cases that check it and its verdict in the last run."""
+    from .coverage import cmd_coverage as coverage
+
+    return coverage(args.paths, args.results, args.format, args.json)
+
+
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from ..targets.netns import check_privileges, cleanup
 
@@ -236,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explain(sub)
     _add_profiles(sub)
     _add_baseline(sub)
+    _add_coverage(sub)
     _add_cleanup(sub)
     return ap
 
@@ -433,6 +441,26 @@ def _add_baseline(sub: _Subparsers[argparse.ArgumentParser]) -> None:
     )
     p_base.add_argument("-o", "--output", metavar="FILE", help="the baseline to write (default: standard output)")
     p_base.set_defaults(func=cmd_baseline)
+
+
+def _add_coverage(sub: _Subparsers[argparse.ArgumentParser]) -> None:
+    p_cov = sub.add_parser(
+        "coverage", help="every RFC 9293 requirement id and EP rule: its class, the cases that check it, its verdict"
+    )
+    p_cov.add_argument("paths", nargs="*", help="case files or folders (default: cases/ here, else the shipped suite)")
+    p_cov.add_argument(
+        "--results",
+        metavar="FILE",
+        help="the run whose verdicts to show (default: reports/results.json, when there is one)",
+    )
+    p_cov.add_argument("--json", metavar="FILE", help="also write the coverage as JSON to FILE")
+    p_cov.add_argument(
+        "--format",
+        choices=("auto", "table", "plain", "json"),
+        default="auto",
+        help="table (on a terminal, the default there), plain (tab-separated lines: the default elsewhere) or json",
+    )
+    p_cov.set_defaults(func=cmd_coverage)
 
 
 def _add_cleanup(sub: _Subparsers[argparse.ArgumentParser]) -> None:
