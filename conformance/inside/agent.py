@@ -2,29 +2,40 @@
 
 Standard library only: it runs inside the target's network namespace (one the
 tool made, a container's, a remote host's) as ``python -m conformance.inside.agent``
-and speaks JSON lines over stdin/stdout. Each request carries an ``id``; each
-answer repeats it and carries the wall-clock ``time`` it was produced at::
+and speaks JSON lines, protocol version :data:`PROTOCOL` (the contract:
+``docs/agent-protocol.md``). Each request carries an ``id``; each answer repeats
+it and carries the wall-clock ``time`` it was produced at::
 
     -> {"id": 3, "cmd": "listen", "port": 10001, "backlog": 8}
     <- {"id": 3, "ok": true, "time": 1795605856.21, "sock": 1}
     -> {"id": 4, "cmd": "state", "local": ["198.18.0.2", 10001], "remote": ["198.18.0.1", 20001]}
     <- {"id": 4, "ok": true, "time": ..., "state": "CLOSE-WAIT", "linux": "CLOSE_WAIT", "timer_ms": 0}
 
-Commands: listen, accept, connect, send, recv, shutdown, close, setsockopt,
-state (sock_diag: sees SYN-RECEIVED, TIME-WAIT and orphans too), tcp_info,
-sysctl. Every command runs on a thread of its own (accept, connect and recv
-block), so answers may come out of order. A bad command gets ``ok: false`` with
-the error; the agent never dies on one. It exits when its stdin closes.
+Commands: version, ping, listen, accept, connect, send, recv, shutdown, close,
+setsockopt, state (sock_diag: sees SYN-RECEIVED, TIME-WAIT and orphans too),
+tcp_info, sysctl. Every command runs on a thread of its own (accept, connect and
+recv block), so answers may come out of order. A bad command gets ``ok: false``
+with the error; the agent never dies on one.
+
+Two transports. By default it reads stdin and writes stdout, and exits when its
+stdin closes (the tool starts it: a namespace, a container). With ``--listen
+ADDR:PORT --token-file F`` (a remote host the user starts it on) it listens on
+that one address (in 198.18.0.0/15 or 2001:2::/48), serves one client at a
+time, and a client's first line must be the token of F, else it is closed
+without a word; ``--peer IP`` closes any other peer at once. A client's
+sockets are closed when it goes.
 
 Started with ``--addr ADDR`` (once per address: the target's test addresses), it
 listens and binds only there: ``listen`` on a wildcard (``0.0.0.0``, ``::``) binds
-to the given address of that family, and any other address is refused.
+to the given address of that family, and any other address is refused. With
+``--listen`` and no ``--addr``, that address is ADDR.
 """
 
 from __future__ import annotations
 
 import argparse
 import errno
+import hmac
 import ipaddress
 import json
 import os
@@ -33,7 +44,12 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
+
+#: The version of the JSON-lines protocol (docs/agent-protocol.md) this agent speaks; in its hello and `version`.
+PROTOCOL = 1
+IMPLEMENTATION = "conformance.inside.agent"
 
 #: Linux TCP states (include/net/tcp_states.h) -> RFC 9293 names.
 LINUX_STATES = {
@@ -158,8 +174,22 @@ class Agent:
     def answer(self, msg: dict[str, Any]) -> None:
         msg["time"] = time.time()
         with self.lock:
-            self.out.write(json.dumps(msg) + "\n")
-            self.out.flush()
+            try:
+                self.out.write(json.dumps(msg) + "\n")
+                self.out.flush()
+            except (OSError, ValueError):  # the client has gone (--listen): nobody to answer
+                pass
+
+    def hello(self) -> dict[str, Any]:
+        """The first line the agent writes: it is ready, and which protocol it speaks."""
+        return {"id": None, "ok": True, "ready": True, "protocol": PROTOCOL, "kernel": os.uname().release}
+
+    def close_all(self) -> None:
+        """Close every socket the client opened (it has gone)."""
+        with self.lock:
+            socks, self.socks = list(self.socks.values()), {}
+        for s in socks:
+            s.close()
 
     def register(self, s: socket.socket) -> int:
         with self.lock:
@@ -190,6 +220,10 @@ class Agent:
             self.answer({"id": rid, "ok": False, "error": "bad request", "detail": str(exc)})
 
     # ---------------------------------------------------------------- commands
+    def cmd_version(self, req: dict[str, Any]) -> dict[str, Any]:
+        commands = sorted(name[4:] for name in dir(self) if name.startswith("cmd_"))
+        return {"protocol": PROTOCOL, "implementation": IMPLEMENTATION, "commands": commands}
+
     def cmd_ping(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"kernel": os.uname().release}
 
@@ -311,12 +345,9 @@ class Agent:
             return {"value": f.read().strip()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="The target agent: JSON-lines commands on stdin, answers on stdout.")
-    ap.add_argument("--addr", action="append", default=[], help="an address sockets may bind to (default: any)")
-    agent = Agent(sys.stdout, ap.parse_args(argv).addr)
-    agent.answer({"id": None, "ok": True, "ready": True, "kernel": os.uname().release})
-    for line in sys.stdin:
+def serve(agent: Agent, lines: Iterable[str]) -> None:
+    """Answer the requests of `lines` (one JSON object each) until they end; each on a thread of its own."""
+    for line in lines:
         line = line.strip()
         if not line:
             continue
@@ -328,6 +359,145 @@ def main(argv: list[str] | None = None) -> int:
             agent.answer({"id": None, "ok": False, "error": "bad request", "detail": f"not JSON: {exc}"})
             continue
         threading.Thread(target=agent.handle, args=(req,), daemon=True).start()
+
+
+# ---------------------------------------------------------------- --listen: a connection the user starts
+BENCHMARK_NETS = (ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("2001:2::/48"))
+TOKEN_TIMEOUT = 5.0
+MAX_TOKEN_LINE = 4096
+
+
+class UsageError(Exception):
+    """A bad --listen, --peer or --token-file: the message says what to give instead."""
+
+
+def checked_address(text: str, what: str) -> str:
+    """`text` as an address the agent may bind to or accept: one of the benchmarking ranges, not a wildcard."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        raise UsageError(f"{what} {text!r} is not an IP address") from None
+    if ip.is_unspecified:
+        raise UsageError(f"{what} {text} is every address: give the one test address of this host")
+    if not any(ip in net for net in BENCHMARK_NETS):
+        raise UsageError(f"{what} {text} is outside 198.18.0.0/15 and 2001:2::/48, the only ranges the tool uses")
+    return ip.compressed
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` or ``[ADDR6]:PORT``."""
+    host, _, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise UsageError(f"--listen {text!r}: expected ADDR:PORT, e.g. 198.18.2.2:7700 or [2001:2:0:2::2]:7700")
+    return checked_address(host, "--listen address"), int(port)
+
+
+def read_token(path: str) -> bytes:
+    """The shared secret: the file's first line, which must not be empty nor readable by others than its owner."""
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, "rb") as f:
+            token = f.readline().strip()
+    except OSError as exc:
+        raise UsageError(f"--token-file {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise UsageError(f"--token-file {path} can be read by others than its owner: chmod 600 {path}")
+    if not token:
+        raise UsageError(f"--token-file {path} is empty: put a secret in it, e.g. head -c 32 /dev/urandom | base64")
+    return token
+
+
+def _log(message: str) -> None:
+    print(f"agent: {message}", file=sys.stderr, flush=True)
+
+
+def _authenticated(conn: socket.socket, token: bytes) -> Any:
+    """The connection's reader once its first line is the token (within TOKEN_TIMEOUT), else None."""
+    conn.settimeout(TOKEN_TIMEOUT)
+    reader = conn.makefile("rb")
+    try:
+        first = reader.readline(MAX_TOKEN_LINE).strip()
+    except OSError:
+        return None
+    if not hmac.compare_digest(first, token):
+        return None
+    conn.settimeout(None)
+    return conn.makefile("r", encoding="utf-8", newline="\n")
+
+
+def serve_tcp(addr: str, port: int, token: bytes, peer: str | None, binds: list[str]) -> None:
+    """Listen on (addr, port); serve one authenticated client at a time, until interrupted."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as srv:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        srv.bind((addr, port))
+        srv.listen(1)
+        _log(f"protocol {PROTOCOL}, listening on {addr} port {port}" + (f", for {peer} only" if peer else ""))
+        while True:
+            conn, who = srv.accept()
+            try:
+                _serve_client(conn, f"{who[0]} port {who[1]}", token, peer, binds)
+            finally:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)  # now: files made from it would keep it open
+                except OSError:
+                    pass
+                conn.close()
+
+
+def _serve_client(conn: socket.socket, who: str, token: bytes, peer: str | None, binds: list[str]) -> None:
+    """One client: refused unless it is the peer (when one is given) and its first line is the token."""
+    if peer is not None and ipaddress.ip_address(who.split()[0].split("%")[0]).compressed != peer:
+        _log(f"refused {who}: not the peer {peer}")
+        return
+    reader = _authenticated(conn, token)
+    if reader is None:
+        _log(f"closed {who}: its first line was not the token")
+        return
+    _log(f"serving {who}")
+    agent = Agent(conn.makefile("w", encoding="utf-8", newline="\n"), binds)
+    agent.answer(agent.hello())
+    try:
+        serve(agent, reader)
+    except OSError as exc:
+        _log(f"{who}: {exc}")
+    agent.close_all()
+    _log(f"{who} has gone; its sockets are closed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description="The target agent: JSON-lines commands on stdin (or a TCP connection: --listen), answers back."
+    )
+    ap.add_argument("--addr", action="append", default=[], help="an address sockets may bind to (default: any)")
+    ap.add_argument("--listen", metavar="ADDR:PORT", help="serve a TCP client on this address instead of stdin")
+    ap.add_argument("--token-file", metavar="F", help="with --listen: the shared secret, a client's first line")
+    ap.add_argument("--peer", metavar="IP", help="with --listen: the only client address accepted")
+    args = ap.parse_args(argv)
+    if args.listen is None:
+        if args.token_file or args.peer:
+            ap.error("--token-file and --peer go with --listen ADDR:PORT")
+        agent = Agent(sys.stdout, args.addr)
+        agent.answer(agent.hello())
+        serve(agent, sys.stdin)
+        return 0
+    if not args.token_file:
+        ap.error("--listen needs --token-file F (a shared secret the client sends first)")
+    try:
+        addr, port = parse_listen(args.listen)
+        token = read_token(args.token_file)
+        peer = checked_address(args.peer, "--peer") if args.peer else None
+        serve_tcp(addr, port, token, peer, args.addr or [addr])
+    except UsageError as exc:
+        ap.error(str(exc))
+    except OSError as exc:
+        _log(f"cannot listen on {args.listen}: {exc.strerror or exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 0
     return 0
 
 

@@ -1,25 +1,35 @@
-"""The tool's side of the target agent: a JSON-lines client over a pipe.
+"""The tool's side of the target agent: a JSON-lines client over a pipe or a TCP connection.
 
-Starts ``python -m conformance.inside.agent`` with the command it is given (e.g.
-``ip netns exec NS ...``), waits for its ready line, and routes each answer to
-the callback of its request. The agent exits when this client closes its stdin.
+:class:`AgentClient` starts ``python -m conformance.inside.agent`` with the
+command it is given (e.g. ``ip netns exec NS ...``), or
+:meth:`AgentClient.over_tcp` reaches one a user started with ``--listen`` (it
+sends the token first); either waits for the hello line (its protocol must be
+ours, ``docs/agent-protocol.md``) and routes each answer to the callback of its
+request, with the time the answer arrived here. The agent exits when this client
+closes its stdin; over TCP it closes the sockets this client opened.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
+import os
 import selectors
+import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, Any
 
 from ..core.errors import HarnessError
 
 Callback = Callable[[dict[str, Any], float], None]
 READY_TIMEOUT = 10.0
+#: The version of the agent protocol this client speaks (docs/agent-protocol.md).
+PROTOCOL = 1
 
 
 def spawn(
@@ -40,17 +50,13 @@ def spawn(
     sel.close()
     line = proc.stdout.readline() if ready else ""
     try:
-        hello = json.loads(line)
-    except json.JSONDecodeError:
-        hello = None
-    if not isinstance(hello, dict) or not hello.get("ready"):
+        return proc, _hello_line(line, what)
+    except HarnessError as exc:
         stop(proc)
-        reason = hello.get("error") if isinstance(hello, dict) else None
         err = proc.stderr.read().strip() if proc.stderr else ""
-        raise HarnessError(
-            f"{what} did not start: {reason or line.strip() or err or f'no answer within {READY_TIMEOUT:g} s'}"
-        )
-    return proc, hello
+        if err and not line:
+            raise HarnessError(f"{what} did not start: {err}") from None
+        raise exc from None
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -64,13 +70,130 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.wait(timeout=3)
 
 
+@dataclass(frozen=True)
+class AgentAddress:
+    """Where an agent started with ``--listen`` waits: ``tcp:ADDR:PORT``, and the file of the shared secret."""
+
+    host: str
+    port: int
+    token_file: str
+
+    def __str__(self) -> str:
+        return f"tcp:[{self.host}]:{self.port}" if ":" in self.host else f"tcp:{self.host}:{self.port}"
+
+
+def parse_agent_address(text: str, token_file: str | None) -> AgentAddress:
+    """``--agent tcp:ADDR:PORT`` (ADDR6 in brackets) with ``--agent-token F``."""
+    example = "--agent tcp:198.18.2.2:7700 --agent-token F (or tcp:[2001:2:0:2::2]:7700)"
+    kind, _, rest = text.partition(":")
+    host, _, port = rest.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if kind != "tcp" or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise HarnessError(f"--agent {text!r}: expected tcp:ADDR:PORT", f"e.g. {example}")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise HarnessError(f"--agent {text!r}: {host!r} is not an IP address", f"e.g. {example}") from None
+    if not any(ip in ipaddress.ip_network(net) for net in ("198.18.0.0/15", "2001:2::/48")):
+        raise HarnessError(f"--agent {text!r}: {host} is outside 198.18.0.0/15 and 2001:2::/48", f"e.g. {example}")
+    if not token_file:
+        raise HarnessError(f"--agent {text!r} needs --agent-token F", "the file the agent was started with")
+    return AgentAddress(ip.compressed, int(port), token_file)
+
+
+def read_token(path: str) -> bytes:
+    """The shared secret of `path` (its first line), as the agent reads it: not empty, readable by its owner only."""
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, "rb") as f:
+            token = f.readline().strip()
+    except OSError as exc:
+        raise HarnessError(f"--agent-token {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise HarnessError(f"--agent-token {path} can be read by others than its owner", f"chmod 600 {path}")
+    if not token:
+        raise HarnessError(f"--agent-token {path} is empty", "give the file the agent was started with (--token-file)")
+    return token
+
+
+def _hello_line(line: str, what: str, err: str = "") -> dict[str, Any]:
+    """The agent's hello, checked: ready, and our protocol (a hello without one is taken as version 1)."""
+    try:
+        hello = json.loads(line)
+    except json.JSONDecodeError:
+        hello = None
+    if not isinstance(hello, dict) or not hello.get("ready"):
+        reason = hello.get("error") if isinstance(hello, dict) else None
+        raise HarnessError(
+            f"{what} did not start: {reason or line.strip() or err or f'no answer within {READY_TIMEOUT:g} s'}"
+        )
+    if hello.get("protocol", PROTOCOL) != PROTOCOL:
+        raise HarnessError(
+            f"{what} speaks protocol {hello.get('protocol')!r}; this tool speaks {PROTOCOL}",
+            "run the agent of the same version as the tool (docs/agent-protocol.md)",
+        )
+    return hello
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """End the connection now, though files made from it are still open (the reader's)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
 class AgentClient:
+    """Requests to an agent, each answered to its callback on the reader thread (see the module docstring)."""
+
     def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
-        self._proc, hello = spawn(command, "the target agent", env)
+        proc, hello = spawn(command, "the target agent", env)
+        assert proc.stdin is not None and proc.stdout is not None
+        self._start(proc.stdin, proc.stdout, hello, lambda: stop(proc))
+
+    @classmethod
+    def over_tcp(cls, address: AgentAddress, timeout: float = READY_TIMEOUT) -> AgentClient:
+        """The agent a user started with ``--listen`` at `address`: connect, send the token, read the hello."""
+        token = read_token(address.token_file)
+        what = f"the agent at {address}"
+        try:
+            sock = socket.create_connection((address.host, address.port), timeout=timeout)
+        except OSError as exc:
+            raise HarnessError(
+                f"cannot reach {what}: {exc.strerror or exc}",
+                f"start it there: python -m conformance.inside.agent --listen {address.host}:{address.port} "
+                "--token-file F (and check the route to it)",
+            ) from None
+        try:
+            sock.sendall(token + b"\n")
+            reader = sock.makefile("r", encoding="utf-8", newline="\n")
+            try:
+                line = reader.readline()
+            except OSError:
+                line = ""
+            if not line:
+                raise HarnessError(
+                    f"{what} closed the connection without a hello",
+                    "the token must be the agent's --token-file, and this host its --peer if it has one",
+                )
+            hello = _hello_line(line, what)
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(None)
+        client = cls.__new__(cls)
+        client._start(sock.makefile("w", encoding="utf-8", newline="\n"), reader, hello, lambda: _hang_up(sock))
+        return client
+
+    def _start(self, out: IO[str], lines: Iterable[str], hello: dict[str, Any], close: Callable[[], None]) -> None:
+        self._out, self._lines, self._close = out, lines, close
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._callbacks: dict[int, Callback] = {}
+        self.hello = hello
         self.kernel = str(hello.get("kernel", "?"))
+        self.protocol = int(hello.get("protocol", PROTOCOL))
         self._reader = threading.Thread(target=self._read, name="agent-reader", daemon=True)
         self._reader.start()
 
@@ -78,27 +201,32 @@ class AgentClient:
         rid = next(self._ids)
         with self._lock:
             self._callbacks[rid] = callback
-            assert self._proc.stdin is not None
             try:
-                self._proc.stdin.write(json.dumps({"id": rid, "cmd": cmd, **args}) + "\n")
-                self._proc.stdin.flush()
-            except (BrokenPipeError, ValueError):
+                self._out.write(json.dumps({"id": rid, "cmd": cmd, **args}) + "\n")
+                self._out.flush()
+            except (OSError, ValueError):
                 self._callbacks.pop(rid, None)
                 callback({"ok": False, "error": "agent gone", "detail": "the target agent has exited"}, time.time())
 
     def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            now = time.time()
-            try:
-                msg = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            rid = msg.get("id")
-            with self._lock:
-                cb = self._callbacks.pop(rid, None) if isinstance(rid, int) else None
-            if cb is not None:
-                cb(msg, now)
+        try:
+            for line in self._lines:
+                now = time.time()
+                try:
+                    msg = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                rid = msg.get("id") if isinstance(msg, dict) else None
+                with self._lock:
+                    cb = self._callbacks.pop(rid, None) if isinstance(rid, int) else None
+                if cb is not None:
+                    cb(msg, now)
+        except (OSError, ValueError):  # the connection was closed under the reader
+            pass
 
     def close(self) -> None:
-        stop(self._proc)
+        try:
+            self._out.close()
+        except OSError:
+            pass
+        self._close()
