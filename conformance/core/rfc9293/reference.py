@@ -16,7 +16,7 @@ import heapq
 from dataclasses import dataclass, replace
 
 from ..engine import Addressing, AppRequest, Dialogue, Policy, Verdict
-from ..model import AppStep, Case
+from ..model import AppStep, Case, ExpectStep
 from ..params import resolve
 from ..segment import Segment
 from ..verdict import fail_always
@@ -44,6 +44,9 @@ SYSCTL_KNOBS = {
     "tcp_syn_linear_timeouts": "syn_linear",
 }
 
+#: The TCP options the model sends (on its SYN and SYN-ACK); it implements no ECN (RFC 3168).
+SENT_OPTIONS = frozenset({"mss"})
+
 
 def unsupported(case: Case) -> str | None:
     """Why the model cannot play `case` (None: it can)."""
@@ -53,6 +56,12 @@ def unsupported(case: Case) -> str | None:
     if case.service not in ("listen", "banner", "closed", "agent"):
         return f"needs the {case.service} service, an application the model does not have"
     for step in case.steps:
+        if isinstance(step, ExpectStep):
+            wanted = {o.kind for o in step.pattern.options or () if not o.absent} - SENT_OPTIONS
+            if wanted:
+                return f"expects options the model does not send: {', '.join(sorted(wanted))}"
+            if set(step.pattern.flags or "") & set("EC"):
+                return "expects ECN flags (RFC 3168), which the model does not implement"
         if not isinstance(step, AppStep):
             continue
         args = dict(step.args)
