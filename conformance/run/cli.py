@@ -1,4 +1,4 @@
-"""Command line: ``conformance run | list | explain | profiles | baseline | coverage | cleanup``.
+"""Command line: ``conformance run | list | explain | profiles | baseline | coverage | cleanup | agent-check``.
 
 Exit codes: 0 every case passed, 1 a case failed, 2 a usage or environment
 error (a message says what to do; never a traceback).
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 # Few imports here, the rest where they are used: a Ctrl-C while modules load is a traceback, not our message.
 from .. import __version__
 from ..core.errors import ConformanceError, HarnessError
+from .agent_check import add_agent_check, agent_arguments
 from .selection import select
 from .signals import INTERRUPTS
 
@@ -86,6 +87,7 @@ def _target_options(args: argparse.Namespace) -> TargetOptions:
     """--target's options, the spec checked: a wrong --target is a usage error before anything is set up."""
     from ..targets.base import TargetOptions, parse_service
     from ..targets.grammar import parse_target
+    from ..targets.remote import RemoteSpec
 
     prober_ip = ",".join(args.prober_ip) if args.prober_ip else None  # repeated or comma-separated: one text
     services = [parse_service(text) for text in args.service or []]
@@ -97,8 +99,15 @@ def _target_options(args: argparse.Namespace) -> TargetOptions:
         closed_port=closed.pop() if closed else None,  # --closed-port N is --service closed=N
         prober_ip=prober_ip,
         services=tuple((kind, port) for kind, port in services if kind != "closed"),
+        agent=args.agent,
+        agent_token=args.agent_token,
     )
-    parse_target(args.target, options)
+    spec = parse_target(args.target, options)
+    if (args.agent or args.agent_token) and not isinstance(spec, RemoteSpec):
+        raise HarnessError(
+            f"--agent and --agent-token are for a remote target (HOST:PORT), not {args.target}",
+            "the tool starts its own agent on embedded, netns and docker targets",
+        )
     return options
 
 
@@ -245,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_baseline(sub)
     _add_coverage(sub)
     _add_cleanup(sub)
+    add_agent_check(sub)
     return ap
 
 
@@ -328,6 +338,7 @@ def _target_arguments(p_run: argparse.ArgumentParser) -> None:
         "(a running container, from its host)",
     )
     p_run.add_argument("--iface", metavar="IF", help="remote target: the prober's interface (default: the route's)")
+    agent_arguments(p_run, "remote target: ")
     p_run.add_argument(
         "--service",
         metavar="KIND=PORT",

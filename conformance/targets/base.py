@@ -72,6 +72,9 @@ class TargetOptions:
     prober_ip: str | None = None  # tap, docker: the prober's address (tap: one of each family, comma-separated)
     #: remote, tap, link, docker: ``--service KIND=PORT``, the target's services beyond its own (kind, port)
     services: tuple[tuple[str, int], ...] = ()
+    #: remote: ``--agent tcp:ADDR:PORT``, an agent the user started there with --listen, and its ``--agent-token``
+    agent: str | None = None
+    agent_token: str | None = None
 
 
 def parse_service(text: str) -> tuple[str, int]:

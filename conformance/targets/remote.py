@@ -27,6 +27,11 @@ interface's own addresses (in the same ranges) as its sources::
   ``banner`` service, and the host's sysctls cannot be set or read: cases
   that need either are skipped with the reason, and the parameters are the
   documented defaults (the description says so).
+* The agent: with ``--agent tcp:ADDR:PORT --agent-token F`` the run reaches an
+  agent the user started on the host (``python -m conformance.inside.agent
+  --listen ADDR:PORT --token-file F``, docs/agent-protocol.md): the cases with
+  app steps play, and states are read white box. The agent's cases listen on
+  ports of the run's window, whose RSTs from this kernel are dropped too.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from ..core.errors import HarnessError
 from ..wire import arp, nd
 from ..wire.firewall import FAMILY, RstFilter
 from . import records
+from .agent_client import AgentAddress, AgentClient, parse_agent_address
 from .base import (
     BENCHMARK_NET,
     BENCHMARK_NET6,
@@ -75,8 +81,17 @@ class RemoteSpec(TargetSpec):
     def own_services(self) -> dict[str, int]:
         return {"listen": self.port, "closed": self.closed_port}
 
+    agent: AgentAddress | None = None
+
     def families(self) -> frozenset[int]:
         return frozenset(f for f, host in ((4, self.host), (6, self.host6)) if host is not None)
+
+
+@dataclass(frozen=True)
+class RemoteAgentSpec(RemoteSpec):
+    """A remote host with an agent the user started there (``--agent``)."""
+
+    has_agent: ClassVar[bool] = True
 
 
 def parse_remote(text: str, options: TargetOptions) -> RemoteSpec:
@@ -89,7 +104,14 @@ def parse_remote(text: str, options: TargetOptions) -> RemoteSpec:
     closed = closed_port(options, listen, "on the target")
     if options.iface is not None and not options.iface:
         raise HarnessError("--iface needs an interface name")
-    return RemoteSpec(text, host=host, host6=host6, port=listen, iface=options.iface, closed_port=closed)
+    if options.agent is None and options.agent_token is None:
+        return RemoteSpec(text, host=host, host6=host6, port=listen, iface=options.iface, closed_port=closed)
+    agent = parse_agent_address(options.agent or "", options.agent_token) if options.agent else None
+    if agent is None:
+        raise HarnessError("--agent-token without --agent", "e.g. --agent tcp:198.18.2.2:7700 --agent-token F")
+    return RemoteAgentSpec(
+        text, host=host, host6=host6, port=listen, iface=options.iface, closed_port=closed, agent=agent
+    )
 
 
 @dataclass(frozen=True)
@@ -240,7 +262,13 @@ class RemoteTarget:
                 )
         ports = spec.services()
         pairs = [(routes[f].our_ip, host) for f, host in ((4, spec.host), (6, spec.host6)) if host is not None]
-        self._filter(RstFilter(pairs, ports.values(), self.sports))
+        # the agent's cases listen on ports of the run's window: this kernel's RSTs to them are dropped too
+        filtered = [*ports.values(), *(self.sports if spec.agent is not None else ())]
+        self._filter(RstFilter(pairs, filtered, self.sports))
+        agent = None
+        if spec.agent is not None:
+            agent = AgentClient.over_tcp(spec.agent)
+            self._stack.callback(agent.close)
         target_mac = macs[min(macs)]  # IPv4's when there is IPv4; IPv6 frames go to their own next hop
         target_mac6 = macs[6] if 6 in macs and macs[6] != target_mac else None
         hops = []
@@ -262,7 +290,8 @@ class RemoteTarget:
             description=(
                 f"remote host {joined(spec.host, spec.host6)} (listen {spec.port}, closed {spec.closed_port}) via "
                 f"{first.iface} from {ours}, {hop}; parameters: documented defaults (a remote host's sysctls "
-                "cannot be read)"
+                "cannot be read)" + (f"; agent at {spec.agent} (kernel {agent.kernel})" if agent is not None else "")
             ),
         )
+        self.endpoint.agent = agent
         return self.endpoint
