@@ -207,9 +207,9 @@ CHECKS: tuple[tuple[str, Check, bool], ...] = (
 )
 
 
-def play(client: AgentClient, addr: str | None, out: TextIO = sys.stdout) -> list[Outcome]:
-    """Every check against `client`, printed as it ends."""
-    probe, outcomes = Probe(client), []
+def play(client: AgentClient, addr: str | None, out: TextIO | None = None) -> list[Outcome]:
+    """Every check against `client`, printed as it ends (on `out`, default standard output)."""
+    probe, outcomes, out = Probe(client), [], out or sys.stdout
     for name, check, needs_addr in CHECKS:
         if needs_addr and addr is None:
             outcome = Outcome(name, "SKIP", "needs --addr ADDR (an address of the agent's host in 198.18.0.0/15)")
