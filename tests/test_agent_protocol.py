@@ -116,7 +116,7 @@ def test_the_token_file_must_be_private_and_not_empty(tmp_path: Path) -> None:
     token.chmod(0o644)
     with pytest.raises(inside.UsageError, match="chmod 600"):
         inside.read_token(str(token))
-    with pytest.raises(HarnessError, match="can be read by others"):
+    with pytest.raises(HarnessError, match="--agent-token .* can be read by others"):
         read_token(str(token))
     token.chmod(0o600)
     assert inside.read_token(str(token)) == read_token(str(token)) == b"s3cret"
@@ -130,6 +130,8 @@ def test_agent_addresses(tmp_path: Path) -> None:
     assert str(parse_agent_address("tcp:[2001:2:0:2::2]:7700", "F")) == "tcp:[2001:2:0:2::2]:7700"
     for text, message in (
         ("198.18.2.2:7700", "expected tcp:ADDR:PORT"),
+        ("tcp:198.18.2.2", "expected tcp:ADDR:PORT"),
+        ("tcp:0.0.0.0:7700", "is every address"),
         ("tcp:10.1.1.1:7700", "outside 198.18.0.0/15"),
         ("tcp:host:7700", "not an IP address"),
     ):

@@ -384,27 +384,27 @@ def checked_address(text: str, what: str) -> str:
     return ip.compressed
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``ADDR:PORT`` or ``[ADDR6]:PORT``."""
+def parse_listen(text: str, option: str = "--listen", form: str = "ADDR:PORT") -> tuple[str, int]:
+    """``ADDR:PORT`` or ``[ADDR6]:PORT`` (the value of `option`, whose form is `form`)."""
     host, _, port = text.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise UsageError(f"--listen {text!r}: expected ADDR:PORT, e.g. 198.18.2.2:7700 or [2001:2:0:2::2]:7700")
-    return checked_address(host, "--listen address"), int(port)
+        raise UsageError(f"{option} {text!r}: expected {form}, e.g. 198.18.2.2:7700 or [2001:2:0:2::2]:7700")
+    return checked_address(host, f"{option} address"), int(port)
 
 
-def read_token(path: str) -> bytes:
+def read_token(path: str, option: str = "--token-file") -> bytes:
     """The shared secret: the file's first line, which must not be empty nor readable by others than its owner."""
     try:
         mode = os.stat(path).st_mode
         with open(path, "rb") as f:
             token = f.readline().strip()
     except OSError as exc:
-        raise UsageError(f"--token-file {path}: {exc.strerror}") from None
+        raise UsageError(f"{option} {path}: {exc.strerror}") from None
     if mode & 0o077:
-        raise UsageError(f"--token-file {path} can be read by others than its owner: chmod 600 {path}")
+        raise UsageError(f"{option} {path} can be read by others than its owner: chmod 600 {path}")
     if not token:
-        raise UsageError(f"--token-file {path} is empty: put a secret in it, e.g. head -c 32 /dev/urandom | base64")
+        raise UsageError(f"{option} {path} is empty: put a secret in it, e.g. head -c 32 /dev/urandom | base64")
     return token
 
 

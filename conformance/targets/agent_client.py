@@ -11,10 +11,8 @@ closes its stdin; over TCP it closes the sockets this client opened.
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import json
-import os
 import selectors
 import socket
 import subprocess
@@ -25,6 +23,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ..core.errors import HarnessError
+from ..inside.agent import UsageError, parse_listen
+from ..inside.agent import read_token as inside_read_token
 
 Callback = Callable[[dict[str, Any], float], None]
 READY_TIMEOUT = 10.0
@@ -83,37 +83,25 @@ class AgentAddress:
 
 
 def parse_agent_address(text: str, token_file: str | None) -> AgentAddress:
-    """``--agent tcp:ADDR:PORT`` (ADDR6 in brackets) with ``--agent-token F``."""
-    example = "--agent tcp:198.18.2.2:7700 --agent-token F (or tcp:[2001:2:0:2::2]:7700)"
+    """``--agent tcp:ADDR:PORT`` (ADDR6 in brackets, in the test ranges) with ``--agent-token F``."""
     kind, _, rest = text.partition(":")
-    host, _, port = rest.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if kind != "tcp" or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise HarnessError(f"--agent {text!r}: expected tcp:ADDR:PORT", f"e.g. {example}")
     try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise HarnessError(f"--agent {text!r}: {host!r} is not an IP address", f"e.g. {example}") from None
-    if not any(ip in ipaddress.ip_network(net) for net in ("198.18.0.0/15", "2001:2::/48")):
-        raise HarnessError(f"--agent {text!r}: {host} is outside 198.18.0.0/15 and 2001:2::/48", f"e.g. {example}")
+        if kind != "tcp":
+            raise UsageError(f"--agent {text!r}: expected tcp:ADDR:PORT")
+        host, port = parse_listen(rest, "--agent", "tcp:ADDR:PORT")
+    except UsageError as exc:
+        raise HarnessError(str(exc), "e.g. --agent tcp:198.18.2.2:7700 --agent-token F") from None
     if not token_file:
         raise HarnessError(f"--agent {text!r} needs --agent-token F", "the file the agent was started with")
-    return AgentAddress(ip.compressed, int(port), token_file)
+    return AgentAddress(host, port, token_file)
 
 
 def read_token(path: str) -> bytes:
-    """The shared secret of `path` (its first line), as the agent reads it: not empty, readable by its owner only."""
+    """The shared secret of `path`, as the agent reads it (its first line; private, not empty)."""
     try:
-        mode = os.stat(path).st_mode
-        with open(path, "rb") as f:
-            token = f.readline().strip()
-    except OSError as exc:
-        raise HarnessError(f"--agent-token {path}: {exc.strerror}") from None
-    if mode & 0o077:
-        raise HarnessError(f"--agent-token {path} can be read by others than its owner", f"chmod 600 {path}")
-    if not token:
-        raise HarnessError(f"--agent-token {path} is empty", "give the file the agent was started with (--token-file)")
-    return token
+        return inside_read_token(path, "--agent-token")
+    except UsageError as exc:
+        raise HarnessError(str(exc)) from None
 
 
 def _hello_line(line: str, what: str, err: str = "") -> dict[str, Any]:
