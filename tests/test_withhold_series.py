@@ -185,3 +185,17 @@ def test_repeats_every_5_ms_fail_the_backoff_under_rfc_despite_its_coarse_granul
     v = w.verdict()
     assert v.status == "failed" and v.failure is not None and v.failure.reference is not None, v.status
     assert v.failure.reference.level == "MUST" and "5.5" in v.failure.reference.doc, v.failure.render()
+
+
+def test_an_exactly_doubling_stack_whose_first_gap_is_within_tolerance_passes_the_backoff() -> None:
+    """Under rfc a first gap of 1.5 s matches 1 s within its tolerance; anchoring the law on 1 s then failed the
+    exact doubling (3.0 s) as MUST-19 (a red-team finding). The law may be anchored on the observed first gap."""
+    v = synack_series("rfc", [1.5, 3.0]).verdict()
+    assert v.failure is None, v.failure.render()
+    assert not any("MUST-19" in (f.failure.reference.id if f.failure.reference else "") for f in v.findings)
+
+
+def test_linux_s_linear_syn_phase_still_fails_the_doubling_under_rfc() -> None:
+    """The other anchor is no escape: 1 s then 1 s fits doubling from neither 1 s nor the first gap."""
+    v = synack_series("rfc", [1.0, 1.0]).verdict()
+    assert v.failure is not None and v.failure.reference is not None and v.failure.reference.id == "MUST-19"
