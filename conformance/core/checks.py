@@ -6,7 +6,8 @@ of RFC 9293 §3.10.7, a late ACK breaks MUST-40. The document of check ``c`` of 
 
 1. the step's ``ref: {c: ID}`` (a mapping names a document per check; ``within`` and ``after`` both name the
    timing check);
-2. the step's ``ref: ID`` (a single document for every check of the step: the author said so);
+2. the step's ``ref: ID`` (a single document for every check of the step: the author said so), except for a
+   bad checksum, which always answers to MUST-2;
 3. the document the check is by nature (:data:`BUILTIN`: a bad checksum is MUST-2, the backoff of a retransmission
    series is MUST-19 with RFC 6298 §5.5, a give-up segment is judged by §3.10.7);
 4. the case's only ref, when it has exactly one;
@@ -178,6 +179,8 @@ def document(case: Case, step: Step, check: Check) -> Reference | None:
         named = dict(step.check_refs).get(Check.VALUES.value)  # `values` names both
     if named is not None:
         return case.reference(named)
+    if check is Check.CHECKSUM:  # a bad checksum answers to MUST-2 whatever else the step checks
+        return BUILTIN[check]
     if step.ref is not None:
         return case.reference(step.ref)
     if check in BUILTIN:

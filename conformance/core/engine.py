@@ -189,6 +189,8 @@ class Dialogue:
         sender = "the target" if error.src == self.addr.target_ip else error.src
         note = f"{error.type_name} from {sender}: {error.text}"
         self.trace.append(TraceEntry(error.time, False, conn.name, error.as_segment(), note=note))
+        if error.src != self.addr.target_ip or not error.unreachable:
+            return  # noted only: a router's or another host's error, or one that says nothing about the port
         current = self._current
         waiting = isinstance(current, Expect) and current.step.conn == conn.name
         quiet = isinstance(current, Silence) and current.step.conn in (conn.name, ANY_CONN)
@@ -202,6 +204,8 @@ class Dialogue:
         for judge, index, error in pending:
             if judge is not self._current:
                 continue
+            if any(self.trace[i].conn == self.trace[index].conn for i, _ in self._inbox):
+                continue  # a segment of the flow came too: the step judges it, the ICMP error stays a note
             self.trace[index].ok = False
             sender = "the target" if error.src == self.addr.target_ip else f"{error.src} (not the target)"
             if isinstance(judge, Silence):  # e.g. a RST to a closed port, which RFC 9293 §3.10.7.1 discards

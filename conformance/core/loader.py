@@ -190,7 +190,13 @@ class _Converter:
 
 def _parse(text: str, file: str) -> tuple[Any, Lines]:
     """The YAML document of `text` as Python values, with the line of each path."""
-    loader = _BoundedLoader(text, file)
+    try:  # the reader checks the characters as it is made: a NUL or another control character fails here
+        loader = _BoundedLoader(text, file)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at column {mark.column + 1}" if mark else ""
+        line = mark.line + 1 if mark else None
+        raise CaseFormatError(file, line, "YAML", f"a character YAML does not allow{where}: {exc}") from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -14,6 +14,7 @@ source. :func:`outcome` turns a failed check into an outcome under a profile:
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from .errors import CaseFormatError
+from .loader import read_case_file
 from .model import LEVELS, Reference
 from .outcomes import Level, Outcome
 from .params import DOCUMENTED, Profile, ProfileValue
@@ -57,7 +59,7 @@ def load_profile(name_or_path: str) -> Profile:
     else:
         raise CaseFormatError(name_or_path, None, "profile", "no such profile", builtin_names())
     try:
-        data: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data: Any = yaml.safe_load(read_case_file(path))  # a regular file of bounded size, as a case file
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise CaseFormatError(path, mark.line + 1 if mark else None, "YAML", str(exc)) from None
@@ -69,6 +71,8 @@ def load_profile(name_or_path: str) -> Profile:
             path, None, sorted(unknown)[0], "unknown field", ["name", "title", "stack", "read_sysctls", "values"]
         )
     values: dict[str, ProfileValue] = {}
+    if not isinstance(data.get("values") or {}, dict):
+        raise CaseFormatError(path, None, "values", "a mapping of documented parameters to {value, level, source}")
     for key, spec in (data.get("values") or {}).items():
         if key not in DOCUMENTED:
             raise CaseFormatError(path, None, f"values.{key}", "not a documented parameter", sorted(DOCUMENTED))
@@ -77,7 +81,7 @@ def load_profile(name_or_path: str) -> Profile:
         level = spec.get("level", "default")
         if level not in LEVELS:
             raise CaseFormatError(path, None, f"values.{key}.level", f"{level!r} is not a level", LEVELS)
-        values[key] = ProfileValue(float(spec["value"]), Level(level), str(spec["source"]))
+        values[key] = ProfileValue(_value(path, key, spec["value"]), Level(level), str(spec["source"]))
     return Profile(
         name=str(data["name"]),
         title=str(data.get("title", data["name"])),
@@ -86,3 +90,20 @@ def load_profile(name_or_path: str) -> Profile:
         values=values,
         path=path,
     )
+
+
+#: The largest value a profile may give (a day, in seconds; far above any count or timer a stack documents).
+MAX_VALUE = 86400.0
+
+
+def _value(path: str, key: str, raw: object) -> float:
+    """A profile value: a finite number from 0 to :data:`MAX_VALUE`, a whole one for a count."""
+    field = f"values.{key}.value"
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise CaseFormatError(path, None, field, f"{raw!r} is not a number")
+    value = float(raw)
+    if not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
+        raise CaseFormatError(path, None, field, f"{raw!r} is out of range: a finite number from 0 to {MAX_VALUE:g}")
+    if DOCUMENTED[key].unit in ("count", "bool", "mode") and not value.is_integer():
+        raise CaseFormatError(path, None, field, f"{raw!r}: a {DOCUMENTED[key].unit} is a whole number")
+    return value

@@ -130,6 +130,12 @@ class IcmpError:
     kind = "icmp"
 
     @property
+    def unreachable(self) -> bool:
+        """A destination unreachable error (ICMP type 3, ICMPv6 type 1): the host refuses the flow itself. Other
+        errors (time exceeded, packet too big, source quench) say nothing about what the target answers."""
+        return self.type == (3 if self.version == 4 else 1)
+
+    @property
     def type_name(self) -> str:
         """``ICMP destination unreachable``, ``ICMPv6 packet too big``."""
         name = ICMP_ERRORS.get(self.version, {}).get(self.type, (f"type {self.type}", {}))[0]

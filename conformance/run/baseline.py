@@ -34,7 +34,8 @@ from typing import Any
 
 import yaml
 
-from ..core.errors import HarnessError
+from ..core.errors import CaseFormatError, HarnessError
+from ..core.loader import read_case_file
 from ..core.results import CaseResult
 
 #: How a known deviation's message starts (the reports show it as a skip with this reason).
@@ -82,10 +83,10 @@ class Baseline:
     @classmethod
     def load(cls, path: str, today: dt.date | None = None) -> Baseline:
         """Read and check a baseline file; HarnessError saying what is wrong and how to fix it."""
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise HarnessError(f"--baseline {path}: cannot read it ({exc.strerror})") from None
+        try:  # a regular file of bounded size, as case files are: not /dev/zero, not a FIFO
+            data = yaml.safe_load(read_case_file(path))
+        except CaseFormatError as exc:
+            raise HarnessError(f"--baseline {path}: {exc.problem}") from None
         except yaml.YAMLError as exc:
             raise HarnessError(f"--baseline {path}: not YAML ({exc})") from None
         if data is None:

@@ -35,7 +35,7 @@ from ..steps import DELIVERY_GRACE
 from ..timing import Tolerance, Window
 from ..values import format_duration
 from ..verdict import Retransmission, Series
-from .base import ActiveStep, Context, Progress, blind, stale
+from .base import ActiveStep, Context, Progress, blind, only_bad_checksums, stale
 
 #: RFC 9293 §3.10.4: a connection aborted (by its user, or by a timeout that gives up) sends a reset at SND.NXT.
 GIVE_UP_RST = Reference(
@@ -62,6 +62,7 @@ class Withhold(ActiveStep):
         self.failed = False
         self.smallest_gap = float("inf")  # the smallest gap between retransmissions seen so far
         self.first_gap = 0.0  # the first gap observed
+        self._last_retransmission = -1  # trace index of the latest retransmission
 
     # ---------------------------------------------------------------- set-up
     def start(self, ctx: Context, now: float) -> None:
@@ -218,6 +219,7 @@ class Withhold(ActiveStep):
             ctx.record(w.line, description, Status.PASSED, seg.time, diffs, shown)
         self._series.points.append(Retransmission(k + 1, expected, tol.of(expected), gap, problem is None, basis))
         ctx.mark_event(index)
+        self._last_retransmission = index
         self.seen += 1
         return Progress.DONE if self.seen >= self.count and not self._watching_to_the_end else Progress.AGAIN
 
@@ -284,8 +286,18 @@ class Withhold(ActiveStep):
             ctx.record(w.line, description, Status.PASSED, seg.time, diffs, f"{format_duration(since)} into the series")
         if self.seen < self.count:
             self._too_few(ctx, now, f"then it gave up with {seg.flags} {format_duration(since)} into the series")
-        else:
-            self._persistence(ctx, now, since)
+            return Progress.DONE
+        gap = seg.time - ctx.event_time(self._last_retransmission)
+        expected, tol = self._give_up_gap(), self._tolerance(ctx)
+        if gap < expected - tol.of(expected):  # before its last retransmission timed out: too soon
+            message = (
+                f"the target gave up with {seg.flags} {format_duration(gap)} after its last retransmission; by the "
+                f"schedule it gives up {format_duration(expected)} after it "
+                f"(tolerance {format_duration(tol.of(expected))})"
+            )
+            ref = self._value_ref(ctx, self._schedule.count_param, Check.COUNT)
+            self._fail(ctx, now, description, FailureKind.TIMING, message, Check.COUNT, time=seg.time, ref=ref)
+        self._persistence(ctx, now, since)
         return Progress.DONE
 
     def _not_a_retransmission(
@@ -308,6 +320,8 @@ class Withhold(ActiveStep):
         w = self.step
         waited = format_duration(now - ref_time)
         if self.seen == 0:
+            if only_bad_checksums(ctx, w, self._label(), now, w.conn, ref_time):
+                return  # copies came, with bad checksums: MUST-2, not "never retransmitted"
             message = f"the target never retransmitted {w.retransmits} (waited {waited})"
             self._fail(ctx, now, self._label(), FailureKind.MISSING, message, Check.RETRANSMISSION)
             return
