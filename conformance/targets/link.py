@@ -37,7 +37,7 @@ from ..core.errors import HarnessError
 from ..wire.link import LinkWire
 from . import records
 from .base import Endpoint, TargetOptions
-from .tap import TapSpec, parse_tap, prober_mac, stack_endpoint
+from .tap import StackTarget, TapSpec, parse_tap, prober_mac, stack_endpoint
 
 IFF_UP, IFF_NOARP = 0x1, 0x80
 
@@ -145,21 +145,19 @@ def restore(entry: str) -> bool:
     return True
 
 
-class LinkTarget:
+class LinkTarget(StackTarget):
     """Context manager: quiets IFNAME's kernel, opens the wire, resolves ADDR; yields the Endpoint and its wire."""
 
+    kind_name: ClassVar[str] = "link"
+
     def __init__(self, spec: LinkSpec, index: int, sysctls: dict[str, int] | None = None) -> None:
-        self.spec = spec
-        self.index = index
-        self.sysctls = dict(sysctls or {})
+        super().__init__(spec, index, sysctls)
         self.wire: LinkWire | None = None
-        self.endpoint: Endpoint | None = None
         self._entry: str | None = None
 
     def __enter__(self) -> tuple[Endpoint, LinkWire]:
         spec = self.spec
-        if self.sysctls or self.index != 0:
-            raise HarnessError("internal: a run opens a link target once (cases with sysctls are skipped)")
+        self._opened_once()
         check_interface(spec.ifname)
         entry = quiet_entry(spec.ifname)
         records.this_run().add("link", entry)  # before changing anything: cleanup puts it back after a kill

@@ -197,20 +197,35 @@ def stack_endpoint(spec: TapSpec, wire: NeighbourResponder, where: str, times: s
     )
 
 
-class TapTarget:
-    """Context manager: attaches to the TAP device, resolves ADDR; yields the Endpoint and its wire."""
+class StackTarget:
+    """What a target on the other side of one interface shares (``tap:`` and ``link:``): it is opened once per
+    run (cases that set sysctls are skipped on it), and holds its Endpoint once open."""
+
+    kind_name: ClassVar[str] = "stack"
 
     def __init__(self, spec: TapSpec, index: int, sysctls: dict[str, int] | None = None) -> None:
         self.spec = spec
         self.index = index
         self.sysctls = dict(sysctls or {})
-        self.wire: TapWire | None = None
         self.endpoint: Endpoint | None = None
+
+    def _opened_once(self) -> None:
+        if self.sysctls or self.index != 0:
+            raise HarnessError(f"internal: a run opens a {self.kind_name} target once (cases with sysctls are skipped)")
+
+
+class TapTarget(StackTarget):
+    """Context manager: attaches to the TAP device, resolves ADDR; yields the Endpoint and its wire."""
+
+    kind_name: ClassVar[str] = "TAP"
+
+    def __init__(self, spec: TapSpec, index: int, sysctls: dict[str, int] | None = None) -> None:
+        super().__init__(spec, index, sysctls)
+        self.wire: TapWire | None = None
 
     def __enter__(self) -> tuple[Endpoint, TapWire]:
         spec = self.spec
-        if self.sysctls or self.index != 0:
-            raise HarnessError("internal: a run opens a TAP target once (cases with sysctls are skipped)")
+        self._opened_once()
         our_mac = prober_mac(spec)
         self.wire = wire = TapWire(spec.ifname, our_mac, spec.prober_ip, spec.addr, spec.prober_ip6, spec.addr6)
         try:
