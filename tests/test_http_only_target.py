@@ -22,7 +22,14 @@ from .tool_runs import junit_cases, outcome, play_in, skip_message, tool_in
 
 HOST, PORT = "198.18.4.2", 8080
 TARGET = f"{HOST}:{PORT}"
-BLACK_BOX = ["active-close-http", "data-retransmit-backoff-http", "data-ack-seq-plus-len"]
+BLACK_BOX = [
+    "active-close-http",
+    "data-retransmit-backoff-http",
+    "data-ack-seq-plus-len",
+    "data-ack-ahead",
+    "data-out-of-order",
+    "data-rst-with-data",
+]
 
 _skip = missing_tools("ip", "nft", "ethtool", "ss")
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(_skip is not None, reason=_skip or "")]
