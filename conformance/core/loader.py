@@ -68,9 +68,10 @@ def _validator() -> Any:
     return _Validator(load_schema())
 
 
-def read_case_file(file: str) -> str:
-    """The text of a case file: a regular file (not a FIFO, a device, a folder or a symbolic link) of at most
-    :data:`MAX_FILE_BYTES`, in UTF-8; CaseFormatError otherwise. Opening never blocks."""
+def read_case_file(file: str, limit: int = MAX_FILE_BYTES) -> str:
+    """The text of a case file (or of another file the tool reads: a profile, a baseline, a results.json): a
+    regular file (not a FIFO, a device, a folder or a symbolic link) of at most `limit` octets, in UTF-8;
+    CaseFormatError otherwise. Opening never blocks."""
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -81,8 +82,8 @@ def read_case_file(file: str) -> str:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise CaseFormatError(file, None, "file", "not a regular file (a FIFO, a device or a folder?)")
         data = b""
-        while len(data) <= MAX_FILE_BYTES:
-            chunk = os.read(fd, MAX_FILE_BYTES + 1 - len(data))
+        while len(data) <= limit:
+            chunk = os.read(fd, limit + 1 - len(data))
             if not chunk:
                 break
             data += chunk
@@ -90,8 +91,8 @@ def read_case_file(file: str) -> str:
         raise CaseFormatError(file, None, "file", f"cannot read: {exc.strerror}") from None
     finally:
         os.close(fd)
-    if len(data) > MAX_FILE_BYTES:
-        raise CaseFormatError(file, None, "file", f"larger than {MAX_FILE_BYTES} octets: not a case file")
+    if len(data) > limit:
+        raise CaseFormatError(file, None, "file", f"larger than {limit} octets: not a file the tool reads")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -29,7 +29,6 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -37,6 +36,7 @@ import yaml
 from ..core.errors import CaseFormatError, HarnessError
 from ..core.loader import read_case_file
 from ..core.results import CaseResult
+from .coverage import MAX_RESULTS_BYTES
 
 #: How a known deviation's message starts (the reports show it as a skip with this reason).
 KNOWN = "known deviation"
@@ -177,10 +177,10 @@ def _entry(item: Any, path: str, n: int) -> Entry:
 
 def from_results(path: str) -> list[dict[str, Any]]:
     """The entries of a baseline for the deviations in a ``results.json`` (new and known ones), in report order."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise HarnessError(f"--from {path}: cannot read it ({exc.strerror})") from None
+    try:  # a regular file of bounded size, read like a case file (not /dev/zero, not a FIFO)
+        doc = json.loads(read_case_file(path, MAX_RESULTS_BYTES))
+    except CaseFormatError as exc:
+        raise HarnessError(f"--from {path}: cannot read it ({exc.problem})") from None
     except ValueError as exc:
         raise HarnessError(f"--from {path}: not JSON ({exc})", "give a run's results.json") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):

@@ -212,12 +212,13 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     """Write the deviations of a run's results.json as a baseline, each ``why`` to fill in."""
+    from ..reporters.files import write_file
     from .baseline import dump, from_results
 
     entries = from_results(args.source)
     text = dump(entries)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        write_file(Path(args.output), text)  # whole or not at all, never through a symbolic link
         print(f"{args.output}: {len(entries)} deviation(s) from {args.source}; fill in each 'why'", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -386,7 +387,7 @@ def _judging_arguments(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument(
         "--profile",
         metavar="NAME|FILE",
-        help="expectations and how binding they are: rfc, linux, freebsd, lwip, windows or a profile file "
+        help="expectations and how binding they are: rfc, linux, freebsd, lwip, windows, pytcp or a profile file "
         "(default: linux for a Linux namespace target, rfc for others); see `conformance profiles`",
     )
     p_run.add_argument(

@@ -87,13 +87,11 @@ class Withhold(ActiveStep):
         assert self.series is not None, "a withhold is started before it is advanced"
         return self.series
 
-    def _tolerance(self, ctx: Context, gap: float | None = None) -> Tolerance:
+    def _tolerance(self, ctx: Context) -> Tolerance:
         """The case's tolerance widened by the target's timer granularity. A timer cannot fire twice within less
         than its tick, so the granularity is taken as no coarser than the smallest gap this series has shown:
         a stack that retransmits every 5 ms runs no 500 ms tick, whatever the profile allows."""
         granularity = ctx.params.value("timer_granularity") if "timer_granularity" in ctx.params else 0.0
-        if gap is not None:
-            self.smallest_gap = min(self.smallest_gap, gap)
         return ctx.case.tolerance.widened(min(granularity, self.smallest_gap))
 
     # ---------------------------------------------------------------- the law
@@ -190,7 +188,8 @@ class Withhold(ActiveStep):
         self, ctx: Context, now: float, index: int, seg: Segment, gap: float, diffs: tuple[FieldDiff, ...]
     ) -> Progress:
         w, sched, k = self.step, self._schedule, self.seen
-        tol = self._tolerance(ctx, gap)
+        self.smallest_gap = min(self.smallest_gap, gap)
+        tol = self._tolerance(ctx)
         expected = self.expected()
         problem = Window("after", expected).check(gap, tol)
         if k == 0:
