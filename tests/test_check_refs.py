@@ -179,9 +179,7 @@ def test_bad_check_refs_are_rejected(tmp_path: Path, ref: str, error: str) -> No
         load_case(path)
 
 
-@pytest.mark.parametrize(
-    ("ack_value", "delay", "document"), [(ISN + 13, 0.002, "EP-DATA"), (ISN + 12, 0.7, "MUST-40")]
-)
+@pytest.mark.parametrize(("ack_value", "delay", "document"), [(ISN + 13, 0.002, "EP-DATA"), (ISN + 12, 0.7, "MUST-40")])
 def test_the_shipped_data_ack_case_cites_the_rule_broken(ack_value: int, delay: float, document: str) -> None:
     """cases/data/ack-seq-plus-len.yaml: ack = seq + len + 1 breaks §3.10.7.4; a correct ack 0.7 s late, MUST-40."""
     w = FakeWire(load_case(ROOT / "cases" / "data" / "ack-seq-plus-len.yaml"))

@@ -16,6 +16,12 @@ def test_ruff_is_clean() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_ruff_format_is_clean() -> None:
+    paths = [p for p in ("conformance", "tests", "scripts") if (ROOT / p).is_dir()]
+    proc = subprocess.run([BIN / "ruff", "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_mypy_is_clean() -> None:
     proc = subprocess.run([BIN / "mypy", "conformance"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
