@@ -207,3 +207,34 @@ def test_cleanup_removes_tables_of_dead_runs_only(remote: dict[str, str], tmp_pa
     assert f"nft table inet {unrecorded}: not ours, left in place" in proc.stdout
     tables = nft_tables(prober)
     assert recorded not in tables and unrecorded in tables
+
+
+AGENT_PORT = 7700
+
+
+def test_connections_the_remote_host_opens_to_us_are_not_reset(remote: dict[str, str], tmp_path: Path) -> None:
+    """The host's application connects to the prober (client cases, agent over TCP): the SYN reaches this
+    namespace's kernel, which has the address and no listener on the port, and would answer it with a RST that
+    ends the dialogue. The run's table drops those RSTs too, and only for the run."""
+    token = tmp_path / "token"
+    token.write_text("a-shared-secret-of-the-test\n")
+    token.chmod(0o600)
+    agent = [sys.executable, "-m", "conformance.inside.agent", "--listen", f"{HOST}:{AGENT_PORT}"]
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", remote["host"], *agent, "--token-file", str(token), "--peer", "198.18.1.2"],
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None and "listening on" in proc.stderr.readline()
+        options = ["--agent", f"tcp:{HOST}:{AGENT_PORT}", "--agent-token", str(token)]
+        cases = ["client/simultaneous-open.yaml", "client/synack-wrong-ack.yaml"]
+        played = play_in(remote["prober"], f"{HOST},[{HOST6}]:{LISTEN}", cases, tmp_path, *options, "--ip", "both")
+    finally:
+        proc.kill()  # ours, by its handle
+        proc.wait()
+    assert played.returncode == 0, played.stdout + played.stderr
+    junit = junit_cases(tmp_path / "junit.xml")
+    for name in ("client-simultaneous-open", "client-synack-wrong-ack"):
+        for suffix in ("", ".ipv6"):  # played over both families, and passed
+            assert not outcome(junit[name + suffix]), (name + suffix, played.stdout)
+    assert "conformance" not in nft_tables(remote["prober"])

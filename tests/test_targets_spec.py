@@ -399,6 +399,13 @@ def test_ruleset_one_port() -> None:
     assert "tcp sport 20000 tcp dport 80 tcp flags" in text
 
 
+def test_ruleset_any_target_port_keeps_the_addresses_and_our_window() -> None:
+    """The target's application connects to us from ports its kernel picks: no dport match, the rest stays."""
+    text = firewall.ruleset("conformance_1", V4, None, range(30000, 32000))
+    rule = "\t\tip saddr 198.18.1.2 ip daddr 198.18.2.2 tcp sport 30000-31999 tcp flags & rst == rst counter drop\n"
+    assert rule in text and "dport" not in text
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [

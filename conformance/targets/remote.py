@@ -31,7 +31,10 @@ interface's own addresses (in the same ranges) as its sources::
   agent the user started on the host (``python -m conformance.inside.agent
   --listen ADDR:PORT --token-file F``, docs/agent-protocol.md): the cases with
   app steps play, and states are read white box. The agent's cases listen on
-  ports of the run's window, whose RSTs from this kernel are dropped too.
+  ports of the run's window, and its ``connect`` cases connect to ports of the
+  window from ports the host picks: with an agent, this kernel's RSTs from the
+  window to any of HOST's ports are dropped (tests/test_targets_remote.py shows
+  the client cases failing without it).
 """
 
 from __future__ import annotations
@@ -262,8 +265,9 @@ class RemoteTarget:
                 )
         ports = spec.services()
         pairs = [(routes[f].our_ip, host) for f, host in ((4, spec.host), (6, spec.host6)) if host is not None]
-        # the agent's cases listen on ports of the run's window: this kernel's RSTs to them are dropped too
-        filtered = [*ports.values(), *(self.sports if spec.agent is not None else ())]
+        # With an agent, the target also listens on ports of the run's window and its application connects to
+        # ours from ports its kernel picks: this kernel's RSTs from our window go to any of the target's ports.
+        filtered = None if spec.agent is not None else ports.values()
         self._filter(RstFilter(pairs, filtered, self.sports))
         agent = None
         if spec.agent is not None:

@@ -16,7 +16,13 @@ never opened) and would answer them with RSTs, which would end every dialogue.
 (one rule for each address family the target is reached over; an ``inet``
 table sees both). It drops only RSTs the kernel sends from our address to the
 target's address and ports, from the source-port window this run allocates (the run's
-:class:`~conformance.run.session.Ports`). Our own segments, RSTs included, are
+:class:`~conformance.run.session.Ports`). When the target's application connects
+to us (a case whose first step is ``app: {do: connect}``, played through an agent),
+its SYN comes from a port the target's kernel picks and goes to a port of our
+window, where this kernel has no listener: the RST it would answer with goes to a
+port nobody knows before the run. For such a run the target's ports are ``None``
+and the ``tcp dport`` match is left out: the rule still matches only our address,
+the target's address and a source port of the run's window. Our own segments, RSTs included, are
 written to a packet socket and never pass the output hook, so they are not
 affected. The table is removed on exit, on exceptions, on Ctrl-C and SIGTERM
 (which the CLI turns into KeyboardInterrupt); ``conformance cleanup`` removes
@@ -50,9 +56,10 @@ def table_name(pid: int | None = None) -> str:
     return f"{TABLE_PREFIX}{os.getpid() if pid is None else pid}"
 
 
-def ruleset(table: str, pairs: Iterable[tuple[str, str]], target_ports: Iterable[int], sports: range) -> str:
+def ruleset(table: str, pairs: Iterable[tuple[str, str]], target_ports: Iterable[int] | None, sports: range) -> str:
     """The ``nft -f`` script that (re)creates the table, with a rule for each (our address, the target's) pair
-    (one IPv4, one IPv6 pair at most); every value is checked, so none can inject syntax."""
+    (one IPv4, one IPv6 pair at most); every value is checked, so none can inject syntax. `target_ports` None:
+    any port of the target (its application connects to us from ports its kernel picks)."""
     if not _TABLE.match(table):
         raise ValueError(f"table name {table!r} is not {TABLE_PREFIX}PID")
     matches = []
@@ -64,16 +71,11 @@ def ruleset(table: str, pairs: Iterable[tuple[str, str]], target_ports: Iterable
         matches.append(f"{family} saddr {src.compressed} {family} daddr {dst.compressed}")
     if not matches or len(matches) != len({m.split()[0] for m in matches}):
         raise ValueError(f"address pairs {matches}: one or two, of different families")
-    ports = sorted({int(p) for p in target_ports})
-    if not ports or not all(1 <= p <= 65535 for p in ports):
-        raise ValueError(f"target ports {ports} must be 1-65535 and at least one")
     if len(sports) == 0 or sports.step != 1 or not 1 <= sports.start <= sports[-1] <= 65535:
         raise ValueError(f"source ports {sports} must be a non-empty window within 1-65535")
-    dport = str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
     sport = str(sports.start) if len(sports) == 1 else f"{sports.start}-{sports[-1]}"
-    rules = "".join(
-        f"\t\t{match} tcp sport {sport} tcp dport {dport} tcp flags & rst == rst counter drop\n" for match in matches
-    )
+    ports = f" tcp dport {_dport(target_ports)}" if target_ports is not None else ""
+    rules = "".join(f"\t\t{match} tcp sport {sport}{ports} tcp flags & rst == rst counter drop\n" for match in matches)
     return (
         # `table` + `delete table` first: a stale table of the same name (a recycled PID) is replaced,
         # and the whole file is one transaction.
@@ -86,6 +88,14 @@ def ruleset(table: str, pairs: Iterable[tuple[str, str]], target_ports: Iterable
         "\t}\n"
         "}\n"
     )
+
+
+def _dport(target_ports: Iterable[int]) -> str:
+    """The ``tcp dport`` value: one port, or a set of them."""
+    ports = sorted({int(p) for p in target_ports})
+    if not ports or not all(1 <= p <= 65535 for p in ports):
+        raise ValueError(f"target ports {ports} must be 1-65535 and at least one")
+    return str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
 
 
 def _nft(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -150,8 +160,9 @@ def _signals_deferred() -> Iterator[None]:
 class RstFilter:
     """Context manager: the ``conformance_PID`` table for one run; see the module docstring."""
 
-    def __init__(self, pairs: Iterable[tuple[str, str]], target_ports: Iterable[int], sports: range) -> None:
-        """`pairs`: (our address, the target's), one for each address family the run uses."""
+    def __init__(self, pairs: Iterable[tuple[str, str]], target_ports: Iterable[int] | None, sports: range) -> None:
+        """`pairs`: (our address, the target's), one for each address family the run uses; `target_ports` None:
+        any of the target's ports (see :func:`ruleset`)."""
         self.table = table_name()
         self.script = ruleset(self.table, pairs, target_ports, sports)
         self._owner = os.getpid()
