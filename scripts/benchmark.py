@@ -3,7 +3,8 @@
 
 Usage (as root, from anywhere)::
 
-    .venv/bin/python scripts/benchmark.py [--runs N] [--quick] [--no-stability] [--cases DIR] [--pcap-dir DIR]
+    .venv/bin/python scripts/benchmark.py [--runs N] [--quick] [--no-stability] [--no-link | --link-only]
+                                          [--cases DIR] [--pcap-dir DIR]
 
 It prints the machine and the command line, progress on stderr, then a plain
 table of figures and, last, one JSON line with every number.
@@ -53,6 +54,20 @@ What is measured, and how
    round, packets of a case's flows that tcpdump saw between the dialogue's
    start and end but that its trace lacks are counted as "missed by the tool"
    (frames its capture lost, or delivered after the case had ended).
+
+2b. **Timing precision on a ``link:`` target** (``--no-link`` leaves it out,
+   ``--link-only`` measures it alone). The wire of ``link:IFNAME:ADDR`` is a
+   packet socket on an interface of this namespace, with kernel timestamps, not
+   the namespace target's. The script makes a veth pair: ``cfblPID`` here, with
+   no address (the tool's interface), and its peer in a namespace of its own,
+   ``cfbench-PID`` (IPv6 off), holding 198.18.201.2/24 and the project's
+   services (listen 7000, banner 7001, echo 7007, http 7080, given with
+   ``--service``) on that namespace's Linux stack, judged under the ``linux``
+   profile. The suite is played on ``link:cfblPID:198.18.201.2:7000``, all at
+   once (the cases that set sysctls are skipped there: the tool cannot set a
+   stack's parameters over a link), with tcpdump on ``cfblPID``, and the
+   precision is computed as in 2. The namespace, and with it the veth pair, and
+   the services are removed on exit, also on failure.
 
 3. **Reaction latency.** A reaction is a trace entry of ours (outgoing) that
    directly follows an incoming entry in the same case, where the entry comes
@@ -122,7 +137,7 @@ from conformance.core.segment import Segment, canonical_flags
 from conformance.run import runner as runner_module
 from conformance.run.runner import RunSettings, run
 from conformance.run.selection import select
-from conformance.targets.base import Endpoint
+from conformance.targets.base import Endpoint, TargetOptions
 from conformance.targets.netns import PREFIX_PROBER, PREFIX_TARGET, check_privileges
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -356,9 +371,16 @@ def forget_scapy_interfaces() -> None:
         conf.ifaces.reload()
 
 
-def play_cases(cases: list[Case], jobs: int, label: str, capture_dir: Path | None = None) -> Outcome:
+def play_cases(
+    cases: list[Case], jobs: int, label: str, capture_dir: Path | None = None, target: LinkHost | None = None
+) -> Outcome:
+    """Play `cases` on the embedded target, or on `target` (a ``link:`` one) when given."""
     captures = TcpdumpCaptures(capture_dir, label) if capture_dir is not None else None
     settings = RunSettings(jobs=jobs, around_target=captures)
+    if target is not None:
+        settings = dataclasses.replace(
+            settings, target=target.spec, target_options=target.options, profile=target.profile
+        )
     lock = threading.Lock()
     marks: dict[str, float] = {}
 
@@ -381,6 +403,111 @@ def play_cases(cases: list[Case], jobs: int, label: str, capture_dir: Path | Non
 
 def copies(cases: Sequence[Case], n: int) -> list[Case]:
     return [dataclasses.replace(c, id=f"{c.id}#{i}") for i in range(n) for c in cases]
+
+
+# ------------------------------------------------------------ 2b. a link: target
+LINK_NS = f"cfbench-{os.getpid()}"
+LINK_IF, LINK_PEER = f"cfbl{os.getpid()}", f"cfbh{os.getpid()}"
+LINK_ADDR = "198.18.201.2"
+LINK_PORTS = {"listen": 7000, "banner": 7001, "echo": 7007, "http": 7080}
+LINK_READY_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class LinkHost:
+    """How :func:`play_cases` reaches the stack at the far end of the veth."""
+
+    spec: str
+    options: TargetOptions
+    profile: str = "linux"  # the far end is a Linux kernel: judged by what Linux documents
+
+
+def _ip(*args: str) -> None:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        raise ConformanceError(f"ip {shlex.join(args)}: {proc.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def link_host() -> Iterator[LinkHost]:
+    """A veth pair: ``cfblPID`` here, without an address, the tool's ``link:`` interface; ``cfbhPID`` in a
+    namespace of ours (``cfbench-PID``, IPv6 off) holding LINK_ADDR/24 and the project's services on a Linux
+    kernel stack. The namespace (and with it the veth pair) and the services are removed on exit."""
+    services: subprocess.Popen[str] | None = None
+    try:
+        _ip("netns", "add", LINK_NS)
+        _ip("link", "add", LINK_IF, "type", "veth", "peer", "name", LINK_PEER, "netns", LINK_NS)
+        Path(f"/proc/sys/net/ipv6/conf/{LINK_IF}/disable_ipv6").write_text("1")
+        inside = ["ip", "netns", "exec", LINK_NS]
+        for command in (
+            ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"],
+            ["ethtool", "-K", LINK_PEER, "tx", "off"],  # checksums computed by the stack, as the namespace target
+        ):
+            subprocess.run([*inside, *command], check=True, capture_output=True, timeout=30)
+        _ip("-n", LINK_NS, "addr", "add", f"{LINK_ADDR}/24", "dev", LINK_PEER)
+        _ip("-n", LINK_NS, "link", "set", LINK_PEER, "up")
+        _ip("-n", LINK_NS, "link", "set", "lo", "up")
+        _ip("link", "set", LINK_IF, "up")
+        ports = [f"--{kind}={port}" for kind, port in LINK_PORTS.items()]
+        services = subprocess.Popen(
+            [*inside, sys.executable, "-m", "conformance.inside.services", "--addr", LINK_ADDR, *ports],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )  # fmt: skip
+        _STARTED.append(services)
+        _wait_services(services)
+        extra = tuple((kind, port) for kind, port in LINK_PORTS.items() if kind != "listen")
+        yield LinkHost(f"link:{LINK_IF}:{LINK_ADDR}:{LINK_PORTS['listen']}", TargetOptions(services=extra))
+    finally:
+        if services is not None:
+            _stop_services(services)
+        subprocess.run(["ip", "netns", "delete", LINK_NS], capture_output=True, timeout=30)
+        subprocess.run(["ip", "link", "delete", LINK_IF], capture_output=True, timeout=30)  # gone with its peer
+
+
+def _wait_services(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    try:
+        if not sel.select(LINK_READY_TIMEOUT):
+            raise ConformanceError(f"the services in {LINK_NS} did not start within {LINK_READY_TIMEOUT:g} s")
+    finally:
+        sel.close()
+    line = proc.stdout.readline()
+    if not json.loads(line or "{}").get("ready"):
+        raise ConformanceError(f"the services in {LINK_NS} did not start: {line.strip() or 'no answer'}")
+
+
+def _stop_services(proc: subprocess.Popen[str]) -> None:
+    """The services serve until their stdin closes; killed by their handle if they do not stop."""
+    with contextlib.suppress(OSError):
+        if proc.stdin is not None:
+            proc.stdin.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def link_precision(all_cases: list[Case], pcap_dir: Path, report: dict[str, Any], rows: list[list[str]]) -> None:
+    """2b: the suite played on a ``link:`` target, its precision measured against tcpdump as in 2."""
+    with link_host() as host:
+        log(f"link: {host.spec}, the suite all at once, with tcpdump on {LINK_IF}")
+        out = play_cases(all_cases, 0, "link", pcap_dir, host)
+    assert out.captures is not None
+    prec = precision_of(out, load_pcaps(out.captures))
+    report.setdefault("precision", {})["link"] = {
+        "target": host.spec,
+        "statuses": dict(out.statuses()),
+        "not_passed": {r.case.id: r.message for r in out.results if r.status not in ("passed", "skipped")},
+        "wall_s": out.wall,
+        **prec.as_dict(),
+        "captures": [_capture_dict(c) for c in out.captures.files],
+    }
+    rows.append(["2 precision (link: run)", "cases (passed/failed/error)", _statuses(out), ""])
+    _precision_rows(rows, "link: run", prec)
 
 
 # --------------------------------------------------------------- 1. durations
@@ -684,7 +811,7 @@ def our_namespaces() -> tuple[list[str], list[str]]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     pid = os.getpid()
-    ours = [n for n in names if n.startswith((f"{PREFIX_PROBER}{pid}-", f"{PREFIX_TARGET}{pid}-"))]
+    ours = [n for n in names if n.startswith((f"{PREFIX_PROBER}{pid}-", f"{PREFIX_TARGET}{pid}-")) or n == LINK_NS]
     others = [n for n in names if n.startswith((PREFIX_PROBER, PREFIX_TARGET)) and n not in ours]
     return ours, others
 
@@ -713,6 +840,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cases", default=str(ROOT / "cases"), help="the default suite (default: cases/)")
     ap.add_argument("--pcap-dir", help="keep the tcpdump captures in this folder (default: a temporary one)")
     ap.add_argument("--no-stability", action="store_true", help="leave out 4, the stability runs (the longest part)")
+    link = ap.add_mutually_exclusive_group()
+    link.add_argument("--no-link", action="store_true", help="leave out 2b, the precision on a link: target")
+    link.add_argument("--link-only", action="store_true", help="measure 2b alone (the precision on a link: target)")
     args = ap.parse_args(argv)
     if args.runs is None:
         args.runs = 3 if args.quick else 20
@@ -725,6 +855,9 @@ def benchmark(args: argparse.Namespace, pcap_dir: Path, report: dict[str, Any], 
     quick = args.quick
     serial_copies, concurrent_copies, throughput_copies = (3, 5, 20) if quick else (10, 20, 100)
     all_cases = discover([args.cases])
+    if args.link_only:
+        link_precision(all_cases, pcap_dir, report, rows)
+        return
 
     # 1 + 2: the default suite, captured independently ------------------------------------------
     log(f"suite: {len(all_cases)} cases from {args.cases}, all at once, with tcpdump")
@@ -782,6 +915,8 @@ def benchmark(args: argparse.Namespace, pcap_dir: Path, report: dict[str, Any], 
     prec = precision_of(suite, suite_index)
     report["precision"] = {"suite": prec.as_dict(), "captures": [_capture_dict(c) for c in suite.captures.files]}
     _precision_rows(rows, "suite run", prec)
+    if not args.no_link:
+        link_precision(all_cases, pcap_dir, report, rows)
 
     # 3: reaction latency ------------------------------------------------------------------------
     timer_free_ids = sorted(k for k, v in ideals.items() if v.played < TIMER_FREE_BELOW)
@@ -1062,14 +1197,17 @@ def main(argv: list[str] | None = None) -> int:
     report["loadavg_end"] = _loadavg()
     ours, others = our_namespaces()
     alive = [p.pid for p in _STARTED if p.poll() is None]
+    veth_left = "yes" if Path(f"/sys/class/net/{LINK_IF}").exists() else "no"
     report["cleanup"] = {
         "our_namespaces_left": ours,
         "other_cfp_cft_namespaces": others,
         "our_processes_left": alive,
+        "link_veth_left": veth_left == "yes",
         "processes_started": len(_STARTED),
     }
     rows += [
-        ["cleanup", "our cfp-/cft- namespaces left", " ".join(ours) or "none", ""],
+        ["cleanup", "our cfp-/cft-/cfbench- namespaces left", " ".join(ours) or "none", ""],
+        ["cleanup", f"the link: veth {LINK_IF} left", veth_left, ""],
         ["cleanup", f"tcpdump/hog processes left (of {len(_STARTED)} started)", str(len(alive)), ""],
         ["cleanup", "cfp-/cft- namespaces of other processes", " ".join(others) or "none", ""],
         ["total", "benchmark elapsed", f"{report['elapsed_s']:.1f} s", ""],
