@@ -123,7 +123,8 @@ def _processes_using(folder: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def dockerhost() -> Iterator[DockerHost]:
+def dockerhost(request: pytest.FixtureRequest) -> Iterator[DockerHost]:
+    bip = getattr(request.module, "DOCKER_BIP", BIP)  # a module that imports this fixture may give docker0 another range
     folder = tempfile.mkdtemp(prefix="cfdock-", dir="/tmp")  # short: the socket path must fit in 108 bytes
     lab = Lab()
     daemon: subprocess.Popen[bytes] | None = None
@@ -134,7 +135,7 @@ def dockerhost() -> Iterator[DockerHost]:
         log = Path(folder) / "dockerd.log"
         env = dict(os.environ, DOCKER_HOST=f"unix://{sock}")
         # nsenter --net, not ip netns exec: the daemon needs this machine's /sys (cgroups), only its network is ours.
-        cmd = ["nsenter", f"--net=/var/run/netns/{ns}", "dockerd", "--bip", BIP, "--iptables=false"]
+        cmd = ["nsenter", f"--net=/var/run/netns/{ns}", "dockerd", "--bip", bip, "--iptables=false"]
         cmd += ["--ip6tables=false", "--ip-masq=false", "--data-root", f"{folder}/data", "--exec-root"]
         cmd += [f"{folder}/exec", "-H", f"unix://{sock}", "--pidfile", f"{folder}/dockerd.pid"]
         with open(log, "wb") as out:
