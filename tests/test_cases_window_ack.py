@@ -6,10 +6,18 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from conformance.core.errors import CaseFormatError
 from conformance.core.loader import load_case
+from conformance.core.model import AssertStep
 from conformance.core.outcomes import Status
 from conformance.core.rfc9293 import LINUX
 from conformance.core.rfc9293.reference import play, unsupported
+from conformance.core.segment import SEQ_MOD
+from tests.helpers import ISN, PEER_ISN, FakeWire, line_of, write_case
+
+T0 = 100.0
 
 ROOT = Path(__file__).resolve().parent.parent
 DUP_SYN = ROOT / "cases" / "handshake" / "dup-syn-in-syn-received.yaml"
@@ -31,3 +39,63 @@ def test_dup_syn_case_catches_a_bare_ack_in_syn_received() -> None:
     text = verdict.failure.render()
     assert "flags: expected SA, observed A" in text
     assert "EP-11" in text
+
+
+# ---------------------------------------------------------------- assert nondecreasing (a window's right edge)
+
+EDGE_STEPS = """\
+  - send: {flags: S, seq: isn}
+  - expect: {flags: SA, ack: isn+1}
+    bind: {peer_isn: seq, a0: ack, w0: win}
+  - send: {flags: A, seq: isn+1, ack: peer_isn+1}
+  - send: {flags: PA, len: 100}
+  - expect: {flags: A, ack: isn+101}
+    bind: {a1: ack, w1: win}
+  - assert: {nondecreasing: [a0+w0, a1+w1]}
+"""
+
+
+def play_edges(tmp_path: Path, synack_win: int, ack_win: int, isn: int = ISN) -> FakeWire:
+    w = FakeWire(load_case(write_case(tmp_path, EDGE_STEPS)), isn=isn)
+    w.advance(T0)
+    for time, flags, ack, win in ((T0 + 0.001, "SA", isn + 1, synack_win), (T0 + 0.01, "A", isn + 101, ack_win)):
+        seq = PEER_ISN if flags == "SA" else PEER_ISN + 1
+        w.dialogue.receive(w.segment(time, flags, seq=seq, ack=ack, window=win))
+        w.advance(time)
+    w.run_until(T0 + 2)
+    return w
+
+
+def test_a_right_edge_that_moves_left_fails_the_assert(tmp_path: Path) -> None:
+    w = play_edges(tmp_path, synack_win=1000, ack_win=800)  # edge isn+1001, then isn+901
+    v = w.verdict()
+    assert v.status == "failed" and v.failure is not None
+    assert v.failure.kind == "assertion"
+    assert "a1+w1 = 1901 is 100 left of a0+w0 = 2001" in v.failure.message
+
+
+@pytest.mark.parametrize("ack_win", [900, 1000])
+def test_a_right_edge_that_stays_or_moves_right_passes(tmp_path: Path, ack_win: int) -> None:
+    v = play_edges(tmp_path, synack_win=1000, ack_win=ack_win).verdict()
+    assert v.status == "passed", v.failure and v.failure.render()
+
+
+def test_the_edges_are_compared_in_sequence_space(tmp_path: Path) -> None:
+    """Across the wrap of 2^32 a larger edge is a smaller number: still to the right."""
+    w = play_edges(tmp_path, synack_win=1000, ack_win=1000, isn=SEQ_MOD - 1050)
+    assert w.verdict().status == "passed"
+
+
+def test_an_unbound_name_in_nondecreasing_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write_case(tmp_path, EDGE_STEPS.replace("a1+w1]", "a1+w9]"))
+    with pytest.raises(CaseFormatError) as err:
+        load_case(path)
+    assert "name 'w9' is not bound before this step" in str(err.value)
+    assert f":{line_of(path, '- assert')}:" in str(err.value)
+
+
+def test_the_window_cases_compare_every_edge_they_bind() -> None:
+    case = load_case(ROOT / "cases" / "window" / "no-shrink.yaml")
+    step = case.steps[-1]
+    assert isinstance(step, AssertStep) and step.check == "nondecreasing"
+    assert [str(e) for e in step.exprs] == [f"a{i}+w{i}" for i in range(6)]

@@ -63,6 +63,7 @@ class Check(StrEnum):
     VALUES = "values"  # an assert over bound values (both of the checks below)
     EQUAL = "equal"  # an assert: the values are all equal (for ISNs: no clock-driven component, MUST-8)
     INCREMENT = "increment"  # an assert: the values grow by one constant (for ISNs: predictable, SHLD-1)
+    NONDECREASING = "nondecreasing"  # an assert: sequence values never move left (a window's right edge, SHLD-14)
     RETRANSMISSION = "retransmission"  # a withhold: the segment is not a retransmission of the label
     INITIAL = "initial"  # a withhold: the first gap
     BACKOFF = "backoff"  # a withhold: each later gap
@@ -97,7 +98,7 @@ STEP_CHECKS: dict[type[Step], frozenset[Check]] = {
         {Check.STATE, Check.LASTS, Check.FLAGS, Check.SEQ, Check.ACK, Check.MISSING, Check.UNEXPECTED}
     ),
     AppResultStep: frozenset({Check.RESULT, Check.TIMING, Check.MISSING}),
-    AssertStep: frozenset({Check.VALUES, Check.EQUAL, Check.INCREMENT}),
+    AssertStep: frozenset({Check.VALUES, Check.EQUAL, Check.INCREMENT, Check.NONDECREASING}),
 }
 
 #: The model class of each step kind, by the key a case file uses.
@@ -175,8 +176,8 @@ def is_default_window(step: Step) -> bool:
 def document(case: Case, step: Step, check: Check) -> Reference | None:
     """The document check `check` of `step` answers to (see the module docstring); None: none is known."""
     named = dict(step.check_refs).get(check.value)
-    if named is None and check in (Check.EQUAL, Check.INCREMENT):
-        named = dict(step.check_refs).get(Check.VALUES.value)  # `values` names both
+    if named is None and check in (Check.EQUAL, Check.INCREMENT, Check.NONDECREASING):
+        named = dict(step.check_refs).get(Check.VALUES.value)  # `values` names an assert's checks
     if named is not None:
         return case.reference(named)
     if check is Check.CHECKSUM:  # a bad checksum answers to MUST-2 whatever else the step checks
@@ -207,6 +208,7 @@ def undocumented(case: Case, step: Step) -> list[Check]:
         checks -= {Check.TIMING}
     if isinstance(step, AssertStep):
         checks -= {Check.VALUES}  # a name for both of its checks, not a check of its own
+        checks -= {Check.NONDECREASING} if step.check == "unpredictable" else {Check.EQUAL, Check.INCREMENT}
     return sorted(c for c in checks if document(case, step, c) is None)
 
 

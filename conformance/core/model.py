@@ -117,8 +117,11 @@ class WithholdStep(Step):
 class AssertStep(Step):
     """A check on bound values, e.g. that ISNs are not predictable."""
 
-    check: str  # "unpredictable"
+    check: str  # "unpredictable" or "nondecreasing"
     names: tuple[str, ...]
+    #: ``nondecreasing``: the sequence expressions compared, in order (``a1+w1``: an ACK's right window edge);
+    #: `names` are the names they use.
+    exprs: tuple[Expr, ...] = ()
 
 
 #: Commands a case can give the target's application (see conformance.inside.agent).

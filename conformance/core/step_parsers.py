@@ -412,6 +412,8 @@ def _state(b: StepBuilder, s: RawStep) -> Step:
 
 
 def _assert(b: StepBuilder, s: RawStep) -> Step:
+    if "nondecreasing" in s.body:
+        return _assert_nondecreasing(b, s)
     names = tuple(s.body.get("unpredictable", ()))
     for i, name in enumerate(names):
         if name not in b.bound:
@@ -419,6 +421,17 @@ def _assert(b: StepBuilder, s: RawStep) -> Step:
                 s.body_path + ("unpredictable", i), f"name {name!r} is not bound before this step", sorted(b.bound)
             )
     return AssertStep(line=s.line, conn="main", ref=s.ref, check="unpredictable", names=names)
+
+
+def _assert_nondecreasing(b: StepBuilder, s: RawStep) -> Step:
+    """``assert: {nondecreasing: [a1+w1, a2+w2, ...]}``: sequence expressions over bound names."""
+    if "unpredictable" in s.body:
+        raise b.error(s.body_path + ("nondecreasing",), "an assert makes one check: unpredictable or nondecreasing")
+    exprs = []
+    for i, text in enumerate(s.body["nondecreasing"]):
+        exprs.append(b.expr(text, s.body_path + ("nondecreasing", i)))
+    names = tuple(dict.fromkeys(n for e in exprs for n in e.names))
+    return AssertStep(line=s.line, conn="main", ref=s.ref, check="nondecreasing", names=names, exprs=tuple(exprs))
 
 
 #: The parser of each step kind, by the step's key.

@@ -124,7 +124,7 @@ def step_row(step: Step) -> tuple[bool | None, str, str]:
     elif isinstance(step, SilenceStep):
         label, direction = f"silence {format_duration(step.seconds)}: the target sends nothing", None
     elif isinstance(step, AssertStep):
-        label, direction = f"assert {step.check}: {', '.join(step.names)}", None
+        label, direction = f"assert {step.check}: {', '.join(map(str, step.exprs or step.names))}", None
     else:
         label, direction = _generic(step), None
     if step.ref:

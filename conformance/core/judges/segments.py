@@ -250,7 +250,8 @@ class Silence(ActiveStep):
 
 
 class Assert(ActiveStep):
-    """Bound values must be neither all equal nor a constant increment (``assert: {unpredictable: [...]}``)."""
+    """Bound values must be neither all equal nor a constant increment (``assert: {unpredictable: [...]}``), or
+    sequence values must never move left (``assert: {nondecreasing: [a1+w1, a2+w2]}``, in sequence space)."""
 
     step: AssertStep
 
@@ -262,8 +263,10 @@ class Assert(ActiveStep):
         unbound = [n for n in a.names if n not in ctx.names]
         if unbound:  # the expect that binds it did not hold, and the run's profile let the case go on
             reason = f"not checked: {', '.join(unbound)} never bound (the step that binds it did not hold)"
-            ctx.record(a.line, f"assert unpredictable: {', '.join(a.names)} ({reason})", Status.SKIPPED, now)
+            ctx.record(a.line, f"assert {a.check}: {', '.join(a.names)} ({reason})", Status.SKIPPED, now)
             return Progress.DONE
+        if a.check == "nondecreasing":
+            return self._nondecreasing(ctx, now)
         values = [ctx.names[n] for n in a.names]
         desc = f"assert unpredictable: {', '.join(a.names)}"
         shown = ", ".join(str(v) for v in values)
@@ -276,5 +279,23 @@ class Assert(ActiveStep):
             message = f"the values grow by the same constant {steps.pop()} each time ({shown})"
             ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.INCREMENT)
             return Progress.DONE
+        ctx.record(a.line, desc, Status.PASSED, now, timing=shown)
+        return Progress.DONE
+
+    def _nondecreasing(self, ctx: Context, now: float) -> Progress:
+        a = self.step
+        names = dict(ctx.names)
+        values = [e.evaluate(names) for e in a.exprs]
+        desc = f"assert nondecreasing: {', '.join(map(str, a.exprs))}"
+        shown = ", ".join(str(v) for v in values)
+        for i, (before, after) in enumerate(zip(values, values[1:], strict=False)):
+            back = seq_diff(after, before)
+            if back < 0:
+                message = (
+                    f"{a.exprs[i + 1]} = {after} is {-back} left of {a.exprs[i]} = {before} "
+                    f"(sequence space; values in order: {shown})"
+                )
+                ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.NONDECREASING)
+                return Progress.DONE
         ctx.record(a.line, desc, Status.PASSED, now, timing=shown)
         return Progress.DONE
