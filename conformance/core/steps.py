@@ -42,6 +42,8 @@ class Addressing:
     our_ip: str
     target_ip: str
     target_port: int
+    #: The prefix length of the target's IPv4 subnet, when the run knows it (its directed broadcast, core.ipfields).
+    prefix: int | None = None
 
 
 @dataclass
