@@ -30,10 +30,10 @@ from .tool_runs import junit_cases, outcome, play_in, tool_in
 AGENT = [sys.executable, "-m", "conformance.inside.agent"]
 
 
-def test_the_hello_and_version_say_protocol_1_and_every_command() -> None:
+def test_the_hello_and_version_say_protocol_2_and_every_command() -> None:
     client = AgentClient(AGENT)
     try:
-        assert client.hello["protocol"] == client.protocol == inside.PROTOCOL == 1
+        assert client.hello["protocol"] == client.protocol == inside.PROTOCOL == 2
         out = io.StringIO()
         outcomes = play(client, None, out)
     finally:
@@ -46,10 +46,11 @@ def test_the_hello_and_version_say_protocol_1_and_every_command() -> None:
         "state of no connection": "PASS",
         "listen, accept with timeout": "SKIP",
         "a connection and its states": "SKIP",
+        "socket options, urgent data": "SKIP",
         "errors as errno names": "SKIP",
         "still alive": "PASS",
     }, out.getvalue()
-    assert "PASS version: protocol 1, conformance.inside.agent, 13 commands" in out.getvalue()
+    assert "PASS version: protocol 2, conformance.inside.agent, 16 commands" in out.getvalue()
 
 
 def test_the_spec_names_every_command_and_error() -> None:
@@ -64,7 +65,7 @@ def test_the_spec_names_every_command_and_error() -> None:
 
 FAKE = """
 import json, sys
-print(json.dumps({"id": None, "ok": True, "ready": True, "protocol": 1}), flush=True)
+print(json.dumps({"id": None, "ok": True, "ready": True, "protocol": 2}), flush=True)
 for line in sys.stdin:
     req = json.loads(line)
     print(json.dumps({"id": req["id"], "ok": True, "time": 0.0}), flush=True)
@@ -80,13 +81,13 @@ def test_agent_check_fails_an_agent_that_answers_ok_to_everything(
     out = capsys.readouterr().out
     assert "FAIL version: version answers protocol None" in out
     assert "FAIL bad requests: no-such-command: expected ok false, error 'bad request'" in out
-    assert "PASS still alive" in out and "3 skipped" in out
+    assert "PASS still alive" in out and "4 skipped" in out
 
 
 def test_an_agent_of_another_protocol_is_refused(tmp_path: Path) -> None:
     fake = tmp_path / "fake_agent.py"
-    fake.write_text(FAKE.replace('"protocol": 1', '"protocol": 2'))
-    with pytest.raises(HarnessError, match="speaks protocol 2; this tool speaks 1"):
+    fake.write_text(FAKE.replace('"protocol": 2', '"protocol": 1'))
+    with pytest.raises(HarnessError, match="speaks protocol 1; this tool speaks 2"):
         AgentClient([sys.executable, str(fake)])
 
 
@@ -205,7 +206,7 @@ def test_over_tcp_the_token_and_the_peer_are_required(host_ns: tuple[Lab, str], 
     assert talk(ns, AGENT_ADDR, b"wrong token\n") == b""  # closed without a word
     assert talk(ns, OTHER_ADDR, token.read_bytes()) == b""  # not the peer
     hello = json.loads(talk(ns, AGENT_ADDR, token.read_bytes()).splitlines()[0])
-    assert hello["ready"] is True and hello["protocol"] == 1
+    assert hello["ready"] is True and hello["protocol"] == 2
 
 
 @pytest.mark.integration
@@ -215,12 +216,12 @@ def test_agent_check_passes_our_agent_over_tcp_and_over_a_pipe(host_ns: tuple[La
     start_agent(lab, ns, token, AGENT_ADDR)
     proc = tool_in(ns, "agent-check", "--agent", f"tcp:{AGENT_ADDR}:{AGENT_PORT}", "--agent-token", str(token))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "8 passed, 0 failed, 0 skipped" in proc.stdout
+    assert "9 passed, 0 failed, 0 skipped" in proc.stdout
     # a second client after the first has gone: one at a time, each served
     proc = tool_in(ns, "agent-check", "--agent", f"tcp:{AGENT_ADDR}:{AGENT_PORT}", "--agent-token", str(token))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = tool_in(ns, "agent-check", "--addr", AGENT_ADDR)
-    assert proc.returncode == 0 and "8 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "9 passed" in proc.stdout, proc.stdout + proc.stderr
 
 
 @pytest.mark.integration

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance.core.outcomes import Status
-from conformance.core.rfc9293 import DEVIATIONS, LINUX
+from conformance.core.rfc9293 import DEVIATIONS, LINUX, RFC
 from conformance.core.rfc9293.matrix import matrix_cases
 from conformance.core.rfc9293.reference import play
 
@@ -31,3 +31,17 @@ def test_the_matrix_catches_what_the_shipped_cases_miss() -> None:
     for name in ("no-challenge-ack", "rfc793-rst"):
         profile = next(d for d in DEVIATIONS if d.name == name).apply(LINUX)
         assert play(rst, profile).verdict.status is Status.FAILED, name
+
+
+def test_under_rfc_the_matrix_follows_the_rfc_and_the_linux_departures_fail_with_their_paragraph() -> None:
+    cases = {c.id: c for c in matrix_cases(RFC)}
+    assert [i for i, c in cases.items() if play(c, RFC).verdict.status is Status.FAILED] == []
+    departures = {
+        "matrix/fin-wait-2/rst/seq-inside": "§3.10.7.4 second",  # Linux: the timewait sock dies, no challenge ACK
+        "matrix/time-wait/syn/seq-beyond": "§3.10.7.4",  # Linux: reopened (MAY-2); RFC 5961 §4: a challenge ACK
+        "matrix/syn-received/syn/seq-inside": "§3.10.7.4 fourth",  # Linux: a RST (tcp_check_req)
+    }
+    for case_id, section in departures.items():
+        verdict = play(cases[case_id], LINUX).verdict
+        assert verdict.status is Status.FAILED, case_id
+        assert verdict.failure is not None and section in verdict.failure.render(), verdict.failure

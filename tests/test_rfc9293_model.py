@@ -129,8 +129,11 @@ def test_ack_ahead_of_snd_nxt_is_answered_and_dropped() -> None:
     assert (reply.segment.ack, reply.rule.key) == (1001, "ack/range")
 
 
-def test_active_close_time_wait_restarts_and_ends() -> None:
-    host, iss = established()
+@pytest.mark.parametrize(
+    ("profile", "rule"), [(LINUX, "linux/tw-ack"), (replace(RFC, time_wait=60.0), "fin/time-wait")]
+)
+def test_active_close_time_wait_restarts_and_ends(profile: ModelProfile, rule: str) -> None:
+    host, iss = established(profile)
     tcb = host.tcbs[(PORT, US, SPORT)]
     (fin,) = host.close(tcb, 1.0)
     assert fin.segment.flags == "FA" and tcb.state is State.FIN_WAIT_1
@@ -139,7 +142,7 @@ def test_active_close_time_wait_restarts_and_ends() -> None:
     only(host.receive(seg("FA", 1001, iss + 2), 1.2))
     assert tcb.state is State.TIME_WAIT and tcb.time_wait_deadline == pytest.approx(61.2)
     again = only(host.receive(seg("FA", 1001, iss + 2), 30.0))
-    assert again.rule.key == "fin/time-wait" and tcb.time_wait_deadline == pytest.approx(90.0)
+    assert again.rule.key == rule and tcb.time_wait_deadline == pytest.approx(90.0)
     host.advance(90.0)
     assert host.status(PORT, (US, SPORT)) is State.CLOSED
     assert host.rules()[-1] == "timeout/time-wait"

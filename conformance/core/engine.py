@@ -41,6 +41,7 @@ from collections.abc import Sequence as Seq
 
 from .checks import Check, document
 from .evidence import accepted_rst_seq, blind_since, late_repeat, main_reference_unchecked, opened
+from .ipfields import BIND_FIELDS, observed
 from .judges import ActiveStep, Progress, judge_for
 from .judges.base import Taken
 from .judges.segments import Expect, Silence
@@ -146,7 +147,7 @@ class Dialogue:
     # ------------------------------------------------------------------ inputs
     def receive(self, seg: Segment) -> None:
         """A segment of this dialogue seen on the wire (either direction)."""
-        if seg.src == self.addr.our_ip:
+        if seg.src == self.addr.our_ip or seg.extra.get("ours"):  # ours: from our MAC, a named source (ipfields)
             self._own_segment_captured(seg)
             return
         conn = self._by_port.get(seg.dport)
@@ -183,6 +184,9 @@ class Dialogue:
     def receive_icmp(self, error: IcmpError) -> None:
         """An ICMP or ICMPv6 error quoting a segment of ours: noted in the trace; an expect step waiting when it
         came fails on it at the next :meth:`advance` (the target answered with ICMP instead of a segment)."""
+        if error.src == self.addr.our_ip:  # one we sent (a send with icmp:), captured on its way out
+            self._own_segment_captured(error.as_segment().at(error.time))
+            return
         conn = self._by_port.get(error.quoted.sport)
         if conn is None:
             return
@@ -457,6 +461,11 @@ class Dialogue:
         if label:
             self.labelled[label] = seg
         for name, fld in bind:
+            if fld in BIND_FIELDS:  # an IP header field (core.ipfields): bound when the capture has it
+                value = observed(seg.extra, {"ip_id": "id"}.get(fld, fld))
+                if value is not None:
+                    self.names[name] = value
+                continue
             self.names[name] = {"seq": seg.seq, "ack": seg.ack, "win": seg.window, "len": len(seg.payload)}[fld]
 
     def our_ack_was_late(self, index: int, seg: Segment) -> bool:
@@ -476,6 +485,7 @@ class Dialogue:
                 and entry.segment.sport == seg.sport
                 and entry.segment.seq == seg.seq
                 and entry.segment.flags == seg.flags
+                and ("icmp" in entry.segment.extra) == ("icmp" in seg.extra)
             ):
                 entry.time = seg.time
                 entry.provisional = False

@@ -47,6 +47,17 @@ Option = tuple[str, object]
 
 
 @dataclass(frozen=True)
+class IpHeader:
+    """IPv4 header fields of a segment we send, where a case sets them (None: what every segment carries, TTL 64,
+    TOS 0, ID 1); `options` are the IP options' octets, padded to a multiple of four (RFC 791 §3.1)."""
+
+    ttl: int | None = None
+    tos: int | None = None
+    id: int | None = None
+    options: bytes = b""
+
+
+@dataclass(frozen=True)
 class Segment:
     """One TCP segment with the addressing and the wire time it was seen at."""
 
@@ -64,6 +75,8 @@ class Segment:
     #: None when unknown (a segment we build), else whether the TCP checksum was right.
     checksum_ok: bool | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False)
+    #: IPv4 header fields a case set on a segment we send (None: the usual header).
+    ip: IpHeader | None = None
 
     @property
     def seg_len(self) -> int:

@@ -42,6 +42,8 @@ class Addressing:
     our_ip: str
     target_ip: str
     target_port: int
+    #: The prefix length of the target's IPv4 subnet, when the run knows it (its directed broadcast, core.ipfields).
+    prefix: int | None = None
 
 
 @dataclass
@@ -83,9 +85,6 @@ def describe_pattern(p: SegmentPattern, w: Window) -> str:
             parts.append(f"{name}={v}")
     if p.length is not None:
         parts.append(f"len={p.length}")
-    if p.max_length is not None:
-        v4, v6 = p.max_length
-        parts.append(f"len<={v4}" if v4 == v6 else f"len<={v4} (IPv4), <={v6} (IPv6)")
     if p.window is not None:
         parts.append(f"win={p.window}")
     if p.data is not None:

@@ -11,9 +11,10 @@ it and carries the wall-clock ``time`` it was produced at::
     -> {"id": 4, "cmd": "state", "local": ["198.18.0.2", 10001], "remote": ["198.18.0.1", 20001]}
     <- {"id": 4, "ok": true, "time": ..., "state": "CLOSE-WAIT", "linux": "CLOSE_WAIT", "timer_ms": 0}
 
-Commands: version, ping, listen, accept, connect, send, recv, shutdown, close,
-setsockopt, state (sock_diag: sees SYN-RECEIVED, TIME-WAIT and orphans too),
-tcp_info, sysctl. Every command runs on a thread of its own (accept, connect and
+Commands: version, ping, listen, accept, connect, send (urgent: MSG_OOB), recv,
+poll, sockatmark, shutdown, close, setsockopt, getsockopt (the options:
+:mod:`.sockopts`), state (sock_diag, :mod:`.diag`: sees SYN-RECEIVED, TIME-WAIT
+and orphans too), tcp_info, sysctl. Every command runs on a thread of its own (accept, connect and
 recv block), so answers may come out of order. A bad command gets ``ok: false``
 with the error; the agent never dies on one.
 
@@ -39,125 +40,20 @@ import hmac
 import ipaddress
 import json
 import os
+import select
 import socket
-import struct
 import sys
 import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
+from .diag import AgentError, state_of, tcp_info
+from .sockopts import NAMES, OptionError, at_mark, get_option, set_option
+
 #: The version of the JSON-lines protocol (docs/agent-protocol.md) this agent speaks; in its hello and `version`.
-PROTOCOL = 1
+PROTOCOL = 2
 IMPLEMENTATION = "conformance.inside.agent"
-
-#: Linux TCP states (include/net/tcp_states.h) -> RFC 9293 names.
-LINUX_STATES = {
-    1: ("ESTABLISHED", "ESTABLISHED"),
-    2: ("SYN_SENT", "SYN-SENT"),
-    3: ("SYN_RECV", "SYN-RECEIVED"),
-    4: ("FIN_WAIT1", "FIN-WAIT-1"),
-    5: ("FIN_WAIT2", "FIN-WAIT-2"),
-    6: ("TIME_WAIT", "TIME-WAIT"),
-    7: ("CLOSE", "CLOSED"),
-    8: ("CLOSE_WAIT", "CLOSE-WAIT"),
-    9: ("LAST_ACK", "LAST-ACK"),
-    10: ("LISTEN", "LISTEN"),
-    11: ("CLOSING", "CLOSING"),
-    12: ("NEW_SYN_RECV", "SYN-RECEIVED"),
-}
-
-SOCKOPTS: dict[str, tuple[int, int]] = {
-    "SO_KEEPALIVE": (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-    "SO_RCVBUF": (socket.SOL_SOCKET, socket.SO_RCVBUF),
-    "SO_REUSEADDR": (socket.SOL_SOCKET, socket.SO_REUSEADDR),
-    "TCP_NODELAY": (socket.IPPROTO_TCP, socket.TCP_NODELAY),
-    "TCP_KEEPIDLE": (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", 4)),
-    "TCP_KEEPINTVL": (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", 5)),
-    "TCP_KEEPCNT": (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", 6)),
-    "TCP_USER_TIMEOUT": (socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", 18)),
-}
-
-NETLINK_SOCK_DIAG = 4
-SOCK_DIAG_BY_FAMILY = 20
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-NLMSG_DONE, NLMSG_ERROR = 3, 2
-
-
-class AgentError(Exception):
-    pass
-
-
-def tcp_sockets(family: int = socket.AF_INET) -> list[dict[str, Any]]:
-    """Every TCP socket of this namespace, in every state, via sock_diag (inet_diag)."""
-    nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
-    try:
-        # struct inet_diag_req_v2: family, protocol, ext, pad, states; then inet_diag_sockid (48 bytes)
-        req = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF) + bytes(48)
-        hdr = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0)
-        nl.sendto(hdr + req, (0, 0))
-        out: list[dict[str, Any]] = []
-        while True:
-            data = nl.recv(1 << 20)
-            offset = 0
-            while offset < len(data):
-                length, kind, _flags, _seq, _pid = struct.unpack_from("=IHHII", data, offset)
-                if kind == NLMSG_DONE:
-                    return out
-                if kind == NLMSG_ERROR:
-                    code = struct.unpack_from("=i", data, offset + 16)[0]
-                    raise AgentError(f"sock_diag error {os.strerror(-code)}")
-                body = data[offset + 16 : offset + length]
-                fam, state, timer, retrans = struct.unpack_from("=BBBB", body, 0)
-                sport, dport = struct.unpack_from("!HH", body, 4)
-                src = body[8:24]
-                dst = body[24:40]
-                expires = struct.unpack_from("=I", body, 52)[0]
-                size = 4 if fam == socket.AF_INET else 16
-                out.append(
-                    {
-                        "local": [socket.inet_ntop(fam, src[:size]), sport],
-                        "remote": [socket.inet_ntop(fam, dst[:size]), dport],
-                        "state_num": state,
-                        "timer": timer,
-                        "retrans": retrans,
-                        "expires_ms": expires,
-                    }
-                )
-                offset += (length + 3) & ~3
-    finally:
-        nl.close()
-
-
-def v4_mapped(addr: str) -> str:
-    """`addr` (IPv4) as a dual-stack AF_INET6 socket shows it: ``::ffff:a.b.c.d`` (RFC 4291 §2.5.5.2); the
-    wildcard ``0.0.0.0`` as ``::``."""
-    return "::" if addr == "0.0.0.0" else f"::ffff:{addr}"
-
-
-def _find(family: int, local: list[Any], remote: list[Any]) -> dict[str, Any] | None:
-    for s in tcp_sockets(family):
-        if s["local"] == local and s["remote"] == remote:
-            return s
-    return None
-
-
-def state_of(local: list[Any], remote: list[Any]) -> dict[str, Any]:
-    """The TCP state of the socket (local, remote). An IPv4 pair not found among the AF_INET sockets is looked
-    for among the AF_INET6 ones with v4-mapped addresses: a dual-stack listener (``::`` without
-    IPV6_V6ONLY) accepts IPv4 connections as AF_INET6 sockets."""
-    here, port, there, rport = str(local[0]), int(local[1]), str(remote[0]), int(remote[1])
-    if ":" in here:
-        s = _find(socket.AF_INET6, [here, port], [there, rport])
-    else:
-        s = _find(socket.AF_INET, [here, port], [there, rport]) or _find(
-            socket.AF_INET6, [v4_mapped(here), port], [v4_mapped(there), rport]
-        )
-    if s is None:
-        return {"state": "CLOSED", "linux": "(no socket)", "timer": 0, "timer_ms": 0, "retrans": 0}
-    linux, rfc = LINUX_STATES.get(s["state_num"], (str(s["state_num"]), f"state {s['state_num']}"))
-    return {"state": rfc, "linux": linux, "timer": s["timer"], "timer_ms": s["expires_ms"], "retrans": s["retrans"]}
-
 
 WILDCARDS = ("", "0.0.0.0", "::")
 
@@ -265,25 +161,43 @@ class Agent:
         sid = self.register(s)
         for name, value in req.get("options", {}).items():
             self._setopt(s, name, value)
-        if req.get("local_port"):
+        if req.get("local_port") or req.get("local_addr"):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((self.bind_address("", 6 if ":" in req["addr"] else 4), int(req["local_port"])))
+            local = self.bind_address(str(req.get("local_addr", "")), 6 if ":" in req["addr"] else 4)
+            s.bind((local, int(req.get("local_port", 0))))
         s.connect((req["addr"], int(req["port"])))
         return {"sock": sid, "local": list(s.getsockname()[:2])}
 
     def cmd_send(self, req: dict[str, Any]) -> dict[str, Any]:
         data = str(req.get("data", "")).encode()
-        self.sock(req).sendall(data)
+        self.sock(req).sendall(data, socket.MSG_OOB if req.get("urgent") else 0)
         return {"sent": len(data)}
 
     def cmd_recv(self, req: dict[str, Any]) -> dict[str, Any]:
         s = self.sock(req)
         s.settimeout(float(req.get("timeout", 5)))
         try:
-            data = s.recv(int(req.get("max", 65536)))
+            data = s.recv(int(req.get("max", 65536)), socket.MSG_OOB if req.get("urgent") else 0)
         finally:
             s.settimeout(None)
-        return {"data": data.decode(errors="replace"), "eof": data == b""}
+        return {"data": data.decode(errors="replace"), "eof": data == b"", "at_mark": at_mark(s)}
+
+    def cmd_poll(self, req: dict[str, Any]) -> dict[str, Any]:
+        s = self.sock(req)
+        poller = select.poll()
+        poller.register(s, select.POLLIN | select.POLLPRI)
+        ready = poller.poll(float(req.get("timeout", 5)) * 1000)
+        events = ready[0][1] if ready else 0
+        if not events:
+            raise TimeoutError("nothing to read within the timeout")
+        return {
+            "readable": bool(events & select.POLLIN),
+            "urgent": bool(events & select.POLLPRI),
+            "at_mark": at_mark(s),
+        }
+
+    def cmd_sockatmark(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"at_mark": at_mark(self.sock(req))}
 
     def cmd_shutdown(self, req: dict[str, Any]) -> dict[str, Any]:
         how = {"read": socket.SHUT_RD, "write": socket.SHUT_WR, "both": socket.SHUT_RDWR}[req.get("how", "write")]
@@ -298,14 +212,10 @@ class Agent:
         return {}
 
     def _setopt(self, s: socket.socket, name: str, value: Any) -> None:
-        if name == "SO_LINGER":
-            on, seconds = value if isinstance(value, list) else [1, int(value)]
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", int(on), int(seconds)))
-            return
-        if name not in SOCKOPTS:
-            raise AgentError(f"unknown option {name!r} (known: SO_LINGER, {', '.join(SOCKOPTS)})")
-        level, opt = SOCKOPTS[name]
-        s.setsockopt(level, opt, int(value))
+        try:
+            set_option(s, name, value)
+        except OptionError as exc:
+            raise AgentError(str(exc)) from None
 
     def cmd_setsockopt(self, req: dict[str, Any]) -> dict[str, Any]:
         s = self.sock(req)
@@ -313,25 +223,19 @@ class Agent:
             self._setopt(s, name, value)
         return {}
 
+    def cmd_getsockopt(self, req: dict[str, Any]) -> dict[str, Any]:
+        s = self.sock(req)
+        names = req.get("names") or list(NAMES)
+        try:
+            return {"options": {str(name): get_option(s, str(name)) for name in names}}
+        except OptionError as exc:
+            raise AgentError(str(exc)) from None
+
     def cmd_state(self, req: dict[str, Any]) -> dict[str, Any]:
         return state_of(req["local"], req["remote"])
 
     def cmd_tcp_info(self, req: dict[str, Any]) -> dict[str, Any]:
-        raw = self.sock(req).getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-        state, ca_state, retransmits, probes, backoff = struct.unpack_from("=BBBBB", raw, 0)
-        rto_us, ato_us, snd_mss, rcv_mss = struct.unpack_from("=IIII", raw, 8)
-        linux, rfc = LINUX_STATES.get(state, (str(state), str(state)))
-        return {
-            "state": rfc,
-            "linux": linux,
-            "retransmits": retransmits,
-            "probes": probes,
-            "backoff": backoff,
-            "rto_us": rto_us,
-            "ato_us": ato_us,
-            "snd_mss": snd_mss,
-            "rcv_mss": rcv_mss,
-        }
+        return tcp_info(self.sock(req))
 
     def cmd_sysctl(self, req: dict[str, Any]) -> dict[str, Any]:
         name = str(req["name"])

@@ -14,7 +14,7 @@ the namespace; it
    is simply not opened. Each listens on the addresses given (``--addr``, once per
    address: the target's test addresses, one socket each), or on every address
    of both families with ``--addr 0.0.0.0`` (the default);
-3. prints one JSON line: ``{"ready": true, "sysctls": {...}, "kernel": "..."}``
+3. prints one JSON line: ``{"ready": true, "protocol": 2, "sysctls": {...}, "kernel": "..."}``
    (or ``{"ready": false, "error": "..."}``) and serves until its stdin closes,
    so it never outlives the tool that started it.
 """
@@ -28,6 +28,9 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+
+# the version of the hello line (the agent protocol's, docs/agent-protocol.md: the same client reads both)
+from .agent import PROTOCOL
 
 BANNER = b"conformance banner: hello from the target\r\n"
 HTTP_BODY = b"conformance: hello from the target\n"
@@ -173,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for sock, handler in listeners:
         threading.Thread(target=_serve, args=(sock, handler), daemon=True).start()
-    ready = {"ready": True, "sysctls": read_sysctls(args.read), "kernel": os.uname().release}
+    ready = {"ready": True, "protocol": PROTOCOL, "sysctls": read_sysctls(args.read), "kernel": os.uname().release}
     print(json.dumps(ready), flush=True)
     sys.stdin.read()  # serve until the tool closes our stdin (or dies)
     return 0

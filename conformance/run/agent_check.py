@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 #: The commands a version-1 agent answers (docs/agent-protocol.md §Commands).
 REQUIRED_COMMANDS = (
-    "accept connect close listen ping recv send setsockopt shutdown state sysctl tcp_info version".split()
+    "accept connect close getsockopt listen ping poll recv send setsockopt shutdown sockatmark state sysctl tcp_info"
+    " version".split()
 )
 ANSWER_TIMEOUT = 10.0
 
@@ -180,6 +181,30 @@ def check_connection(probe: Probe, addr: str) -> str:
     return "LISTEN, connect, accept (peer), ESTABLISHED, send/recv, CLOSE-WAIT, eof"
 
 
+def check_options_and_urgent(probe: Probe, addr: str) -> str:
+    port = _port()
+    listener = probe.ok("listen", addr=addr, port=port)
+    conn = probe.ok("connect", addr=addr, port=port, local_addr=addr)
+    _expect(conn.get("local", [None])[0] == addr, f"connect with local_addr {addr}: local {conn.get('local')}")
+    accepted = probe.ok("accept", sock=listener["sock"], timeout=3)
+    probe.ok("setsockopt", sock=conn["sock"], options={"TCP_NODELAY": 1, "IP_TTL": 33, "IP_TOS": 32})
+    got = probe.ok("getsockopt", sock=conn["sock"], names=["TCP_NODELAY", "IP_TTL", "IP_TOS", "SO_KEEPALIVE"])
+    want = {"TCP_NODELAY": 1, "IP_TTL": 33, "IP_TOS": 32, "SO_KEEPALIVE": 0}
+    _expect(got.get("options") == want, f"getsockopt after setsockopt {want}: {_shown(got)}")
+    probe.error("getsockopt", "bad request", sock=conn["sock"], names=["NO_SUCH_OPTION"])
+    probe.ok("send", sock=conn["sock"], data="ab!", urgent=True)
+    polled = probe.ok("poll", sock=accepted["sock"], timeout=3)
+    _expect(polled.get("urgent") is True, f"poll after urgent data: {_shown(polled)}")
+    _expect(probe.ok("sockatmark", sock=accepted["sock"]).get("at_mark") is False, "at the mark before reading")
+    urgent = probe.ok("recv", sock=accepted["sock"], urgent=True)
+    _expect(urgent.get("data") == "!", f"recv urgent: {_shown(urgent)}, expected the last octet '!'")
+    normal = probe.ok("recv", sock=accepted["sock"], timeout=3)
+    _expect(normal.get("data") == "ab" and normal.get("at_mark") is True, f"recv after it: {_shown(normal)}")
+    for sock in (accepted["sock"], conn["sock"], listener["sock"]):
+        probe.ok("close", sock=sock)
+    return "getsockopt reads what setsockopt set; urgent data: poll, sockatmark, recv urgent; connect local_addr"
+
+
 def check_errno_names(probe: Probe, addr: str) -> str:
     probe.error("connect", "ECONNREFUSED", addr=addr, port=_port())
     port = _port()
@@ -202,6 +227,7 @@ CHECKS: tuple[tuple[str, Check, bool], ...] = (
     ("state of no connection", check_state_of_nothing, False),
     ("listen, accept with timeout", check_listen_accept_timeout, True),
     ("a connection and its states", check_connection, True),
+    ("socket options, urgent data", check_options_and_urgent, True),
     ("errors as errno names", check_errno_names, True),
     ("still alive", check_alive, False),
 )

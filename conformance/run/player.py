@@ -38,10 +38,12 @@ from typing import Any
 
 from ..core.engine import Action, Addressing, AppRequest, Dialogue
 from ..core.errors import HarnessError
+from ..core.ipfields import unplayable
 from ..core.model import Case, Reference
 from ..core.outcomes import Outcome
 from ..core.profiles import outcome
 from ..core.results import CaseResult, self_test
+from ..targets.base import Endpoint
 from ..wire.capture import CATCH_UP, Captured, CapturedIcmp
 from .session import OpenedTarget, Ports, RunSettings
 
@@ -242,35 +244,23 @@ class Player:
         our_ports = {c: take() for c in conns}
         isns = {c: rng.getrandbits(32) for c in conns}
         ep = target.endpoint
-        our_ip, target_ip = (ep.our_ip6, ep.target_ip6) if family == 6 else (ep.our_ip, ep.target_ip)
 
         def early(status: str, message: str) -> None:
             fut.set_result(CaseResult(case, status, message, 0.0, target.info))
 
+        prefix = ep.prefix if family == 4 else None
+        our_ip, target_ip = (ep.our_ip6, ep.target_ip6) if family == 6 else (ep.our_ip, ep.target_ip)
         if our_ip is None or target_ip is None:
             early("skipped", f"this target has no IPv{family} address")
             return None
-        if case.needs_agent and ep.agent is None:
-            early("skipped", "needs the target agent (app steps); this target has none")
+        if (why := _unplayable_here(case, ep, family, prefix)) is not None:
+            early("skipped", why)
             return None
         port = take() if case.service == "agent" else ep.ports.get(case.service)
         if port is None:
             early("error", f"the target has no {case.service!r} service")
             return None
-        profile, strict = target.profile, self.settings.strict
-
-        def policy(ref: Reference | None) -> Outcome:
-            return outcome(ref, profile, strict)
-
-        dialogue = Dialogue(
-            case,
-            ep.params,
-            Addressing(our_ip, target_ip, port),
-            our_ports,
-            isns,
-            white_box=ep.agent is not None,
-            policy=policy,
-        )
+        dialogue = self._dialogue(case, target, Addressing(our_ip, target_ip, port, prefix), our_ports, isns)
         p = _Play(
             case,
             target,
@@ -289,6 +279,22 @@ class Player:
             return None
         self._plays.add(p)
         return p
+
+    def _dialogue(
+        self,
+        case: Case,
+        target: OpenedTarget,
+        addressing: Addressing,
+        our_ports: dict[str, int],
+        isns: dict[str, int],
+    ) -> Dialogue:
+        profile, strict = target.profile, self.settings.strict
+
+        def policy(ref: Reference | None) -> Outcome:
+            return outcome(ref, profile, strict)
+
+        ep = target.endpoint
+        return Dialogue(case, ep.params, addressing, our_ports, isns, white_box=ep.agent is not None, policy=policy)
 
     def _deliver(self, p: _Play, item: Captured | CapturedIcmp | _AppAnswer) -> None:
         try:
@@ -367,6 +373,13 @@ class Player:
         except Exception as exc:
             result = CaseResult(p.case, "error", f"internal error: {type(exc).__name__}: {exc}", 0.0, None)
         p.future.set_result(result)
+
+
+def _unplayable_here(case: Case, ep: Endpoint, family: int, prefix: int | None) -> str | None:
+    """Why ``case`` cannot play on this endpoint (no agent, steps the family cannot carry); None if it can."""
+    if case.needs_agent and ep.agent is None:
+        return "needs the target agent (app steps); this target has none"
+    return unplayable(case.steps, family, prefix)
 
 
 def loss_of(p: _Play) -> str:

@@ -29,7 +29,7 @@ from ..inside.agent import read_token as inside_read_token
 Callback = Callable[[dict[str, Any], float], None]
 READY_TIMEOUT = 10.0
 #: The version of the agent protocol this client speaks (docs/agent-protocol.md).
-PROTOCOL = 1
+PROTOCOL = 2
 
 
 def spawn(
@@ -115,7 +115,7 @@ def _hello_line(line: str, what: str, err: str = "") -> dict[str, Any]:
         raise HarnessError(
             f"{what} did not start: {reason or line.strip() or err or f'no answer within {READY_TIMEOUT:g} s'}"
         )
-    if hello.get("protocol", PROTOCOL) != PROTOCOL:
+    if hello.get("protocol", 1) != PROTOCOL:
         raise HarnessError(
             f"{what} speaks protocol {hello.get('protocol')!r}; this tool speaks {PROTOCOL}",
             "run the agent of the same version as the tool (docs/agent-protocol.md)",
@@ -181,7 +181,7 @@ class AgentClient:
         self._callbacks: dict[int, Callback] = {}
         self.hello = hello
         self.kernel = str(hello.get("kernel", "?"))
-        self.protocol = int(hello.get("protocol", PROTOCOL))
+        self.protocol = int(hello.get("protocol", 1))
         self._reader = threading.Thread(target=self._read, name="agent-reader", daemon=True)
         self._reader.start()
 

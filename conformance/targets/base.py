@@ -312,6 +312,8 @@ class Endpoint:
     target_ip6: str | None = None
     #: The MAC IPv6 frames go to, when it differs from `target_mac`.
     target_mac6: str | None = None
+    #: The prefix length of the target's IPv4 subnet, when the tool set it up (its directed broadcast).
+    prefix: int | None = None
 
 
 def joined(*addresses: str | None) -> str:

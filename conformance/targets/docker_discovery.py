@@ -289,7 +289,7 @@ def in_netns(path: str, fn: Callable[[], T], timeout: float = 10.0) -> T:
 
 
 def all_tcp_sockets() -> list[dict[str, Any]]:
-    from ..inside.agent import AgentError, tcp_sockets
+    from ..inside.diag import AgentError, tcp_sockets
 
     out = tcp_sockets(socket.AF_INET)
     try:

@@ -53,6 +53,8 @@ PREFIX_DOCKER = "cfd-"
 PREFIXES = (PREFIX_PROBER, PREFIX_TARGET, PREFIX_DOCKER)
 LISTEN_PORT, BANNER_PORT, CLOSED_PORT = 7000, 7001, 7009
 ECHO_PORT, HTTP_PORT = 7007, 7080
+#: The target's IPv4 subnet: 198.18.N.0/24 (its directed broadcast 198.18.N.255 is in the test range).
+PREFIX_LEN = 24
 #: The services of :mod:`conformance.inside.services` in the target namespace (closed: nobody listens there).
 PORTS = {"listen": LISTEN_PORT, "banner": BANNER_PORT, "echo": ECHO_PORT, "http": HTTP_PORT, "closed": CLOSED_PORT}
 
@@ -179,6 +181,7 @@ class NamespaceTarget:
             agent=self._agent,
             our_ip6=self.our_ip6 if has_ipv6 else None,
             target_ip6=self.target_ip6 if has_ipv6 else None,
+            prefix=PREFIX_LEN,
         )
         return self.endpoint
 
@@ -226,7 +229,7 @@ class NamespaceTarget:
             our_mac = ns.get_links(i)[0].get_attr("IFLA_ADDRESS")
         with NetNS(self.target_ns) as ns:
             i = _wait_link(ns, self.target_if, self.target_ns)
-            ns.addr("add", index=i, address=self.target_ip, prefixlen=24)
+            ns.addr("add", index=i, address=self.target_ip, prefixlen=PREFIX_LEN)
             ns.link("set", index=i, state="up")
             lo = ns.link_lookup(ifname="lo")
             if lo:

@@ -86,6 +86,7 @@ class Wire:
         self.iface = iface
         self.netns = netns
         self.our_mac = our_mac
+        self._our_mac_raw = bytes.fromhex(our_mac.replace(":", ""))
         self.target_mac = target_mac
         #: The MAC IPv6 frames go to, when it is not `target_mac` (a remote host's two families may have two
         #: next hops, a user-space stack two interfaces' worth of addresses).
@@ -208,6 +209,8 @@ class Wire:
         return self.target_mac6 if self.target_mac6 is not None and ":" in seg.dst else self.target_mac
 
     def send(self, seg: Segment) -> None:
+        if self._filtered and {seg.src, seg.dst} not in self._pairs:  # a named address (core.ipfields): a
+            self._pairs.append({seg.src, seg.dst})  # broadcast; what we send, and answers to it, are our flows
         self._out.outs.send(encode(seg, self.our_mac, self.mac_for(seg)))
 
     def _capture(self) -> None:
@@ -252,10 +255,14 @@ class Wire:
 
     def _route(self, seg: Segment, frame: bytes) -> None:
         """Hand a captured segment to the dialogue that owns its flow (our source port)."""
-        if self._filtered and {seg.src, seg.dst} not in self._pairs:
+        # Ours: from our address, or from our MAC with a source a case named (core.ipfields: 0.0.0.0, a broadcast)
+        named_source = seg.src not in self.ours and frame[6:12] == self._our_mac_raw
+        if named_source:
+            seg.extra["ours"] = True
+        elif self._filtered and {seg.src, seg.dst} not in self._pairs:
             self.stray += 1
             return
-        port = seg.sport if seg.src in self.ours else seg.dport
+        port = seg.sport if seg.src in self.ours or named_source else seg.dport
         with self._lock:
             q = self._subs.get(port)
         if q is None:
@@ -266,6 +273,8 @@ class Wire:
     def _route_icmp(self, error: IcmpError, frame: bytes) -> None:
         """Hand an ICMP error to the dialogue that sent the segment it quotes, when that dialogue takes ICMP."""
         q = error.quoted
+        if error.src in self.ours:  # one we sent (about the target's segment q), captured on its way out
+            q = Segment(q.dst, q.src, q.dport, q.sport)
         if q.src not in self.ours or (self._filtered and {q.src, q.dst} not in self._pairs):
             self.stray += 1
             return

@@ -3,6 +3,8 @@ and ``app_result`` (the answer of an ``app`` step that was not waited for)."""
 
 from __future__ import annotations
 
+import ipaddress
+
 from ..checks import Check
 from ..matching import FieldDiff
 from ..model import AppResultStep, AppStep, Reference, Step
@@ -54,6 +56,7 @@ class AgentCommand(ActiveStep):
         """The agent command's arguments, or why the command cannot be given yet."""
         step = self.step
         args: dict[str, object] = dict(step.args) if isinstance(step, AppStep) else {}
+        args.pop("answer", None)  # what the answer must hold: the judge's, not the agent's
         cmd = self.cmd
         if cmd == "state":
             if conn.tport is None:
@@ -69,8 +72,8 @@ class AgentCommand(ActiveStep):
             args.update(sock=ctx.listener, timeout=timeout)
             self.timeout = timeout + AGENT_TIMEOUT
         elif cmd == "connect":
-            args.update(addr=ctx.addr.our_ip, port=conn.sport)
-            self.timeout = 600.0
+            self.timeout = CONNECT_TIMEOUT
+            return _connect_arguments(ctx, conn, args)
         else:
             if conn.sock is None:
                 return f"the application has no socket for connection {conn.name} (accept or connect first)"
@@ -123,7 +126,14 @@ class AgentCommand(ActiveStep):
             ctx.listener = _integer(answer["sock"])
         elif self.cmd in ("accept", "connect"):
             self._conn(ctx).sock = _integer(answer["sock"])
-        ctx.record(self.step.line, self.description, Status.PASSED, when)
+        expected = dict(self.step.args).get("answer") if isinstance(self.step, AppStep) else None
+        diffs = answer_diffs(expected, answer) if isinstance(expected, dict) else []
+        if not all(d.ok for d in diffs):
+            message = f"the application's {self.cmd} answered otherwise"
+            kind, check = FailureKind.APP, Check.RESULT
+            ctx.fail(self.step, self.description, kind, message, now, tuple(diffs), when, check=check)
+            return Progress.DONE
+        ctx.record(self.step.line, self.description, Status.PASSED, when, tuple(diffs))
         return Progress.DONE
 
     def _check_state(self, ctx: Context, answer: dict[str, object], when: float, now: float) -> Progress:
@@ -214,6 +224,60 @@ class AppResult(ActiveStep):
             description = f"app_result of {step.of}: the target keeps trying"
             judge_persistence(ctx, step, series.schedule, gave_up, now, description, "its SYN")
         return Progress.DONE
+
+
+#: How long a connect may take: the stack's give-up on its SYNs (Linux's default, 127 s, and longer ones).
+CONNECT_TIMEOUT = 600.0
+
+
+def _connect_arguments(ctx: Context, conn: Connection, args: dict[str, object]) -> dict[str, object] | str:
+    """connect's arguments: to us (or to the target subnet's broadcast address, ``to: broadcast``), from the
+    listening port (``local_port: listen``) or the target's address (``local_addr: target``) when asked."""
+    to = args.pop("to", None)
+    if to == "broadcast":
+        if ":" in ctx.addr.target_ip:
+            return "to: broadcast needs an IPv4 target (IPv6 has no broadcast address)"
+        args.update(addr=str(ipaddress.ip_network(f"{ctx.addr.target_ip}/24", strict=False).broadcast_address))
+    else:
+        args.update(addr=ctx.addr.our_ip)
+    args["port"] = conn.sport
+    if args.get("local_port") == "listen":
+        args["local_port"] = ctx.addr.target_port
+    if args.get("local_addr") == "target":
+        args["local_addr"] = ctx.addr.target_ip
+    return args
+
+
+def answer_diffs(expected: dict[str, object], answer: dict[str, object]) -> list[FieldDiff]:
+    """Each field an ``app`` step's ``answer:`` names, against the agent's answer. A field is a name of the answer
+    or a dotted path into it (``options.TCP_KEEPIDLE``); the expected value is the value itself, or bounds
+    ``{min: N}``, ``{max: N}``."""
+    out: list[FieldDiff] = []
+    for path, want in expected.items():
+        got: object = answer
+        for part in str(path).split("."):
+            got = got.get(part, MISSING) if isinstance(got, dict) else MISSING
+        shown = "absent" if got is MISSING else _shown(got)
+        if isinstance(want, dict):
+            low, high = want.get("min"), want.get("max")
+            bounds = (f"at least {low}" if low is not None else "", f"at most {high}" if high is not None else "")
+            text = " and ".join(t for t in bounds if t)
+            number = got if isinstance(got, int | float) and not isinstance(got, bool) else None
+            ok = number is not None and (low is None or number >= low) and (high is None or number <= high)
+            out.append(FieldDiff(str(path), text, shown, ok))
+        else:
+            out.append(FieldDiff(str(path), _shown(want), shown, got is not MISSING and got == want))
+    return out
+
+
+MISSING = object()
+
+
+def _shown(value: object) -> str:
+    """A value as the case file writes it (YAML's true/false, quoted strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _seconds(value: object) -> float:

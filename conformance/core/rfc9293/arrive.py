@@ -142,7 +142,10 @@ def other(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         _rst(tcb, seg, now, out)
         return
     if "S" in seg.flags:  # fourth
-        if tcb.state is State.SYN_RECEIVED and tcb.passive:
+        if tcb.state is State.SYN_RECEIVED and tcb.passive and p.synrcvd_syn_resets:
+            out.send(reset_for(seg, "linux/req-syn", p))  # tcp_check_req: embryonic_reset
+            close(tcb, "listen")
+        elif tcb.state is State.SYN_RECEIVED and tcb.passive:
             out.note("syn/syn-received-passive")
             close(tcb, "listen")
         elif p.rfc5961:
@@ -163,10 +166,14 @@ def other(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
 
 
 def _ends_beyond_window(tcb: Tcb, seg: Segment) -> bool:
-    """Linux's tcp_sequence: text that starts in the window but ends beyond it is not acceptable."""
-    if not tcb.profile.end_beyond_window_unacceptable or not seg.payload or tcb.state is State.TIME_WAIT:
+    """Linux's tcp_sequence: text that starts in the window but ends beyond it (a FIN may stick out) is not
+    acceptable while the receive queue holds unread data."""
+    p = tcb.profile
+    if not p.end_beyond_window_unacceptable or not seg.payload or tcb.state is State.TIME_WAIT:
         return False
-    end = seq_add(seg.seq, seg.seg_len)
+    if not tcb.received and not tcb.fin_unread:
+        return False
+    end = seq_add(seg.seq, len(seg.payload))
     return seq_diff(end, seq_add(tcb.rcv_nxt, tcb.rcv_wnd)) > 0 and in_window(seg.seq, tcb.rcv_nxt, tcb.rcv_wnd)
 
 
@@ -273,6 +280,8 @@ def _ack(tcb: Tcb, seg: Segment, now: float, out: Out) -> bool:
     if st is State.FIN_WAIT_1 and our_fin_acked:
         out.note("ack/fin-wait-1")
         tcb.state = State.FIN_WAIT_2
+        if p.timewait_socks:  # the timewait sock starts with no rate-limited reply (tcp_time_wait)
+            tcb.last_invalid_reply = None
     elif st is State.CLOSING:
         if not our_fin_acked:
             return False  # "otherwise, ignore the segment"
@@ -328,7 +337,7 @@ def _deliver(tcb: Tcb, data: bytes, fin: bool, now: float, out: Out) -> str | No
         out.note("text/ignore")
     if fin and tcb.state is not State.TIME_WAIT:
         tcb.rcv_nxt = seq_add(tcb.rcv_nxt, 1)
-        tcb.fin_received = True
+        tcb.fin_received = tcb.fin_unread = True
         rule = "fin/ack"
         if tcb.state in (State.SYN_RECEIVED, State.ESTABLISHED):
             tcb.state = State.CLOSE_WAIT
@@ -376,6 +385,8 @@ def invalid_reply(tcb: Tcb, now: float, out: Out, reply: Emitted, challenge: boo
 
 def start_time_wait(tcb: Tcb, now: float) -> None:
     """Enter (or stay in) TIME-WAIT: start the 2 MSL timer, turn off the other timers."""
+    if tcb.profile.timewait_socks and tcb.state not in (State.FIN_WAIT_2, State.TIME_WAIT):
+        tcb.last_invalid_reply = None  # a new timewait sock: tw_last_oow_ack_time = 0 (tcp_time_wait)
     tcb.state = State.TIME_WAIT
     tcb.time_wait_deadline = now + tcb.profile.time_wait
     tcb.rtx_deadline = tcb.user_deadline = None

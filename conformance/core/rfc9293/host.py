@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from ..segment import SEQ_MOD, Segment, seq_add, seq_diff
-from . import arrive
+from . import arrive, minisocks
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
@@ -51,7 +51,7 @@ class Host:
 
     def connect(self, local_port: int, remote: tuple[str, int], now: float, app: str = "agent") -> list[Emitted]:
         """Active OPEN (§3.10.1): <SEQ=ISS><CTL=SYN>, SYN-SENT."""
-        tcb = self._new_tcb(local_port, remote, State.SYN_SENT, passive=False, now=now, app=app)
+        tcb = self._new_tcb(local_port, remote, State.SYN_SENT, passive=False, now=now, app=app, iss=None)
         tcb.snd_una, tcb.snd_nxt = tcb.iss, seq_add(tcb.iss, 1)
         tcb.first_syn = now
         self.tcbs[(local_port, remote[0], remote[1])] = tcb
@@ -68,6 +68,7 @@ class Host:
             self._forget(tcb, "closed", now, "close/fin")
             return []
         tcb.close_pending = True
+        tcb.fin_unread = False  # close() purges the receive queue (Linux tcp_close)
         return self._output(tcb, now)
 
     def abort(self, tcb: Tcb, now: float) -> list[Emitted]:
@@ -87,28 +88,27 @@ class Host:
     def receive(self, seg: Segment, now: float) -> list[Emitted]:
         """SEGMENT ARRIVES (§3.10.7): what the host sends in reply."""
         out = arrive.Out()
-        key = (seg.dport, seg.src, seg.sport)
-        tcb = self.tcbs.get(key)
+        remote = (seg.src, seg.sport)
+        tcb = self.tcbs.get((seg.dport, *remote))
         if tcb is None and seg.dport in self.listeners:
-            app = self.listeners[seg.dport]
-            tcb = arrive.listen(
-                seg,
-                self.profile,
-                lambda: self._new_tcb(seg.dport, (seg.src, seg.sport), State.SYN_RECEIVED, True, now, app),
-                out,
-            )
-            if tcb is not None:
-                self.tcbs[key] = tcb
-                self._arm(tcb, now)
-                tcb.queue[0].first_sent = now
-            self._record(now, out, tcb.state if tcb else State.LISTEN)
-            return out.sent
+            return self._listen(seg, now, out)
         if tcb is None:
             arrive.closed(seg, self.profile, out)
             self._record(now, out, State.CLOSED)
             return out.sent
         before = tcb.state
-        if tcb.state is State.SYN_SENT:
+        if minisocks.is_timewait(tcb):
+            if minisocks.timewait(tcb, seg, now, out):
+                if seg.dport in self.listeners:  # TCP_TW_SYN: the listener takes the SYN (MAY-2)
+                    iss = minisocks.reopen_iss(tcb)
+                    self._forget(tcb, "closed", now, None)
+                    sent = self._listen(seg, now, out, iss)
+                    self.decisions.append(Decision(now, RULES["linux/tw-syn"], self.status(seg.dport, remote), None))
+                    return sent
+                out.send(tcb.ack_now("linux/tw-ack"))  # no listener: tcp_v4_rcv falls through to TCP_TW_ACK
+        elif minisocks.request_bad_ack(tcb, seg, out):
+            pass
+        elif tcb.state is State.SYN_SENT:
             arrive.syn_sent(tcb, seg, now, out)
         else:
             arrive.other(tcb, seg, now, out)
@@ -118,6 +118,20 @@ class Host:
         if tcb.state is State.CLOSED:
             self._forget(tcb, tcb.closed_by or "closed", now, None)
         return sent
+
+    def _listen(self, seg: Segment, now: float, out: arrive.Out, iss: int | None = None) -> list[Emitted]:
+        """A segment for a listener (§3.10.7.2); `iss`: the ISS a reopened connection must use."""
+        app = self.listeners[seg.dport]
+        remote = (seg.src, seg.sport)
+        tcb = arrive.listen(
+            seg, self.profile, lambda: self._new_tcb(seg.dport, remote, State.SYN_RECEIVED, True, now, app, iss), out
+        )
+        if tcb is not None:
+            self.tcbs[(seg.dport, seg.src, seg.sport)] = tcb
+            self._arm(tcb, now)
+            tcb.queue[0].first_sent = now
+        self._record(now, out, tcb.state if tcb else State.LISTEN)
+        return out.sent
 
     def advance(self, now: float) -> list[Emitted]:
         """Run the timers due at `now` (§3.10.8)."""
@@ -141,9 +155,11 @@ class Host:
         return [d.rule.key for d in self.decisions]
 
     # ---------------------------------------------------------------- internals
-    def _new_tcb(self, port: int, remote: tuple[str, int], state: State, passive: bool, now: float, app: str) -> Tcb:
+    def _new_tcb(
+        self, port: int, remote: tuple[str, int], state: State, passive: bool, now: float, app: str, iss: int | None
+    ) -> Tcb:
         tcb = Tcb((self.address, port), remote, state, self.profile, passive, app=app)
-        tcb.iss = self._iss(port, remote, now)
+        tcb.iss = self._iss(port, remote, now) if iss is None else iss
         tcb.rcv_wnd = tcb.window_left()
         return tcb
 

@@ -195,6 +195,18 @@ def _relative(value: int, base: int, name: str) -> Expr:
     return Expr(name, seq_diff(value, base))
 
 
+def _reply_ack(ack: int, c: Coordinates, names: dict[str, int]) -> Expr:
+    """The reply's ACK relative to our ISN; when the stimulus was placed from the right edge of the target's
+    window and the reply acknowledges it (SEG.SEQ+SEG.LEN of a RST, a reopening SYN-ACK), relative to that edge
+    too (``isn+peer_win+k``): the model's window is not the target's."""
+    offset, from_edge = SEQ_POSITIONS[c.seq]
+    win = names.get("peer_win", 0)
+    stimulus_seq = (ISN + 1 + win + offset) % (1 << 32)
+    if from_edge and 0 <= seq_diff(ack, stimulus_seq) <= len(DATA) + 2:
+        return Expr("isn", seq_diff(ack, ISN) - win, "peer_win")
+    return _relative(ack, ISN, "isn")
+
+
 def _cited(steps: tuple[Step, ...], rules: list[Rule], last: Rule | None) -> tuple[Step, ...]:
     """The prefix's steps, each expectation citing the rule that made the model send its segment (in order), the
     pause after them (a silence) the rule of the prefix's last decision, `last`."""
@@ -230,7 +242,7 @@ def predict(c: Coordinates, profile: ModelProfile = LINUX) -> Case:
     if replies:
         r = replies[0]
         seq = Expr(None, r.seq) if r.seq == 0 and "R" in r.flags else _relative(r.seq, peer_isn, "peer_isn")
-        ack = _relative(r.ack, ISN, "isn") if "A" in r.flags else None
+        ack = _reply_ack(r.ack, c, played.dialogue.names) if "A" in r.flags else None
         expectation.append(_expect(r.flags, seq, ack))
     else:
         expectation.append(SilenceStep(0, "main", None, QUIET))

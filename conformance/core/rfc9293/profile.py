@@ -58,9 +58,26 @@ class ModelProfile:
     #: A segment with none of ACK, RST, SYN is dropped before the sequence check in the synchronized states (Linux
     #: net/ipv4/tcp_input.c: tcp_rcv_established and tcp_rcv_state_process, "!th->ack && !th->rst && !th->syn").
     flagless_dropped: bool = False
-    #: Text that ends beyond RCV.NXT+RCV.WND is not acceptable even when it starts inside (Linux 6.18
+    #: Text that ends beyond RCV.NXT+RCV.WND is not acceptable even when it starts inside, while the receive queue
+    #: holds data the application has not read ("Only accept this packet if receive queue is empty": Linux 6.18
     #: net/ipv4/tcp_input.c tcp_sequence, SKB_DROP_REASON_TCP_INVALID_END_SEQUENCE; Table 6 accepts it).
     end_beyond_window_unacceptable: bool = False
+    #: FIN-WAIT-2 after the application's close() and TIME-WAIT are a "timewait sock" that repeats only some checks
+    #: of SEGMENT ARRIVES (Linux net/ipv4/tcp_minisocks.c tcp_timewait_state_process; tcp_input.c
+    #: tcp_rcv_state_process moves an orphaned FIN-WAIT-1 socket there with tcp_time_wait(sk, TCP_FIN_WAIT2, ...)):
+    #: an in-window RST removes it without a challenge ACK, no ACK range check, new data gets a RST, and TIME-WAIT
+    #: ACKs anything but a bare ACK or RST at RCV.NXT.
+    timewait_socks: bool = False
+    #: TIME-WAIT: a SYN beyond RCV.NXT opens a new connection with ISS = SND.NXT + 65537 (RFC 9293 §3.6.1 MAY-2,
+    #: RFC 1122 §4.2.2.13; Linux tcp_timewait_state_process TCP_TW_SYN, handed to the listener by tcp_v4_rcv).
+    time_wait_reopen: bool = False
+    #: SYN-RECEIVED of a passive OPEN is a request sock: an ACK other than ISS+1 is answered before the sequence
+    #: check, by the listener, with <SEQ=SEG.ACK><CTL=RST>, the request kept (Linux net/ipv4/tcp_minisocks.c
+    #: tcp_check_req, "Invalid ACK: reset will be sent by listening socket").
+    synrcvd_ack_first: bool = False
+    #: SYN-RECEIVED of a passive OPEN, a SYN in the window: a RST, the request dropped (Linux tcp_check_req,
+    #: embryonic_reset; RFC 9293 §3.10.7.4 fourth: back to LISTEN, no reply).
+    synrcvd_syn_resets: bool = False
     #: New data after the application's CLOSE is answered by a RST (RFC 9293 §3.6.1 and RFC 1122 §4.2.2.13,
     #: SHOULD; Linux tcp_rcv_state_process, LINUX_MIB_TCPABORTONDATA: <SEQ=SEG.ACK><CTL=RST>, CLOSED).
     rst_on_data_after_close: bool = True
@@ -110,6 +127,10 @@ LINUX = replace(
     invalid_ratelimit=0.5,  # tcp_invalid_ratelimit
     flagless_dropped=True,  # tcp_rcv_established / tcp_rcv_state_process
     end_beyond_window_unacceptable=True,  # tcp_sequence
+    timewait_socks=True,  # tcp_timewait_state_process
+    time_wait_reopen=True,  # tcp_timewait_state_process, TCP_TW_SYN
+    synrcvd_ack_first=True,  # tcp_check_req
+    synrcvd_syn_resets=True,  # tcp_check_req, embryonic_reset
     rcv_wnd=65535,
 )
 

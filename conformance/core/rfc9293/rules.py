@@ -61,6 +61,48 @@ _RULES = (
         "§3.10.7.4 first (Linux net/ipv4/tcp_input.c tcp_sequence)",
         "text ending beyond RCV.NXT+RCV.WND: not acceptable, <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> (Linux)",
     ),
+    # Linux's mini sockets (net/ipv4/tcp_minisocks.c): the timewait sock and the request sock
+    Rule(
+        "linux/tw-ack",
+        "§3.10.7.4 first (Linux net/ipv4/tcp_minisocks.c tcp_timewait_state_process)",
+        "FIN-WAIT-2 (closed by the application) out of window, or TIME-WAIT anything but a bare ACK or RST at "
+        "RCV.NXT: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> (Linux)",
+    ),
+    Rule(
+        "linux/tw-drop",
+        "§3.10.7.4 (Linux net/ipv4/tcp_minisocks.c tcp_timewait_state_process)",
+        "timewait sock: a duplicate ACK, a segment without ACK, a RST out of window: dropped, no reply (Linux)",
+    ),
+    Rule(
+        "linux/tw-kill",
+        "§3.10.7.4 second (Linux net/ipv4/tcp_minisocks.c tcp_timewait_state_process)",
+        "timewait sock: a RST in the window (TIME-WAIT: at RCV.NXT) removes it, no challenge ACK (Linux)",
+    ),
+    Rule(
+        "linux/tw-reset",
+        "§3.10.7.4 (Linux net/ipv4/tcp_minisocks.c tcp_timewait_state_process, TCP_TW_RST)",
+        "FIN-WAIT-2 (closed by the application): a SYN at or after RCV.NXT, or new data: a RST, CLOSED (Linux)",
+    ),
+    Rule(
+        "linux/tw-fin",
+        "§3.10.7.4 eighth (Linux net/ipv4/tcp_minisocks.c tcp_timewait_state_process)",
+        "FIN-WAIT-2 (closed by the application): the FIN at RCV.NXT, any ACK: TIME-WAIT, ACK it (Linux)",
+    ),
+    Rule(
+        "linux/tw-syn",
+        "§3.6.1 MAY-2 (Linux net/ipv4/tcp_minisocks.c tcp_timewait_state_process, TCP_TW_SYN)",
+        "TIME-WAIT, a SYN beyond RCV.NXT: a new connection, ISS = SND.NXT+65537 (Linux)",
+    ),
+    Rule(
+        "linux/req-bad-ack",
+        "§3.10.7.4 fifth (Linux net/ipv4/tcp_minisocks.c tcp_check_req)",
+        "SYN-RECEIVED, an ACK other than ISS+1, before the sequence check: <SEQ=SEG.ACK><CTL=RST> (Linux)",
+    ),
+    Rule(
+        "linux/req-syn",
+        "§3.10.7.4 fourth (Linux net/ipv4/tcp_minisocks.c tcp_check_req)",
+        "SYN-RECEIVED (passive OPEN), a SYN in the window: a RST, the request dropped (Linux)",
+    ),
     Rule(
         "close/data-after-close",
         "§3.6.1 (RFC 1122 §4.2.2.13)",

@@ -131,6 +131,9 @@ class Tcb:
     #: Set when the TCB is deleted (CLOSED): the reason, for the application ("reset", "refused", "timeout").
     closed_by: str | None = None
     fin_received: bool = False
+    #: The peer's FIN waits in the receive queue for the application (Linux queues it as an skb, close() purges the
+    #: queue: net/ipv4/tcp.c tcp_close); with unread text, what makes the queue non-empty.
+    fin_unread: bool = False
     app: str = "listen"  # which application holds it: listen (never accepts), banner, agent
 
     def __post_init__(self) -> None:

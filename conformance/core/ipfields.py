@@ -1,0 +1,211 @@
+"""The IP level of the case language: ICMP errors we send, IPv4 header fields we set, and those we check.
+
+Three things a TCP case needs below TCP (RFC 9293 §3.9.2):
+
+* ``send: {icmp: {type: 3, code: 3, quote: LABEL}}`` — an ICMP error (RFC 792) from the prober about the
+  target's segment LABEL (an earlier ``expect``), quoting that segment: its IP header and TCP header as captured.
+  Only the errors RFC 9293 §3.9.2.2 classifies can be sent (:data:`ICMP_SENDABLE`); IPv4 only.
+* ``send: {..., ip: {ttl, tos, id, options, src, dst}}`` — IPv4 header fields of a segment we send. ``options``
+  (RFC 791 §3.1) in the order written: ``nop: N``, ``eol: true``, ``timestamp: N`` (an empty timestamp option,
+  type 68, with room for N stamps), ``unknown: T`` (an option of type T, four octets, where T is one of the
+  values RFC 4727 §2.5 reserves for experiments, so that no stack can know it). ``src`` and ``dst`` are names,
+  never addresses: ``dst: broadcast`` (the target subnet's directed broadcast, which the run knows only for a
+  target whose prefix it set up), ``src: unspecified`` (0.0.0.0) or ``src: broadcast``; every address that can
+  come out of them is in the test range or 0.0.0.0.
+* ``expect: {..., ip: {ttl: 64, tos: 0, id: NAME}}`` — IP header fields of the target's segment (TTL or IPv6 hop
+  limit, TOS or IPv6 traffic class, IPv4 identification): each is a check named ``ip``. ``bind: {NAME: ip_id}``
+  (or ``ttl``, ``tos``) keeps a field's value.
+
+Every value is bounded here and every error names the file, line and field (through the step builder).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from .errors import CaseFormatError
+from .segment import IpHeader, Segment
+from .values import Expr
+
+Path_ = tuple[str | int, ...]
+
+#: ICMP errors a case may send (type: codes), RFC 9293 §3.9.2.2: destination unreachable's soft (0, 1, 5) and hard
+#: (2-4) codes, source quench, time exceeded, parameter problem.
+ICMP_SENDABLE: dict[int, tuple[int, ...]] = {3: (0, 1, 2, 3, 4, 5), 4: (0,), 11: (0, 1), 12: (0,)}
+#: Names a case gives the source and destination of a segment it sends in place of its own and the target's.
+SOURCES = ("unspecified", "broadcast")
+DESTINATIONS = ("broadcast",)
+#: IP option types RFC 4727 §2.5 reserves for experiments (copied flag, class, number 30): no stack knows them.
+UNKNOWN_OPTION_TYPES = (30, 94, 158, 222)
+IP_OPTION_NOP, IP_OPTION_EOL, IP_OPTION_TIMESTAMP = 1, 0, 68
+#: The room for options in an IPv4 header (RFC 791: IHL at most 15 words).
+MAX_IP_OPTIONS = 40
+#: Fields of the target's IP header an expect can check, and what ``bind:`` calls them.
+CHECKED = {"ttl": "ttl", "tos": "tos", "id": "ip_id"}
+BIND_FIELDS = tuple(CHECKED.values())
+#: Each checked field's bound (TTL, TOS: one octet; ID: 16 bits).
+FIELD_MAX = {"ttl": 0xFF, "tos": 0xFF, "id": 0xFFFF}
+
+
+@dataclass(frozen=True)
+class IcmpSpec:
+    """An ICMP error to send about the target's segment `quote` (a label)."""
+
+    type: int
+    code: int
+    quote: str
+
+
+@dataclass(frozen=True)
+class IpSend:
+    """The IPv4 header of a segment we send: fields, options, and named addresses (None: ours, the target's)."""
+
+    header: IpHeader
+    src: str | None = None
+    dst: str | None = None
+
+
+class Builder(Protocol):
+    """What the parsers here need of :class:`~conformance.core.step_parsers.StepBuilder`."""
+
+    labels: set[str]
+
+    def error(self, path: Path_, problem: str, valid: Iterable[str] = ()) -> CaseFormatError: ...
+    def expr(self, value: Any, path: Path_) -> Expr: ...
+
+
+def _int(b: Builder, value: Any, path: Path_, top: int, low: int = 0) -> int:
+    if type(value) is not int or not low <= value <= top:
+        raise b.error(path, f"{value!r} is not a whole number from {low} to {top}")
+    return value
+
+
+def parse_icmp(b: Builder, body: dict[str, Any], path: Path_) -> IcmpSpec:
+    """``send: {icmp: {...}}``: the error alone (no TCP field goes with it)."""
+    others = sorted(set(body) - {"icmp"})
+    if others:
+        raise b.error(path + (others[0],), "an icmp send is an ICMP error, not a segment: it takes no TCP field")
+    spec, ip = body["icmp"], path + ("icmp",)
+    kind = _int(b, spec.get("type"), ip + ("type",), 255)
+    if kind not in ICMP_SENDABLE:
+        problem = f"ICMP type {kind} is not an error RFC 9293 §3.9.2.2 names"
+        raise b.error(ip + ("type",), problem, map(str, ICMP_SENDABLE))
+    code = _int(b, spec.get("code", 0), ip + ("code",), 255)
+    if code not in ICMP_SENDABLE[kind]:
+        raise b.error(ip + ("code",), f"code {code} of ICMP type {kind} is not sent", map(str, ICMP_SENDABLE[kind]))
+    label = spec.get("quote")
+    if label not in b.labels:
+        raise b.error(ip + ("quote",), f"no earlier expect step has label {label!r}", sorted(b.labels))
+    return IcmpSpec(kind, code, label)
+
+
+def _options(b: Builder, spec: dict[str, Any], path: Path_) -> bytes:
+    out = bytearray()
+    for kind, value in spec.items():
+        at = path + (kind,)
+        if kind == "nop":
+            out += bytes([IP_OPTION_NOP]) * _int(b, value, at, MAX_IP_OPTIONS, 1)
+        elif kind == "eol":
+            if value is not True:
+                raise b.error(at, "write eol: true")
+            out.append(IP_OPTION_EOL)
+        elif kind == "timestamp":  # RFC 791: type 68, length, pointer 5 (the first slot), overflow 0, flag 0
+            slots = _int(b, value, at, 9, 1)
+            out += bytes([IP_OPTION_TIMESTAMP, 4 + 4 * slots, 5, 0]) + bytes(4 * slots)
+        elif kind == "unknown":
+            if value not in UNKNOWN_OPTION_TYPES:
+                raise b.error(at, f"{value!r}: use a type reserved for experiments", map(str, UNKNOWN_OPTION_TYPES))
+            out += bytes([value, 4, 0, 0])
+        else:
+            raise b.error(at, f"unknown IP option {kind!r}", ["eol", "nop", "timestamp", "unknown"])
+    out += bytes(-len(out) % 4)
+    if len(out) > MAX_IP_OPTIONS:
+        raise b.error(path, f"the IP options take {len(out)} octets; an IPv4 header has room for {MAX_IP_OPTIONS}")
+    return bytes(out)
+
+
+def parse_ip_send(b: Builder, spec: dict[str, Any], path: Path_) -> IpSend:
+    """``send: {..., ip: {...}}``."""
+    src, dst = spec.get("src"), spec.get("dst")
+    if src is not None and src not in SOURCES:
+        raise b.error(path + ("src",), f"{src!r}: a source is named, never written as an address", SOURCES)
+    if dst is not None and dst not in DESTINATIONS:
+        raise b.error(path + ("dst",), f"{dst!r}: a destination is named, never written as an address", DESTINATIONS)
+    header = IpHeader(
+        ttl=_int(b, spec["ttl"], path + ("ttl",), 255, 1) if "ttl" in spec else None,
+        tos=_int(b, spec["tos"], path + ("tos",), 255) if "tos" in spec else None,
+        id=_int(b, spec["id"], path + ("id",), 0xFFFF) if "id" in spec else None,
+        options=_options(b, spec.get("options") or {}, path + ("options",)),
+    )
+    return IpSend(header, src, dst)
+
+
+def parse_ip_expect(b: Builder, spec: dict[str, Any], path: Path_) -> tuple[tuple[str, Expr], ...]:
+    """``expect: {..., ip: {ttl: 64, id: NAME}}``: each field a number in its range or a bound name."""
+    out = []
+    for name, value in spec.items():
+        if name not in CHECKED:
+            raise b.error(path + (name,), f"no IP field {name!r} is checked", sorted(CHECKED))
+        e = b.expr(value, path + (name,))
+        if e.name is None and not 0 <= e.offset <= FIELD_MAX[name]:
+            raise b.error(path + (name,), f"{e.offset} is beyond the field (0-{FIELD_MAX[name]})")
+        out.append((name, e))
+    return tuple(out)
+
+
+def observed(extra: dict[str, object], name: str) -> int | None:
+    """A checked IP field of a captured segment (IPv6: hop limit for ttl, traffic class for tos; no id)."""
+    key = {"ttl": ("ttl", "hlim"), "tos": ("tos", "tclass"), "id": ("ip_id",)}[name]
+    for k in key:
+        value = extra.get(k)
+        if type(value) is int:
+            return value
+    return None
+
+
+def broadcast(address: str, prefix: int | None) -> str | None:
+    """The directed broadcast of `address`'s IPv4 subnet of `prefix` bits (None: not known, or IPv6)."""
+    if prefix is None or ":" in address or not 8 <= prefix <= 30:
+        return None
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).broadcast_address)
+
+
+def resolve(name: str, address: str, prefix: int | None) -> str | None:
+    """The address a case's name stands for, next to the target's `address`: None when it has none here."""
+    if name == "unspecified":
+        return None if ":" in address else "0.0.0.0"
+    return broadcast(address, prefix)
+
+
+def with_ip(seg: Segment, ip: IpSend, target: str, prefix: int | None) -> Segment | None:
+    """`seg` with the header fields and named addresses of `ip`; None when a name has no address here."""
+    src, dst = seg.src, seg.dst
+    if ip.src is not None:
+        src = resolve(ip.src, target, prefix) or ""
+    if ip.dst is not None:
+        dst = resolve(ip.dst, target, prefix) or ""
+    if not src or not dst or ":" in target:
+        return None
+    return replace(seg, src=src, dst=dst, ip=None if ip.header == IpHeader() else ip.header)
+
+
+def unplayable(steps: Iterable[object], family: int, prefix: int | None) -> str | None:
+    """Why the IP-level steps among `steps` cannot be played over `family` on a target of IPv4 `prefix` (None:
+    they can): ICMP errors and IP header fields are IPv4 only; a broadcast needs the target's prefix."""
+    for step in steps:
+        checked = getattr(getattr(step, "pattern", None), "ip", None) or ()
+        if family != 4 and any(name == "id" for name, _ in checked):
+            return "checks the IPv4 identification, which IPv6 has no counterpart of in its header"
+        icmp, ip = getattr(step, "icmp", None), getattr(step, "ip", None)
+        if not isinstance(icmp, IcmpSpec) and not isinstance(ip, IpSend):
+            continue
+        if family != 4:
+            return "sends ICMP errors or IPv4 header fields: IPv4 only (no ICMPv6 or IPv6 header counterpart yet)"
+        if isinstance(ip, IpSend) and "broadcast" in (ip.src, ip.dst) and prefix is None:
+            return (
+                "sends to or from the target subnet's broadcast address, which the tool knows only on targets it set up"
+            )
+    return None
