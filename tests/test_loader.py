@@ -313,7 +313,7 @@ def test_unknown_schedule(tmp_path: Path) -> None:
     err = load_error(path)
     assert_where(err, path, line_of(path, "schedule: weekly"), "steps[1].schedule")
     assert "'weekly'" in err.problem
-    assert sorted(err.valid) == ["data", "syn", "synack"]
+    assert sorted(err.valid) == ["data", "persist", "syn", "synack"]
 
 
 def test_withhold_of_an_unknown_label(tmp_path: Path) -> None:

@@ -163,4 +163,4 @@ def test_data_schedule_uses_the_targets_rto_min() -> None:
 
 
 def test_schedule_registry() -> None:
-    assert set(SCHEDULES) == {"synack", "data", "syn"}
+    assert set(SCHEDULES) == {"synack", "data", "syn", "persist"}

@@ -51,6 +51,7 @@ class Check(StrEnum):
     ACK = "ack"
     WIN = "win"
     LEN = "len"
+    MAX_LEN = "max_len"  # an expect's bound on the payload length (e.g. the MSS)
     DATA = "data"
     OPTIONS = "options"
     CHECKSUM = "checksum"
@@ -83,6 +84,7 @@ STEP_CHECKS: dict[type[Step], frozenset[Check]] = {
             Check.ACK,
             Check.WIN,
             Check.LEN,
+            Check.MAX_LEN,
             Check.DATA,
             Check.OPTIONS,
             Check.CHECKSUM,
@@ -157,7 +159,7 @@ BUILTIN: dict[Check, Reference] = {
 
 #: Checks that a segment's fields (or its absence) make: they answer to §3.10.7 when nothing else is named.
 SEGMENT_CHECKS = frozenset(
-    {Check.FLAGS, Check.SEQ, Check.ACK, Check.WIN, Check.LEN, Check.DATA, Check.OPTIONS, Check.MISSING}
+    {Check.FLAGS, Check.SEQ, Check.ACK, Check.WIN, Check.LEN, Check.MAX_LEN, Check.DATA, Check.OPTIONS, Check.MISSING}
 )
 
 

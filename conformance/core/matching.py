@@ -66,6 +66,9 @@ def compare(
         out.append(FieldDiff("win", str(pattern.window), str(seg.window), seg.window == pattern.window))
     if pattern.length is not None:
         out.append(FieldDiff("len", str(pattern.length), str(len(seg.payload)), len(seg.payload) == pattern.length))
+    if pattern.max_length is not None:
+        n, bound = len(seg.payload), pattern.max_length[1 if ":" in seg.src else 0]
+        out.append(FieldDiff("max_len", f"at most {bound}", str(n), n <= bound))
     if pattern.data is not None:
         out.append(FieldDiff("data", repr(pattern.data), repr(seg.payload[:64]), seg.payload == pattern.data))
     if pattern.options is not None:

@@ -58,6 +58,9 @@ class SegmentPattern:
     ack: Expr | None = None
     window: int | None = None
     length: int | None = None
+    #: The payload may be at most this long over IPv4, over IPv6 (``max_len``: a bound such as the MSS, which
+    #: may differ by family, e.g. RFC 9293 MUST-15's 536 and 1220), rather than a length.
+    max_length: tuple[int, int] | None = None
     data: bytes | None = None
     options: tuple[OptionSpec, ...] | None = None
     #: Label of an earlier expect step whose observed flags, seq, ack and payload

@@ -83,6 +83,31 @@ def data(params: Params, rtt: float | None = None) -> Schedule:
     )
 
 
+def persist(params: Params, rtt: float | None = None) -> Schedule:
+    """Zero-window probes, counted from the first probe (RFC 9293 §3.8.6.1).
+
+    The first probe SHOULD come when the window has been zero for one RTO
+    (SHLD-29), and the interval between successive probes SHOULD grow
+    exponentially (SHLD-30): doubled, as the RTO is (RFC 6298 §5.5). From the
+    first probe on, the gaps are therefore 2 RTO, 4 RTO, ..., with the RTO of
+    the `data` schedule. The count is open (Linux: tcp_retries2 unanswered probes).
+    """
+    first = data(params, rtt).intervals[0]
+    intervals = tuple(first * 2 ** (i + 1) for i in range(8))
+    return Schedule(
+        name="persist",
+        intervals=intervals,
+        give_up=intervals[-1] * 2,
+        derivation=(
+            f"RTO = R + max(rto_min, 2R) = {first * 1000:.1f} ms (RFC 6298 §2.2, as the data schedule); the first "
+            "probe one RTO into the zero window (RFC 9293 SHLD-29), each later interval doubled (SHLD-30, "
+            "RFC 6298 §5.5): gaps from the first probe 2 RTO, 4 RTO, ..."
+        ),
+        params_used=("rto_min",),
+        initial_param="rto_min",
+    )
+
+
 def syn(params: Params, rtt: float | None = None) -> Schedule:
     """SYN retransmissions of an active open (Linux >= 6.5).
 
@@ -125,6 +150,7 @@ SCHEDULES: dict[str, Callable[[Params, float | None], Schedule]] = {
     "synack": synack,
     "data": data,
     "syn": syn,
+    "persist": persist,
 }
 
 

@@ -260,6 +260,8 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
     for k in ("within", "after"):
         if k in body:
             raise b.error(kp + (k,), "timing goes with expect, not send (a send happens at once)")
+    if "max_len" in body:
+        raise b.error(kp + ("max_len",), "max_len bounds what the target sends (expect); a send takes len or data")
     flags, _ = b.flags(body.get("flags", ""), kp + ("flags",), allow_optional=False)
     data = b.data(body, kp)
     if data is None:
@@ -297,9 +299,19 @@ def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
         ack=b.optional_expr(body, "ack", kp),
         window=body.get("win"),
         length=body.get("len", len(data) if data is not None else None),
+        max_length=_max_length(body.get("max_len")),
         data=data,
         options=b.options(body, kp, expected=True) if "options" in body else None,
     )
+
+
+def _max_length(value: int | dict[str, int] | None) -> tuple[int, int] | None:
+    """``max_len: N`` (both families) or ``max_len: {ipv4: N, ipv6: M}`` (the schema checked its shape)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value["ipv4"], value["ipv6"]
+    return value, value
 
 
 def _expect(b: StepBuilder, s: RawStep) -> Step:

@@ -85,6 +85,9 @@ def describe_pattern(p: SegmentPattern, w: Window) -> str:
             parts.append(f"{name}={v}")
     if p.length is not None:
         parts.append(f"len={p.length}")
+    if p.max_length is not None:
+        v4, v6 = p.max_length
+        parts.append(f"len<={v4}" if v4 == v6 else f"len<={v4} (IPv4), <={v6} (IPv6)")
     if p.window is not None:
         parts.append(f"win={p.window}")
     if p.data is not None:

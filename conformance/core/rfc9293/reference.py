@@ -16,7 +16,7 @@ import heapq
 from dataclasses import dataclass, replace
 
 from ..engine import Addressing, AppRequest, Dialogue, Policy, Verdict
-from ..model import AppStep, Case, ExpectStep
+from ..model import AppStep, Case, ExpectStep, SendStep
 from ..params import resolve
 from ..segment import Segment
 from ..verdict import fail_always
@@ -56,6 +56,8 @@ def unsupported(case: Case) -> str | None:
     if case.service not in ("listen", "banner", "closed", "agent"):
         return f"needs the {case.service} service, an application the model does not have"
     for step in case.steps:
+        if isinstance(step, SendStep) and step.window == 0 and "A" in step.flags:
+            return "offers a zero window: the model has no persist timer (zero-window probes, RFC 9293 §3.8.6.1)"
         if isinstance(step, ExpectStep):
             wanted = {o.kind for o in step.pattern.options or () if not o.absent} - SENT_OPTIONS
             if wanted:
