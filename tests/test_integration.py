@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from conformance.core.loader import discover
-
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "cases"
 SELFTEST = ROOT / "tests" / "cases" / "selftest"
@@ -73,26 +71,7 @@ def no_leftovers() -> object:
     assert not left, f"the run left these behind: {sorted(left)}"
 
 
-def test_default_suite_passes_on_linux(tmp_path: Path) -> None:
-    """Every shipped case passes against the kernel, reports written."""
-    proc = conformance("run", "--reports", str(tmp_path))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    shipped = {c.id for c in discover([CASES])}
-    cases = junit_cases(tmp_path / "junit.xml")
-    assert set(cases) == shipped | {f"{i}.ipv6" for i in shipped}  # every case over IPv4 and IPv6
-    for name, tc in cases.items():
-        assert tc.find("failure") is None and tc.find("error") is None, name
-        props = {p.attrib["name"]: p.attrib["value"] for p in tc.iter("property")}
-        assert any(k.startswith("ref:") for k in props), name
-    # the full default schedule used the target's own value, and says so
-    synack = cases["synack-retransmit"]
-    props = {p.attrib["name"]: p.attrib["value"] for p in synack.iter("property")}
-    assert "target sysctl net.ipv4.tcp_synack_retries" in " ".join(props.values())
-    out = synack.findtext("system-out") or ""
-    assert "5 retransmissions (tcp_synack_retries)" in out
-    ci = cases["synack-retransmit-ci"]
-    assert "2 retransmissions (tcp_synack_retries)" in (ci.findtext("system-out") or "")
-    assert (tmp_path / "pcap" / "synack-ack.pcap").stat().st_size > 0
+# The whole default suite is played once, from a wheel: tests/test_packaging.py.
 
 
 def test_wrong_expectations_fail_with_a_clear_message(tmp_path: Path) -> None:
