@@ -196,6 +196,9 @@ def unplayable(steps: Iterable[object], family: int, prefix: int | None) -> str 
     """Why the IP-level steps among `steps` cannot be played over `family` on a target of IPv4 `prefix` (None:
     they can): ICMP errors and IP header fields are IPv4 only; a broadcast needs the target's prefix."""
     for step in steps:
+        if ("to", "broadcast") in getattr(step, "args", ()):  # an app connect to the broadcast address
+            if family != 4 or prefix is None:
+                return "connects to the target subnet's broadcast address: IPv4, on a target the tool set up"
         checked = getattr(getattr(step, "pattern", None), "ip", None) or ()
         if family != 4 and any(name == "id" for name, _ in checked):
             return "checks the IPv4 identification, which IPv6 has no counterpart of in its header"

@@ -3,9 +3,8 @@ and ``app_result`` (the answer of an ``app`` step that was not waited for)."""
 
 from __future__ import annotations
 
-import ipaddress
-
 from ..checks import Check
+from ..ipfields import broadcast
 from ..matching import FieldDiff
 from ..model import AppResultStep, AppStep, Reference, Step
 from ..outcomes import FailureKind, Status
@@ -235,9 +234,10 @@ def _connect_arguments(ctx: Context, conn: Connection, args: dict[str, object]) 
     listening port (``local_port: listen``) or the target's address (``local_addr: target``) when asked."""
     to = args.pop("to", None)
     if to == "broadcast":
-        if ":" in ctx.addr.target_ip:
-            return "to: broadcast needs an IPv4 target (IPv6 has no broadcast address)"
-        args.update(addr=str(ipaddress.ip_network(f"{ctx.addr.target_ip}/24", strict=False).broadcast_address))
+        address = broadcast(ctx.addr.target_ip, ctx.addr.prefix)
+        if address is None:
+            return "to: broadcast needs an IPv4 target whose subnet the run knows (one it set up)"
+        args.update(addr=address)
     else:
         args.update(addr=ctx.addr.our_ip)
     args["port"] = conn.sport
