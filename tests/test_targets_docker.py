@@ -124,7 +124,7 @@ def _processes_using(folder: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dockerhost(request: pytest.FixtureRequest) -> Iterator[DockerHost]:
-    bip = getattr(request.module, "DOCKER_BIP", BIP)  # a module that imports this fixture may give docker0 another range
+    bip = getattr(request.module, "DOCKER_BIP", BIP)  # a module importing this fixture may give docker0 another range
     folder = tempfile.mkdtemp(prefix="cfdock-", dir="/tmp")  # short: the socket path must fit in 108 bytes
     lab = Lab()
     daemon: subprocess.Popen[bytes] | None = None
