@@ -86,7 +86,10 @@ class Wire:
         self.iface = iface
         self.netns = netns
         self.our_mac = our_mac
-        self._our_mac_raw = bytes.fromhex(our_mac.replace(":", ""))
+        try:  # our frames' source MAC (a test's wire may be given a placeholder)
+            self._our_mac_raw = bytes.fromhex(our_mac.replace(":", ""))
+        except ValueError:
+            self._our_mac_raw = b""
         self.target_mac = target_mac
         #: The MAC IPv6 frames go to, when it is not `target_mac` (a remote host's two families may have two
         #: next hops, a user-space stack two interfaces' worth of addresses).
@@ -256,7 +259,7 @@ class Wire:
     def _route(self, seg: Segment, frame: bytes) -> None:
         """Hand a captured segment to the dialogue that owns its flow (our source port)."""
         # Ours: from our address, or from our MAC with a source a case named (core.ipfields: 0.0.0.0, a broadcast)
-        named_source = seg.src not in self.ours and frame[6:12] == self._our_mac_raw
+        named_source = bool(self._our_mac_raw) and seg.src not in self.ours and frame[6:12] == self._our_mac_raw
         if named_source:
             seg.extra["ours"] = True
         elif self._filtered and {seg.src, seg.dst} not in self._pairs:

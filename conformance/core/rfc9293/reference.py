@@ -56,6 +56,11 @@ def unsupported(case: Case) -> str | None:
     if case.service not in ("listen", "banner", "closed", "agent"):
         return f"needs the {case.service} service, an application the model does not have"
     for step in case.steps:
+        named = isinstance(step, SendStep) and step.ip is not None and bool(step.ip.src or step.ip.dst)
+        if isinstance(step, SendStep) and (step.icmp is not None or named):
+            return "sends ICMP errors or segments to or from named addresses (RFC 9293 §3.9.2), not modelled"
+        if isinstance(step, ExpectStep) and step.pattern.ip:
+            return "checks IP header fields (TTL, TOS, identification), which the model's segments do not carry"
         if isinstance(step, SendStep) and step.window == 0 and "A" in step.flags:
             return "offers a zero window: the model has no persist timer (zero-window probes, RFC 9293 §3.8.6.1)"
         if isinstance(step, ExpectStep):
@@ -157,6 +162,8 @@ def play(case: Case, profile: ModelProfile = LINUX, *, policy: Policy = fail_alw
         arrival = wire.next_time()
         if arrival is not None and arrival <= now:
             _, to_target, seg = wire.pop()
+            if to_target and seg.checksum_ok is False:
+                continue  # sent with a bad checksum (``checksum: bad``): the host's input drops it (§3.1, MUST-3)
             if to_target:
                 from_target([e.segment for e in host.receive(seg, now)], now)
                 if agent is not None:
