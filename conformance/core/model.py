@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .ipfields import IcmpSpec, IpSend
 from .outcomes import Level
 from .timing import Tolerance, Window
 from .values import Expr
@@ -63,6 +64,8 @@ class SegmentPattern:
     max_length: tuple[int, int] | None = None
     data: bytes | None = None
     options: tuple[OptionSpec, ...] | None = None
+    #: IP header fields to check (``ip: {ttl: 64}``: ttl, tos, id), see core.ipfields.
+    ip: tuple[tuple[str, Expr], ...] | None = None
     #: Label of an earlier expect step whose observed flags, seq, ack and payload
     #: this pattern repeats (used for retransmissions).
     same_as: str | None = None
@@ -86,6 +89,10 @@ class SendStep(Step):
     window: int
     data: bytes
     options: tuple[OptionSpec, ...]
+    #: An ICMP error to send instead of a segment (``icmp:``, see core.ipfields).
+    icmp: IcmpSpec | None = None
+    #: IPv4 header fields and named addresses of the segment (``ip:``, see core.ipfields).
+    ip: IpSend | None = None
 
 
 @dataclass(frozen=True)
