@@ -5,7 +5,9 @@ Runs the agent as a subprocess on this machine's loopback (no namespace needed).
 
 from __future__ import annotations
 
+import io
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conformance.inside import agent as inside
 from conformance.targets.agent_client import AgentClient
 
 
@@ -206,3 +209,43 @@ def test_state_of_an_ipv4_connection_on_a_dual_stack_listener(client: Client) ->
                 # the client's side is a plain AF_INET socket: still found first
                 assert client.ask("state", local=local, remote=["127.0.0.1", port])["state"] == "ESTABLISHED"
     assert client.ask("state", local=["127.0.0.1", port], remote=local)["state"] in ("CLOSED", "TIME-WAIT")
+
+
+def test_getsockopt_reads_back_and_urgent_data_is_seen(client: Client) -> None:
+    port = free_port()
+    listener = client.ask("listen", addr="127.0.0.1", port=port)
+    conn = client.ask("connect", addr="127.0.0.1", port=port, local_addr="127.0.0.1")
+    assert conn["local"][0] == "127.0.0.1"
+    accepted = client.ask("accept", sock=listener["sock"], timeout=3)
+    defaults = client.ask("getsockopt", sock=accepted["sock"], names=["SO_KEEPALIVE", "TCP_NODELAY"])
+    assert defaults["options"] == {"SO_KEEPALIVE": 0, "TCP_NODELAY": 0}
+    opts = {"IP_TTL": 7, "IP_TOS": 0x20, "TCP_NODELAY": 1, "SO_LINGER": [1, 3]}
+    assert client.ask("setsockopt", sock=conn["sock"], options=opts)["ok"]
+    assert client.ask("getsockopt", sock=conn["sock"], names=list(opts))["options"] == opts
+    bad = client.ask("setsockopt", sock=conn["sock"], options={"IP_TTL": "7"})
+    assert bad["error"] == "bad request" and "an integer" in bad["detail"]
+    assert client.ask("recv", sock=accepted["sock"], urgent=True)["error"] == "EINVAL"  # none yet
+    assert client.ask("send", sock=conn["sock"], data="xy!", urgent=True)["sent"] == 3
+    polled = client.ask("poll", sock=accepted["sock"], timeout=3)
+    assert polled["urgent"] is True and polled["readable"] is True
+    assert client.ask("sockatmark", sock=accepted["sock"])["at_mark"] is False
+    assert client.ask("recv", sock=accepted["sock"], urgent=True)["data"] == "!"
+    normal = client.ask("recv", sock=accepted["sock"], timeout=3)
+    assert normal["data"] == "xy" and normal["at_mark"] is True
+    for sock in (accepted["sock"], conn["sock"], listener["sock"]):
+        client.ask("close", sock=sock)
+
+
+def test_poll_with_nothing_to_read_times_out() -> None:
+    agent = inside.Agent(io.StringIO())
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, socket.create_connection(listener.getsockname()[:2]) as near:
+        far, _ = listener.accept()
+        sid = agent.register(far)
+        agent.handle({"id": 1, "cmd": "poll", "sock": sid, "timeout": 0.1})
+        near.send(b"x", socket.MSG_OOB)
+        agent.handle({"id": 2, "cmd": "poll", "sock": sid, "timeout": 1})
+        agent.close_all()
+    out = [json.loads(line) for line in agent.out.getvalue().splitlines()]
+    assert out[0]["error"] == "TimeoutError" and out[0]["ok"] is False
+    assert out[1]["urgent"] is True and out[1]["ok"] is True

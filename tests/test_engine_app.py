@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from conformance.core.engine import AppRequest
@@ -196,3 +197,53 @@ def test_black_box_has_no_inference_for_close_wait(tmp_path: Path) -> None:
     v = w.verdict()
     assert v.status == "passed"
     assert v.steps[-1].status == "skipped" and "no black-box inference" in v.steps[-1].description
+
+
+def play_answer(tmp_path: Path, step: str, **fields: object) -> tuple[FakeWire, dict[str, object]]:
+    """The handshake, then `step` (an app step), answered with `fields`: the wire and the request's arguments."""
+    w = FakeWire(load_case(write_case(tmp_path, HANDSHAKE + step, extra=AGENT_CASE)))
+    t = play_handshake(w)
+    req = w.requests[-1]
+    answer(w, req, t + 0.01, **fields)
+    w.advance(t + 0.01)
+    return w, dict(req.args)
+
+
+def test_an_answer_that_holds_what_the_step_asks_passes(tmp_path: Path) -> None:
+    step = "  - app: {do: getsockopt, answer: {options.SO_KEEPALIVE: 0, options.TCP_KEEPIDLE: {min: 7200}}}\n"
+    w, args = play_answer(tmp_path, step, options={"SO_KEEPALIVE": 0, "TCP_KEEPIDLE": 7200})
+    assert "answer" not in args and args["sock"] == 2  # the judge's, not sent to the agent
+    v = w.verdict()
+    assert v.status == "passed", v.failure and v.failure.render()
+
+
+def test_an_answer_outside_its_bounds_fails_with_each_field(tmp_path: Path) -> None:
+    step = "  - app: {do: getsockopt, answer: {options.SO_KEEPALIVE: 0, options.TCP_KEEPIDLE: {min: 7200}}}\n"
+    w, _ = play_answer(tmp_path, step, options={"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 60})
+    f = w.verdict().failure
+    assert f is not None and f.kind == "app"
+    text = f.render()
+    assert "getsockopt answered otherwise" in text and "at least 7200" in text and "60" in text
+
+
+def test_a_recv_that_is_not_eof_fails_an_eof_answer(tmp_path: Path) -> None:
+    w, _ = play_answer(tmp_path, "  - app: {do: recv, answer: {eof: true}}\n", data="x", eof=False)
+    f = w.verdict().failure
+    assert f is not None and "eof" in f.render()
+    w, _ = play_answer(tmp_path, "  - app: {do: recv, answer: {eof: true}}\n", data="", eof=True)
+    assert w.verdict().status == "passed"
+
+
+def test_connect_to_broadcast_and_from_the_listening_port(tmp_path: Path) -> None:
+    steps = "  - app: {do: connect, to: broadcast, local_port: listen, local_addr: target}\n    wait: false\n"
+    case = load_case(write_case(tmp_path, steps, extra=AGENT_CASE))
+    w = FakeWire(case)
+    w.dialogue.addr = replace(w.dialogue.addr, prefix=24)
+    w.advance(T0)
+    args = w.requests[-1].args
+    assert args["addr"] == TARGET_IP.rsplit(".", 1)[0] + ".255"
+    assert args["local_port"] == TARGET_PORT and args["local_addr"] == TARGET_IP and "to" not in args
+    w = FakeWire(case)  # the run does not know the target's subnet: the step cannot run
+    w.advance(T0)
+    f = w.verdict().failure
+    assert f is not None and "whose subnet the run knows" in f.message

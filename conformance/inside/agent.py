@@ -175,9 +175,10 @@ class Agent:
 
     def cmd_recv(self, req: dict[str, Any]) -> dict[str, Any]:
         s = self.sock(req)
-        s.settimeout(float(req.get("timeout", 5)))
+        urgent = bool(req.get("urgent"))
+        s.settimeout(None if urgent else float(req.get("timeout", 5)))  # MSG_OOB never blocks; Python would poll
         try:
-            data = s.recv(int(req.get("max", 65536)), socket.MSG_OOB if req.get("urgent") else 0)
+            data = s.recv(int(req.get("max", 65536)), socket.MSG_OOB if urgent else 0)
         finally:
             s.settimeout(None)
         return {"data": data.decode(errors="replace"), "eof": data == b"", "at_mark": at_mark(s)}
