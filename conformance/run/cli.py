@@ -32,14 +32,14 @@ __all__ = ["EXIT_ERROR", "EXIT_FAILED", "EXIT_OK", "build_parser", "main", "sele
 
 def _cases(args: argparse.Namespace) -> list[Case]:
     """The cases asked for: the paths given, else cases/ here, else the shipped suite (args.cases_from says which)."""
-    from .suite import case_source
+    from .suite import case_source, matrix_model
 
     source = case_source(args.paths, matrix=args.matrix)
     if source is None:
         raise ConformanceError("no cases/ folder here and no suite shipped with the tool: name case files or folders")
     args.cases_from = source.description
     paths = [str(p) for p in source.paths] + (["matrix"] if source.matrix else [])
-    cases = select(source.load(), args.k)
+    cases = select(source.load(matrix_model(getattr(args, "profile", None), getattr(args, "target", None))), args.k)
     if not cases:
         raise ConformanceError(f"no case matches (paths {' '.join(paths)}{', -k ' + args.k if args.k else ''})")
     return cases
@@ -174,9 +174,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from ..core.profiles import load_profile
     from ..core.rfctext import RfcText
     from .explain import explain, find_case
-    from .suite import find_matrix_case
+    from .suite import find_matrix_case, matrix_model
 
-    case = find_matrix_case(args.case) or find_case(args.case, Path(args.cases) if args.cases else None)
+    model = matrix_model(args.profile, None)
+    case = find_matrix_case(args.case, model) or find_case(args.case, Path(args.cases) if args.cases else None)
     profile = load_profile(args.profile) if args.profile else None
     print(explain(case, RfcText.load(), profile=profile), end="")
     return EXIT_OK

@@ -34,30 +34,46 @@ class CaseSource:
     #: The generated RFC 9293 matrix too.
     matrix: bool = False
 
-    def load(self) -> list[Case]:
-        """The cases of the files (checked by the loader), then the matrix's when asked."""
+    def load(self, model: str = "linux") -> list[Case]:
+        """The cases of the files (checked by the loader), then the matrix's when asked, predicted by the model
+        under `model` (:func:`matrix_model`)."""
         from ..core.loader import discover
 
         cases = discover([str(p) for p in self.paths]) if self.paths else []
-        return cases + (matrix_cases() if self.matrix else [])
+        return cases + (matrix_cases(model) if self.matrix else [])
 
 
 #: The pseudo-folder that names the matrix among a command's paths.
 MATRIX = "matrix"
 
 
-def matrix_cases() -> list[Case]:
-    """The RFC 9293 matrix, predicted by the model under its Linux profile, each case checked like a file's."""
+def matrix_model(profile: str | None, target: str | None) -> str:
+    """Which of the model's profiles predicts the matrix for a run: ``linux`` when the run's profile is linux
+    (given, or the default of a Linux namespace or docker target), ``rfc`` for any other.
+
+    The model knows two endpoints, RFC 9293's and Linux's departures from it (:mod:`conformance.core.rfc9293.profile`);
+    a run under another stack's profile (freebsd, pytcp, ...) is predicted by the RFC, and that stack's departures
+    show as failures: the matrix has no knowledge of them to excuse them.
+    """
+    if profile is None:
+        kind = target or "embedded"
+        profile = "linux" if kind == "embedded" or kind.startswith(("netns:", "docker:")) else "rfc"
+    return "linux" if profile == "linux" else "rfc"
+
+
+def matrix_cases(model: str = "linux") -> list[Case]:
+    """The RFC 9293 matrix, predicted by the model under `model` (linux or rfc), each case checked like a file's."""
+    from ..core.rfc9293 import LINUX, RFC
     from ..core.rfc9293.matrix import checked_matrix
 
-    return checked_matrix()
+    return checked_matrix(LINUX if model == "linux" else RFC)
 
 
-def find_matrix_case(case_id: str) -> Case | None:
+def find_matrix_case(case_id: str, model: str = "linux") -> Case | None:
     """The matrix case of id `case_id` (``matrix/established/rst/seq-inside``), None if there is none."""
     if not case_id.startswith(MATRIX + "/"):
         return None
-    return next((c for c in matrix_cases() if c.id == case_id), None)
+    return next((c for c in matrix_cases(model) if c.id == case_id), None)
 
 
 def shipped_cases() -> Path | None:
