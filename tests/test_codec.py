@@ -156,7 +156,7 @@ def test_decode_fast_path_takes_common_frames() -> None:
     finally:
         codec.scapy_decode = original
     assert calls == [] and got is not None
-    assert got.options == seg.options and got.checksum_ok is True and got.extra == {"ttl": 64, "ip_id": 1}
+    assert got.options == seg.options and got.checksum_ok is True and got.extra == {"ttl": 64, "ip_id": 1, "tos": 0}
 
 
 def test_encode_leaves_values_it_cannot_build_to_scapy() -> None:
@@ -202,3 +202,50 @@ def test_icmp_errors_about_our_segments_are_decoded(family: int) -> None:
         assert codec.decode_icmp(bytes(Ether() / IP(src=theirs, dst=ours) / ICMP(type=8)), 1.0) is None
         udp = IP(src=ours, dst=theirs) / UDP(sport=1, dport=2)
         assert codec.decode_icmp(bytes(Ether() / IP(src=theirs, dst=ours) / ICMP(type=3, code=3) / udp), 1.0) is None
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_raw_options_bad_checksums_and_urgent_pointers_are_built_as_scapy_builds_them(family: int) -> None:
+    rng = random.Random(100 + family)
+    raws = [b"\xfd\x04\xab\xcd", b"\x63\x00", b"\xfd\x01", b"\xfd\x28\x00\x00", b"\xfe\x06\x01\x02\x03\x04", b"\x63"]
+    for _ in range(300):
+        seg = random_segment(rng, family)
+        options = seg.options[:2] + (("raw", rng.choice(raws)),) + seg.options[2:3]
+        if codec._options_bytes(options) is None:
+            continue  # more than 40 octets
+        seg = Segment(
+            seg.src, seg.dst, seg.sport, seg.dport, seq=seg.seq, ack=seg.ack, flags=seg.flags, window=seg.window,
+            payload=seg.payload, options=options, checksum_ok=rng.choice((None, False)), urgptr=rng.randrange(65536),
+        )  # fmt: skip
+        frame = codec.encode(seg, *MACS)
+        assert frame == scapy_frame(seg), seg
+        assert codec.checksum_ok(frame) is (seg.checksum_ok is None), seg
+        assert codec.decode(frame, 0.0) == codec.scapy_decode(frame, 0.0)
+
+
+def test_raw_option_bytes_go_into_the_header_as_written() -> None:
+    seg = Segment("198.18.0.1", "198.18.7.2", 1, 2, flags="S", options=(("mss", 1460), ("raw", b"\x63\x00")))
+    frame = codec.encode(seg, *MACS)
+    tcp = frame[34:]
+    assert tcp[12] >> 4 == 7  # 20 + 8 octets of options
+    assert tcp[20:28] == b"\x02\x04\x05\xb4\x63\x00\x00\x00"  # MSS, kind 99 length 0, then zero padding
+    decoded = codec.decode(frame, 0.0)
+    assert decoded is not None and decoded.options[0] == ("mss", 1460) and decoded.options[1][0] == "kind99"
+
+
+def test_a_bad_checksum_is_the_right_one_with_its_lowest_bit_flipped() -> None:
+    seg = Segment("198.18.0.1", "198.18.7.2", 1, 2, flags="PA", payload=b"data")
+    good, bad = codec.encode(seg, *MACS), codec.encode(Segment(**{**seg.__dict__, "checksum_ok": False}), *MACS)
+    assert good[:50] == bad[:50] and good[52:] == bad[52:]  # only the TCP checksum field differs
+    assert int.from_bytes(good[50:52], "big") ^ int.from_bytes(bad[50:52], "big") == 1
+    assert codec.checksum_ok(good) is True and codec.checksum_ok(bad) is False
+    for checksum in (0x0000, 0x0001, 0xFFFE, 0xFFFF, 0x1234):  # ones' complement values are equal modulo 0xFFFF:
+        assert (codec.spoil(checksum) - checksum) % 0xFFFF != 0  # never the same sum spelt another way
+
+
+def test_the_urgent_pointer_is_sent_and_decoded() -> None:
+    seg = Segment("2001:2::1", "2001:2:0:7::2", 1, 2, flags="UA", payload=b"x" * 9, urgptr=9)
+    frame = codec.encode(seg, *MACS)
+    assert frame[54 + 18 : 54 + 20] == b"\x00\x09"
+    decoded = codec.decode(frame, 0.0)
+    assert decoded is not None and decoded.urgptr == 9 and decoded.flags == "AU"

@@ -89,6 +89,10 @@ class SendStep(Step):
     window: int
     data: bytes
     options: tuple[OptionSpec, ...]
+    #: Sent with a wrong TCP checksum (``checksum: bad``): a receiver must drop it (RFC 9293 §3.1, MUST-3).
+    bad_checksum: bool = False
+    #: The urgent pointer field (``urgptr: N``), read by the target when the flags hold URG.
+    urgptr: int = 0
     #: An ICMP error to send instead of a segment (``icmp:``, see core.ipfields).
     icmp: IcmpSpec | None = None
     #: IPv4 header fields and named addresses of the segment (``ip:``, see core.ipfields).

@@ -44,6 +44,9 @@ def seq_diff(a: int, b: int) -> int:
 
 
 Option = tuple[str, object]
+#: An option kind of a segment we send whose value is the option bytes themselves, written as they are (an
+#: unknown kind, an illegal length): ``("raw", b"\xfd\x04\xab\xcd")``. A decoded segment never has one.
+RAW_OPTION = "raw"
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,12 @@ class Segment:
     payload: bytes = b""
     options: tuple[Option, ...] = ()
     time: float = 0.0
-    #: None when unknown (a segment we build), else whether the TCP checksum was right.
+    #: None when unknown (a segment we build), else whether the TCP checksum was right. A segment we build with
+    #: False is sent with a wrong checksum on purpose (a ``send`` with ``checksum: bad``, MUST-3).
     checksum_ok: bool | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False)
+    #: The urgent pointer (RFC 9293 §3.1): an offset from seq, read only when URG is set.
+    urgptr: int = 0
     #: IPv4 header fields a case set on a segment we send (None: the usual header).
     ip: IpHeader | None = None
 

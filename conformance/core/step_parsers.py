@@ -35,7 +35,7 @@ from .model import (
 )
 from .params import DOCUMENTED
 from .schedules import SCHEDULES
-from .segment import canonical_flags
+from .segment import RAW_OPTION, canonical_flags
 from .timing import Window
 from .values import BUILTIN_NAMES, Expr, parse_duration, parse_expr
 
@@ -88,12 +88,19 @@ MAX_PAYLOAD = 65535 - 20 - 60
 
 
 def option_octets(spec: dict[str, Any]) -> int:
-    """How many octets the options of `spec` take (a nop: N counts N)."""
+    """How many octets the options of `spec` take (a nop: N counts N; raw: its bytes)."""
     return sum(
-        OPTION_OCTETS[kind] * (1 if kind != "nop" or value is None else int(value))
+        len(raw_bytes(value))
+        if kind == RAW_OPTION
+        else OPTION_OCTETS[kind] * (1 if kind != "nop" or value is None else int(value))
         for kind, value in spec.items()
         if value != ABSENT
     )
+
+
+def raw_bytes(text: str) -> bytes:
+    """The octets of a ``raw:`` option written in hex, spaces allowed between octets (``"fd 04 ab cd"``)."""
+    return bytes.fromhex(text)
 
 
 def options(spec: dict[str, Any] | None) -> tuple[OptionSpec, ...]:
@@ -105,6 +112,8 @@ def options(spec: dict[str, Any] | None) -> tuple[OptionSpec, ...]:
             out.extend(OptionSpec("nop") for _ in range(1 if value is None else value))
         elif value == ABSENT:
             out.append(OptionSpec(kind, absent=True))
+        elif kind == RAW_OPTION:
+            out.append(OptionSpec(kind, raw_bytes(value)))
         else:
             out.append(OptionSpec(kind, tuple(value) if isinstance(value, list) else value))
     return tuple(out)
@@ -188,6 +197,8 @@ class StepBuilder:
     def options(self, seg: dict[str, Any], path: Path_, expected: bool = False) -> tuple[OptionSpec, ...]:
         """The segment's options, which must fit in a TCP header; ``absent`` only in an expected segment."""
         spec = seg.get("options") or {}
+        if RAW_OPTION in spec:
+            self.raw_option(spec[RAW_OPTION], path + ("options", RAW_OPTION), expected)
         for kind, value in spec.items():
             if value == ABSENT and not expected:
                 raise self.error(
@@ -202,6 +213,19 @@ class StepBuilder:
                 [f"{k}: {n}" for k, n in OPTION_OCTETS.items()],
             )
         return options(spec)
+
+    def raw_option(self, text: Any, path: Path_, expected: bool) -> None:
+        """A ``raw:`` option: send only, hex octets."""
+        if expected:
+            raise self.error(
+                path, "raw is for send (option bytes written as they are); an expect names options by kind"
+            )
+        try:
+            octets = raw_bytes(text)
+        except (TypeError, ValueError):
+            raise self.error(path, f'{text!r} is not hex octets (e.g. raw: "fd 04 ab cd")') from None
+        if not octets:
+            raise self.error(path, "raw needs at least one octet")
 
     def data(self, seg: dict[str, Any], path: Path_) -> bytes | None:
         if "data" in seg and len(seg["data"].encode()) > MAX_PAYLOAD:
@@ -276,7 +300,16 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
         window=body.get("win", 65535),
         data=data,
         options=b.options(body, kp),
+        bad_checksum=body.get("checksum", "good") == "bad",
+        urgptr=body.get("urgptr", 0),
     )
+
+
+#: Fields of a segment we send that an expected segment does not take, and why.
+SEND_ONLY = {
+    "checksum": "checksum is for send (checksum: bad); every segment the target sends is checked (MUST-2)",
+    "urgptr": "urgptr is for send; an expect does not check the urgent pointer",
+}
 
 
 def _expect_window(b: StepBuilder, body: dict[str, Any], kp: Path_) -> Window:
@@ -288,6 +321,9 @@ def _expect_window(b: StepBuilder, body: dict[str, Any], kp: Path_) -> Window:
 
 
 def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
+    for key, why in SEND_ONLY.items():
+        if key in body:
+            raise b.error(kp + (key,), why)
     flags_req, flags_opt = (None, "")
     if "flags" in body:
         flags_req, flags_opt = b.flags(body["flags"], kp + ("flags",), allow_optional=True)

@@ -24,7 +24,7 @@ import socket
 import struct
 from typing import Any
 
-from ..core.segment import FLAG_ORDER, ICMP_ERRORS, IcmpError, Segment, canonical_flags
+from ..core.segment import FLAG_ORDER, ICMP_ERRORS, RAW_OPTION, IcmpError, Segment, canonical_flags
 
 _OPTION_NAMES = {
     "MSS": "mss",
@@ -97,15 +97,18 @@ def to_segment(pkt: Any) -> Segment | None:
         time=float(pkt.time),
         checksum_ok=ok if chk is not None else None,
         extra=extra,
+        urgptr=tcp.urgptr,
     )
 
 
 def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
-    """Build the Scapy frame for a segment we send (options of unknown kinds are left out)."""
+    """Build the Scapy frame for a segment we send (options of unknown kinds are left out; raw option bytes
+    are written as they are; ``checksum_ok=False`` gives a wrong TCP checksum, see :func:`spoil`)."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
 
+    raw = _raw_options(seg)
     opts: list[tuple[str, Any]] = []
     for kind, value in seg.options:
         scapy_name = _OPTION_SCAPY.get(kind)
@@ -127,13 +130,34 @@ def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
         ack=seg.ack,
         flags=seg.flags or 0,
         window=seg.window,
-        options=opts,
+        urgptr=seg.urgptr,
+        options=[] if raw is not None else opts,
     )
+    if raw is not None:  # Scapy builds well-formed options only: the header's bytes go in front of the payload
+        tcp.dataofs = (20 + len(raw)) // 4
     network = IPv6(src=seg.src, dst=seg.dst) if ":" in seg.dst else IP(src=seg.src, dst=seg.dst)
     frame = Ether(src=our_mac, dst=target_mac) / network / tcp
-    if seg.payload:
-        frame = frame / seg.payload
+    if seg.payload or raw:
+        frame = frame / ((raw or b"") + seg.payload)
+    if seg.checksum_ok is False:
+        frame[TCP].chksum = spoil(Ether(bytes(frame))[TCP].chksum)
     return frame
+
+
+def _raw_options(seg: Segment) -> bytes | None:
+    """The option bytes of a segment that has raw options (None: it has none, Scapy builds its options)."""
+    if not any(kind == RAW_OPTION for kind, _ in seg.options):
+        return None
+    opts = _options_bytes(seg.options)
+    if opts is None:
+        raise ValueError(f"options {seg.options!r} do not fit in a TCP header (40 octets)")
+    return opts
+
+
+def spoil(checksum: int) -> int:
+    """A wrong checksum in place of the right one: its lowest bit flipped. This changes the ones' complement
+    sum by one, which never gives an equivalent value (0x0000 and 0xFFFF both mean zero; one apart they are not)."""
+    return checksum ^ 1
 
 
 def scapy_decode(frame: bytes, time: float) -> Segment | None:
@@ -220,6 +244,8 @@ def _options_bytes(options: tuple[tuple[str, object], ...]) -> bytes | None:
             if not all(type(v) is int and 0 <= v <= 0xFFFFFFFF for v in value):
                 return None
             out += struct.pack(f"!BB{len(value)}I", 5, 2 + 4 * len(value), *value)
+        elif kind == RAW_OPTION and isinstance(value, bytes):
+            out += value  # written as they are: an unknown kind, an illegal length
         elif kind in _OPTION_SCAPY:
             return None  # a known option with a value the fast path does not build
         # any other kind: left out, as to_frame does
@@ -236,7 +262,8 @@ def encode(seg: Segment, our_mac: str, target_mac: str) -> bytes:
     for ch in seg.flags:
         flags |= _FLAG_BITS[ch]
     doff = (20 + len(opts)) // 4
-    tcp = _TCP.pack(seg.sport, seg.dport, seg.seq, seg.ack, doff << 4, flags, seg.window, 0, 0) + opts + seg.payload
+    tcp = _TCP.pack(seg.sport, seg.dport, seg.seq, seg.ack, doff << 4, flags, seg.window, 0, seg.urgptr)
+    tcp += opts + seg.payload
     eth = _mac(target_mac) + _mac(our_mac)
     if ":" in seg.dst:
         src, dst = socket.inet_pton(socket.AF_INET6, seg.src), socket.inet_pton(socket.AF_INET6, seg.dst)
@@ -250,6 +277,8 @@ def encode(seg: Segment, our_mac: str, target_mac: str) -> bytes:
         header = _IPV4.pack(0x45, 0, 20 + len(tcp), IP_ID, 0, TTL, PROTO_TCP, 0, src, dst)
         ip = header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
         eth += ETH_IPV4
+    if seg.checksum_ok is False:
+        chk = spoil(chk)
     return eth + ip + tcp[:16] + chk.to_bytes(2, "big") + tcp[18:]
 
 
@@ -318,7 +347,7 @@ def decode(frame: bytes, time: float) -> Segment | None:
         return scapy_decode(frame, time)
     if end - start < 20:
         return scapy_decode(frame, time)
-    sport, dport, seq, ack, off, flags, window, _chk, _urg = _TCP.unpack_from(frame, start)
+    sport, dport, seq, ack, off, flags, window, _chk, urgptr = _TCP.unpack_from(frame, start)
     doff = (off >> 4) * 4
     if doff < 20 or start + doff > end or flags >> 8:
         return scapy_decode(frame, time)
@@ -339,6 +368,7 @@ def decode(frame: bytes, time: float) -> Segment | None:
         time=time,
         checksum_ok=checksum_ok(frame),
         extra=extra,
+        urgptr=urgptr,
     )
 
 

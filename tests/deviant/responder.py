@@ -16,7 +16,12 @@ addresses from the frames they send, turns segments into frames with the project
 * ``repeat`` / ``repeat_every``: every segment that carries data is sent again ``repeat`` times, ``repeat_every``
   seconds apart (a broken retransmission queue);
 * ``synack_options``: every SYN-ACK carries SACK-permitted, timestamps and window scale, asked for or not
-  (RFC 7323 §2.2, §3.2 say only if the SYN had them).
+  (RFC 7323 §2.2, §3.2 say only if the SYN had them);
+* ``accept_bad_checksum``: segments with a wrong TCP checksum are taken like any other (RFC 9293 MUST-3);
+* ``rst_unknown_options``: a segment carrying an option of a kind it does not know is answered with a RST
+  instead of being processed (RFC 9293 MUST-6 says ignore it);
+* ``hang_on_bad_option_length``: after a segment whose options have an illegal length (below 2, or past the
+  header), the responder answers nothing more, as a stack that crashed or hung would (MUST-7).
 
 The model's own knobs (backoff, initial and minimum RTO, retry counts) are set through :meth:`Knobs.profile`.
 """
@@ -27,7 +32,8 @@ import math
 from dataclasses import dataclass, replace
 
 from conformance.core.rfc9293 import LINUX, RFC, Emitted, Host, ModelProfile
-from conformance.core.segment import Segment
+from conformance.core.rfc9293.rules import RULES
+from conformance.core.segment import Segment, seq_add
 from conformance.wire import arp, nd
 from conformance.wire.codec import decode, encode
 
@@ -59,6 +65,9 @@ class Knobs:
     repeat_every: float = 0.005
     #: SACK-permitted, timestamps and window scale in every SYN-ACK.
     synack_options: bool = False
+    accept_bad_checksum: bool = False
+    rst_unknown_options: bool = False
+    hang_on_bad_option_length: bool = False
 
     def profile(self) -> ModelProfile:
         """The model's profile: `base` with the knobs the model has."""
@@ -106,6 +115,7 @@ class Responder:
         self.macs: dict[str, str] = {}  # peer address -> its MAC, learnt from its frames
         self.repeats: list[tuple[float, bytes]] = []  # (when, frame), in time order
         self.counts = {"in": 0, "out": 0, "icmp": 0, "repeats": 0, "arp": 0, "nd": 0}
+        self.hung = False
 
     # ---------------------------------------------------------------- events
     def receive(self, frame: bytes, now: float) -> list[bytes]:
@@ -120,8 +130,17 @@ class Responder:
                 return [nd.advertise_to(solicitation, self.mac)]
             return []
         seg = decode(frame, now)
-        if seg is None or seg.dst not in self.hosts or seg.checksum_ok is False:
+        damaged = seg is not None and seg.checksum_ok is False and not self.knobs.accept_bad_checksum
+        if self.hung or seg is None or seg.dst not in self.hosts or damaged:
             return []  # not ours, or damaged: a stack drops it (RFC 9293 §3.1, MUST-2)
+        if self.knobs.hang_on_bad_option_length and illegal_option_length(frame):
+            self.hung = True
+            return []
+        if self.knobs.rst_unknown_options and any(kind.startswith("kind") for kind, _ in seg.options):
+            acked = "A" in seg.flags
+            rst = Segment(seg.dst, seg.src, seg.dport, seg.sport, seq=seg.ack if acked else 0,
+                          ack=seq_add(seg.seq, seg.seg_len), flags="R" if acked else "RA", window=0)  # fmt: skip
+            return self._frames([Emitted(rst, RULES["closed/ack" if acked else "closed/no-ack"])], now)
         self.counts["in"] += 1
         self.macs[seg.src] = arp.mac_text(frame[6:12])
         host = self.hosts[seg.dst]
@@ -177,6 +196,22 @@ class Responder:
                 self.repeats.sort(key=lambda item: item[0])
         self.counts["out"] += len(out)
         return out
+
+
+def illegal_option_length(frame: bytes) -> bool:
+    """Whether the TCP options of an IPv4 or IPv6 frame (no IP options, no extension headers) hold a length
+    below 2 or one that runs past the header."""
+    start = 14 + (20 if frame[12:14] == ETH_IPV4 else 40)
+    raw = frame[start + 20 : start + (frame[start + 12] >> 4) * 4]
+    i = 0
+    while i < len(raw) and raw[i] != 0:
+        if raw[i] == 1:
+            i += 1
+            continue
+        if i + 1 >= len(raw) or raw[i + 1] < 2 or i + raw[i + 1] > len(raw):
+            return True
+        i += raw[i + 1]
+    return False
 
 
 def with_unasked_options(seg: Segment, now: float) -> Segment:

@@ -55,6 +55,8 @@ class Send(ActiveStep):
             return Progress.DONE
         options = tuple((o.kind, o.value) for o in s.options)
         seg = ctx.segment(conn, s.flags, seq, ack, s.window, s.data, options)
+        if s.bad_checksum or s.urgptr:
+            seg = replace(seg, checksum_ok=False if s.bad_checksum else None, urgptr=s.urgptr)
         ctx.emit(conn, seg, now, note=f"line {s.line}")
         ctx.record(s.line, describe_send(s), Status.PASSED, now)
         end = seq_add(seq, seg.seg_len)
