@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from conformance.core.engine import AppRequest
 from conformance.core.errors import CaseFormatError
 from conformance.core.loader import load_case
 from conformance.core.model import AssertStep
 from conformance.core.outcomes import Status
 from conformance.core.rfc9293 import LINUX
 from conformance.core.rfc9293.reference import play, unsupported
-from conformance.core.segment import SEQ_MOD
+from conformance.core.segment import SEQ_MOD, Segment
 from tests.helpers import ISN, PEER_ISN, FakeWire, line_of, write_case
 
 T0 = 100.0
@@ -99,3 +100,92 @@ def test_the_window_cases_compare_every_edge_they_bind() -> None:
     step = case.steps[-1]
     assert isinstance(step, AssertStep) and step.check == "nondecreasing"
     assert [str(e) for e in step.exprs] == [f"a{i}+w{i}" for i in range(6)]
+
+
+# ---------------------------------------------------------------- zero-window RST (MUST-66), on a scripted receiver
+
+ZERO_RST = ROOT / "cases" / "window" / "zero-window-rst.yaml"
+
+
+class SmallBufferReceiver:
+    """A target whose application never reads, scripted on the fake wire: it accepts data up to `buffer` octets
+    past its ISN+1 (no window scale), acknowledges each segment at once with the window left, and answers the
+    agent's listen and state queries. `honours_rst_at_zero_window` False: a RST while the window is zero is
+    dropped (the MUST-66 deviation)."""
+
+    def __init__(self, w: FakeWire, buffer: int = 1800, honours_rst_at_zero_window: bool = True) -> None:
+        self.w = w
+        self.buffer = buffer
+        self.honours = honours_rst_at_zero_window
+        self.rcv_nxt: int | None = None
+        self.edge = 0  # RCV.NXT + RCV.WND once the SYN came: it never moves (the application never reads)
+        self.state = "LISTEN"
+        self.seen = 0
+        self.answered: set[int] = set()
+
+    def window(self) -> int:
+        assert self.rcv_nxt is not None
+        return max(0, self.edge - self.rcv_nxt)
+
+    def _arrive(self, seg: Segment, now: float) -> None:
+        if "S" in seg.flags:
+            self.rcv_nxt = (seg.seq + 1) % SEQ_MOD
+            self.edge = self.rcv_nxt + self.buffer
+            self.state = "SYN-RECEIVED"
+            self._send(now, "SA", PEER_ISN)
+            return
+        assert self.rcv_nxt is not None
+        if "R" in seg.flags:
+            if seg.seq == self.rcv_nxt and (self.window() > 0 or self.honours):
+                self.state = "CLOSED"
+            return
+        if self.state == "SYN-RECEIVED":
+            self.state = "ESTABLISHED"
+        if not seg.payload:
+            return
+        end = min(seg.seq + len(seg.payload), self.edge)
+        if seg.seq <= self.rcv_nxt < end:  # acceptable and new: take what fits
+            self.rcv_nxt = end
+        self._send(now, "A", PEER_ISN + 1)
+
+    def _send(self, now: float, flags: str, seq: int) -> None:
+        assert self.rcv_nxt is not None
+        self.w.dialogue.receive(self.w.segment(now, flags, seq=seq, ack=self.rcv_nxt, window=self.window()))
+
+    def _answer(self, req: AppRequest, now: float) -> None:
+        fields: dict[str, object] = {"sock": 1} if req.cmd == "listen" else {"state": self.state}
+        self.w.dialogue.app_answer(req.id, {"ok": True, **fields}, now)
+
+    def play(self, until: float) -> None:
+        """Run the dialogue on the fake clock, answering each segment and request 1 ms after it."""
+        now = T0
+        self.w.advance(now)
+        while not self.w.dialogue.done and now < until:
+            for seg in self.w.sent[self.seen :]:
+                self._arrive(seg, now + 0.001)
+            self.seen = len(self.w.sent)
+            for req in self.w.requests:
+                if req.id not in self.answered:
+                    self.answered.add(req.id)
+                    self._answer(req, now + 0.001)
+            deadline = self.w.dialogue.next_deadline()
+            now = min(now + 0.002, deadline + 0.001) if deadline is not None else now + 0.002
+            self.w.advance(now)
+
+
+def test_zero_window_rst_case_passes_on_a_receiver_that_processes_the_rst() -> None:
+    w = FakeWire(load_case(ZERO_RST))
+    SmallBufferReceiver(w).play(T0 + 10)
+    v = w.verdict()
+    assert v.status == "passed", v.failure and v.failure.render()
+
+
+def test_zero_window_rst_case_fails_a_receiver_that_ignores_the_rst_at_zero_window() -> None:
+    """The deviation the case names: the RST at RCV.NXT is dropped because the window is zero (MUST-66)."""
+    w = FakeWire(load_case(ZERO_RST))
+    SmallBufferReceiver(w, honours_rst_at_zero_window=False).play(T0 + 10)
+    v = w.verdict()
+    assert v.status == "failed" and v.failure is not None
+    text = v.failure.render()
+    assert "expected state CLOSED, observed ESTABLISHED" in text
+    assert "MUST-66" in text
