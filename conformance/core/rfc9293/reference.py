@@ -55,6 +55,8 @@ def unsupported(case: Case) -> str | None:
         return f"needs target sysctls the model has no knob for: {', '.join(other)}"
     if case.service not in ("listen", "banner", "closed", "agent"):
         return f"needs the {case.service} service, an application the model does not have"
+    if _opens_a_small_window(case):
+        return "opens a window it kept small under the application's data: the model sends queued data on SEND only"
     for step in case.steps:
         named = isinstance(step, SendStep) and step.ip is not None and bool(step.ip.src or step.ip.dst)
         if isinstance(step, SendStep) and (step.icmp is not None or named):
@@ -78,6 +80,19 @@ def unsupported(case: Case) -> str | None:
         if isinstance(options, dict) and set(options) - set(OPTIONS):
             return f"needs socket options the model does not have: {', '.join(sorted(set(options) - set(OPTIONS)))}"
     return None
+
+
+def _opens_a_small_window(case: Case) -> bool:
+    """An ACK of ours offers more window than an earlier one that offered less than 65535 (sender window cases)."""
+    smallest: int | None = None
+    for step in case.steps:
+        if not isinstance(step, SendStep) or "A" not in step.flags:
+            continue
+        if smallest is not None and step.window > smallest:
+            return True
+        if step.window < 65535:
+            smallest = step.window if smallest is None else min(smallest, step.window)
+    return False
 
 
 def profile_for(case: Case, profile: ModelProfile) -> ModelProfile:
