@@ -66,10 +66,13 @@ class Agent:
         self.lock = threading.Lock()
         self.socks: dict[int, socket.socket] = {}
         self.next_sock = 1
+        self.silenced = False
 
     def answer(self, msg: dict[str, Any]) -> None:
         msg["time"] = time.time()
         with self.lock:
+            if self.silenced:
+                return
             try:
                 self.out.write(json.dumps(msg) + "\n")
                 self.out.flush()
@@ -388,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         agent = Agent(sys.stdout, args.addr)
         agent.answer(agent.hello())
         serve(agent, sys.stdin)
+        with agent.lock:  # no handler thread may be in stdout's lock when the interpreter's exit flushes it
+            agent.silenced = True
         return 0
     if not args.token_file:
         ap.error("--listen needs --token-file F (a shared secret the client sends first)")
