@@ -25,7 +25,7 @@ import pytest
 
 from .lab import ROOT, missing_tools
 from .test_targets_docker import PREFIX, DockerHost, dockerhost
-from .tool_runs import junit_cases, status
+from .tool_runs import junit_cases, properties, status
 
 __all__ = ["dockerhost"]  # the fixture, imported so that this module's daemon is its own
 
@@ -121,4 +121,6 @@ def test_the_compose_example_runs_the_suite(example: DockerHost, tmp_path: Path)
     assert {"closed-syn", "synack-ack", "passive-close", "data-retransmit-backoff"} <= set(statuses)
     assert statuses["passive-close"] == statuses["synack-ack"] == "passed"  # the agent and the listener
     assert "failure" not in statuses.values() and "error" not in statuses.values(), statuses
+    target = properties(junit["synack-ack"])["target"]  # what the example's comments say of its addresses
+    assert "198.19.10.2 on eth0" in target and "prober 198.19.10.254 " in target, target
     print(f"played {len(statuses)} in {time.monotonic() - started:.1f} s: {statuses}")
