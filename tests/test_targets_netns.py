@@ -134,3 +134,19 @@ def test_cleanup_removes_only_what_dead_runs_recorded() -> None:
         record.unlink(missing_ok=True)
         for name in made:
             subprocess.run(["ip", "netns", "delete", name], capture_output=True, timeout=30)
+
+
+def test_a_kernel_default_namespace_answers_a_broadcast_source_and_fails_must_63(tmp_path: Path) -> None:
+    """The embedded target filters reverse paths as distributions ship it (rp_filter=2); a namespace left at the
+    kernel's 0 answers a SYN from the subnet's directed broadcast, and the MUST-63 case says so."""
+    case = str(CASES / "ip/syn-from-invalid-source.yaml")
+    with Lab() as lab:
+        name = f"cfrp-{os.getpid()}"
+        run("ip", "netns", "add", name)
+        lab.namespaces.append(name)
+        assert run("ip", "netns", "exec", name, "cat", "/proc/sys/net/ipv4/conf/all/rp_filter").stdout.strip() == "0"
+        theirs = tool("run", "--target", f"netns:{name}", "--ip", "4", case, "--reports", str(tmp_path / "theirs"))
+    assert theirs.returncode == 1, theirs.stdout + theirs.stderr
+    assert "MUST-63" in theirs.stdout and "line 23" in theirs.stdout
+    ours = tool("run", "--ip", "4", case, "--reports", str(tmp_path / "ours"))
+    assert ours.returncode == 0, ours.stdout + ours.stderr

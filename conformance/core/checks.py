@@ -54,6 +54,7 @@ class Check(StrEnum):
     MAX_LEN = "max_len"  # an expect's bound on the payload length (e.g. the MSS)
     DATA = "data"
     OPTIONS = "options"
+    IP = "ip"  # an IP header field of the segment (ttl, tos, id; core.ipfields)
     CHECKSUM = "checksum"
     TIMING = "timing"  # within / after
     MISSING = "missing"  # nothing came
@@ -87,6 +88,7 @@ STEP_CHECKS: dict[type[Step], frozenset[Check]] = {
             Check.MAX_LEN,
             Check.DATA,
             Check.OPTIONS,
+            Check.IP,
             Check.CHECKSUM,
             Check.TIMING,
             Check.MISSING,
@@ -160,6 +162,7 @@ BUILTIN: dict[Check, Reference] = {
 #: Checks that a segment's fields (or its absence) make: they answer to §3.10.7 when nothing else is named.
 SEGMENT_CHECKS = frozenset(
     {Check.FLAGS, Check.SEQ, Check.ACK, Check.WIN, Check.LEN, Check.MAX_LEN, Check.DATA, Check.OPTIONS, Check.MISSING}
+    | {Check.IP}
 )
 
 
@@ -167,6 +170,8 @@ def check_of_field(field: str) -> Check:
     """The check a :class:`~conformance.core.matching.FieldDiff` field belongs to (``option mss`` -> options)."""
     if field.startswith("option"):
         return Check.OPTIONS
+    if field.startswith("ip "):
+        return Check.IP
     return KEYS.get(field, Check.FLAGS)
 
 

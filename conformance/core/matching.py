@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .ipfields import FIELD_MAX, observed
 from .model import Reference, SegmentPattern
 from .segment import Segment, seq_diff
 from .values import Expr
@@ -88,9 +89,19 @@ def compare(
                 out.append(FieldDiff(f"option {spec.kind}", repr(spec.value), repr(got[0]), got[0] == spec.value))
             else:
                 out.append(FieldDiff(f"option {spec.kind}", "present", repr(got[0]), True))
+    for name, expr in pattern.ip or ():
+        out.append(ip_diff(name, expr, seg, names))
     if seg.checksum_ok is False:
         out.append(FieldDiff("checksum", "valid (RFC 9293 MUST-2)", "invalid", False))
     return out
+
+
+def ip_diff(name: str, expr: Expr, seg: Segment, names: dict[str, int]) -> FieldDiff:
+    """An IP header field of `seg` against its expected value (core.ipfields), e.g. ``ip ttl``."""
+    want = expr.evaluate(names) % (FIELD_MAX[name] + 1)
+    got = observed(seg.extra, name)
+    shown = f"{expr} ({want})" if expr.name is not None else str(want)
+    return FieldDiff(f"ip {name}", shown, "not captured" if got is None else str(got), got == want)
 
 
 def matches(diffs: Sequence[FieldDiff]) -> bool:

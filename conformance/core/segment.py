@@ -79,10 +79,10 @@ class Segment:
     #: False is sent with a wrong checksum on purpose (a ``send`` with ``checksum: bad``, MUST-3).
     checksum_ok: bool | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False)
-    #: The urgent pointer (RFC 9293 §3.1): an offset from seq, read only when URG is set.
-    urgptr: int = 0
     #: IPv4 header fields a case set on a segment we send (None: the usual header).
     ip: IpHeader | None = None
+    #: The urgent pointer (RFC 9293 §3.1): an offset from seq, read only when URG is set.
+    urgptr: int = 0
 
     @property
     def seg_len(self) -> int:

@@ -19,6 +19,7 @@ from typing import Any
 
 from .checks import KEYS, SEGMENT_CHECKS, STEP_CHECKS, STEP_TYPES
 from .errors import CaseFormatError
+from .ipfields import parse_icmp, parse_ip_expect, parse_ip_send
 from .model import (
     ANY_CONN,
     AppResultStep,
@@ -286,6 +287,9 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
             raise b.error(kp + (k,), "timing goes with expect, not send (a send happens at once)")
     if "max_len" in body:
         raise b.error(kp + ("max_len",), "max_len bounds what the target sends (expect); a send takes len or data")
+    if "icmp" in body:  # an ICMP error about the target's segment, not a segment (core.ipfields)
+        icmp = parse_icmp(b, body, kp)
+        return SendStep(s.line, s.conn, s.ref, flags="", seq=None, ack=None, window=0, data=b"", options=(), icmp=icmp)
     flags, _ = b.flags(body.get("flags", ""), kp + ("flags",), allow_optional=False)
     data = b.data(body, kp)
     if data is None:
@@ -302,6 +306,7 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
         options=b.options(body, kp),
         bad_checksum=body.get("checksum", "good") == "bad",
         urgptr=body.get("urgptr", 0),
+        ip=parse_ip_send(b, body["ip"], kp + ("ip",)) if "ip" in body else None,
     )
 
 
@@ -309,6 +314,7 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
 SEND_ONLY = {
     "checksum": "checksum is for send (checksum: bad); every segment the target sends is checked (MUST-2)",
     "urgptr": "urgptr is for send; an expect does not check the urgent pointer",
+    "icmp": "icmp is for send (an ICMP error we send); ICMP errors the target sends are judged without a step",
 }
 
 
@@ -338,6 +344,7 @@ def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
         max_length=_max_length(body.get("max_len")),
         data=data,
         options=b.options(body, kp, expected=True) if "options" in body else None,
+        ip=parse_ip_expect(b, body["ip"], kp + ("ip",)) if "ip" in body else None,
     )
 
 

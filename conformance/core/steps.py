@@ -63,6 +63,8 @@ class Connection:
 
 
 def describe_send(s: SendStep) -> str:
+    if s.icmp is not None:
+        return f"send ICMP type {s.icmp.type} code {s.icmp.code} about {s.icmp.quote}"
     text = f"send {s.flags or '<none>'}"
     if s.seq is not None:
         text += f" seq={s.seq}"

@@ -202,6 +202,12 @@ class NamespaceTarget:
             netns.create(name)
         disable_ipv6 = "for s in all default; do echo 1 > /proc/sys/net/ipv6/conf/$s/disable_ipv6; done"
         _run(["ip", "netns", "exec", self.prober_ns, "sh", "-c", disable_ipv6])
+        if self.existing is None:
+            # Reverse-path filtering as distributions ship it (systemd's 50-default.conf: rp_filter=2), not the
+            # kernel's 0: with 0 Linux answers a SYN from the subnet's directed broadcast, which RFC 9293 MUST-63
+            # lets the IP layer or TCP refuse (README, Targets: "The embedded target").
+            rp_filter = "for s in all default; do echo 2 > /proc/sys/net/ipv4/conf/$s/rp_filter; done"
+            _run(["ip", "netns", "exec", self.target_ns, "sh", "-c", rp_filter])
 
     def _make_veth(self) -> None:
         """The veth pair, one end moved into each namespace (both removed again if a move fails)."""

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import socket
 import struct
+from dataclasses import replace
 from typing import Any
 
-from ..core.segment import FLAG_ORDER, ICMP_ERRORS, RAW_OPTION, IcmpError, Segment, canonical_flags
+from ..core.segment import FLAG_ORDER, ICMP_ERRORS, RAW_OPTION, IcmpError, IpHeader, Segment, canonical_flags
 
 _OPTION_NAMES = {
     "MSS": "mss",
@@ -62,11 +63,11 @@ def to_segment(pkt: Any) -> Segment | None:
     if IP in pkt:
         ip = pkt[IP]
         body = None if ip.len is None else ip.len - ip.ihl * 4
-        extra = {"ttl": ip.ttl, "ip_id": ip.id}
+        extra = {"ttl": ip.ttl, "ip_id": ip.id, "tos": ip.tos}
     elif IPv6 in pkt:
         ip = pkt[IPv6]
         body = ip.plen  # assumes no extension headers before TCP (none are sent to us here)
-        extra = {"hlim": ip.hlim}
+        extra = {"hlim": ip.hlim, "tclass": ip.tc}
     else:
         return None
     tcp = pkt[TCP]
@@ -104,7 +105,7 @@ def to_segment(pkt: Any) -> Segment | None:
 def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
     """Build the Scapy frame for a segment we send (options of unknown kinds are left out; raw option bytes
     are written as they are; ``checksum_ok=False`` gives a wrong TCP checksum, see :func:`spoil`)."""
-    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet import TCP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
 
@@ -135,7 +136,7 @@ def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
     )
     if raw is not None:  # Scapy builds well-formed options only: the header's bytes go in front of the payload
         tcp.dataofs = (20 + len(raw)) // 4
-    network = IPv6(src=seg.src, dst=seg.dst) if ":" in seg.dst else IP(src=seg.src, dst=seg.dst)
+    network = IPv6(src=seg.src, dst=seg.dst) if ":" in seg.dst else _scapy_ip(seg.src, seg.dst, seg.ip)
     frame = Ether(src=our_mac, dst=target_mac) / network / tcp
     if seg.payload or raw:
         frame = frame / ((raw or b"") + seg.payload)
@@ -158,6 +159,34 @@ def spoil(checksum: int) -> int:
     """A wrong checksum in place of the right one: its lowest bit flipped. This changes the ones' complement
     sum by one, which never gives an equivalent value (0x0000 and 0xFFFF both mean zero; one apart they are not)."""
     return checksum ^ 1
+
+
+def _scapy_ip(src: str, dst: str, ip: IpHeader | None) -> Any:
+    """Scapy's IPv4 header with the fields a case set (the reference :func:`encode` is tested against)."""
+    from scapy.layers.inet import IP
+
+    if ip is None:
+        return IP(src=src, dst=dst)
+    fields: dict[str, Any] = {"src": src, "dst": dst}
+    for name in ("ttl", "tos", "id"):
+        if getattr(ip, name) is not None:
+            fields[name] = getattr(ip, name)
+    if ip.options:
+        fields["options"] = ip.options  # raw octets, already padded (Scapy dissects them)
+    return IP(**fields)
+
+
+def icmp_frame(error: IcmpError, our_mac: str, target_mac: str) -> Any:
+    """Scapy's frame for an ICMP error we send (the reference :func:`encode_icmp` is tested against)."""
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.l2 import Ether
+
+    return (
+        Ether(src=our_mac, dst=target_mac)
+        / IP(src=error.src, dst=error.dst)
+        / ICMP(type=error.type, code=error.code)
+        / quote(error.quoted)
+    )
 
 
 def scapy_decode(frame: bytes, time: float) -> Segment | None:
@@ -253,8 +282,49 @@ def _options_bytes(options: tuple[tuple[str, object], ...]) -> bytes | None:
     return bytes(out) if len(out) <= 40 else None
 
 
+def _ipv4_header(src: bytes, dst: bytes, proto: int, body: int, ip: IpHeader | None) -> bytes:
+    """An IPv4 header (RFC 791) for `body` octets of `proto`, with the fields a case set and its checksum."""
+    opts = ip.options if ip is not None else b""
+    ttl = ip.ttl if ip is not None and ip.ttl is not None else TTL
+    tos = ip.tos if ip is not None and ip.tos is not None else 0
+    ident = ip.id if ip is not None and ip.id is not None else IP_ID
+    ihl = 5 + len(opts) // 4
+    header = _IPV4.pack(0x40 | ihl, tos, ihl * 4 + body, ident, 0, ttl, proto, 0, src, dst) + opts
+    return header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
+
+
+#: An ICMP error carries at most this much of the datagram it quotes: the whole ICMP datagram within 576
+#: octets (RFC 1812 §4.3.2.3).
+QUOTE_MAX = 576 - 20 - 8
+
+
+def quote(seg: Segment) -> bytes:
+    """The datagram an ICMP error about `seg` quotes (RFC 792: its IP header and at least 64 bits of its
+    data; as much as fits here): `seg` re-encoded with the TTL, TOS and ID it was captured with."""
+    ip = IpHeader(ttl=_int(seg.extra.get("ttl")), tos=_int(seg.extra.get("tos")), id=_int(seg.extra.get("ip_id")))
+    frame = encode(replace(seg, ip=ip, checksum_ok=None), "00:00:00:00:00:00", "00:00:00:00:00:00")
+    return frame[14 : 14 + QUOTE_MAX]
+
+
+def _int(value: object) -> int | None:
+    return value if type(value) is int else None
+
+
+def encode_icmp(error: IcmpError, our_mac: str, target_mac: str) -> bytes:
+    """The frame of an ICMP error (RFC 792) we send about a segment of the target's: type, code, an unused
+    word of zeros, and :func:`quote` of the segment. IPv4 only."""
+    body = bytes([error.type, error.code, 0, 0, 0, 0, 0, 0]) + quote(error.quoted)
+    body = body[:2] + internet_checksum(body).to_bytes(2, "big") + body[4:]
+    src, dst = socket.inet_aton(error.src), socket.inet_aton(error.dst)
+    return _mac(target_mac) + _mac(our_mac) + ETH_IPV4 + _ipv4_header(src, dst, PROTO_ICMP, len(body), None) + body
+
+
 def encode(seg: Segment, our_mac: str, target_mac: str) -> bytes:
-    """The frame for a segment we send: the bytes ``bytes(to_frame(...))`` gives, without Scapy."""
+    """The frame for a segment we send: the bytes ``bytes(to_frame(...))`` gives, without Scapy. A segment
+    that stands for an ICMP error we send (``extra['icmp']``) is that error's frame (:func:`encode_icmp`)."""
+    error = seg.extra.get("icmp")
+    if isinstance(error, IcmpError):
+        return encode_icmp(error, our_mac, target_mac)
     opts = _options_bytes(seg.options)
     if opts is None or set(seg.flags) - set(FLAG_ORDER):
         return bytes(to_frame(seg, our_mac, target_mac))
@@ -274,8 +344,7 @@ def encode(seg: Segment, our_mac: str, target_mac: str) -> bytes:
     else:
         src, dst = socket.inet_aton(seg.src), socket.inet_aton(seg.dst)
         chk = internet_checksum(src + dst + b"\0\x06" + len(tcp).to_bytes(2, "big") + tcp)
-        header = _IPV4.pack(0x45, 0, 20 + len(tcp), IP_ID, 0, TTL, PROTO_TCP, 0, src, dst)
-        ip = header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
+        ip = _ipv4_header(src, dst, PROTO_TCP, len(tcp), seg.ip)
         eth += ETH_IPV4
     if seg.checksum_ok is False:
         chk = spoil(chk)
@@ -326,12 +395,12 @@ def decode(frame: bytes, time: float) -> Segment | None:
     if ethertype == ETH_IPV4:
         if len(frame) < 34:
             return scapy_decode(frame, time)
-        vihl, _tos, total, ip_id, frag, ttl, proto, _chk, src_b, dst_b = _IPV4.unpack_from(frame, 14)
+        vihl, tos, total, ip_id, frag, ttl, proto, _chk, src_b, dst_b = _IPV4.unpack_from(frame, 14)
         if vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total < 40:
             return scapy_decode(frame, time)
         start, end = 34, min(len(frame), 14 + total)
         src, dst = socket.inet_ntoa(src_b), socket.inet_ntoa(dst_b)
-        extra: dict[str, object] = {"ttl": ttl, "ip_id": ip_id}
+        extra: dict[str, object] = {"ttl": ttl, "ip_id": ip_id, "tos": tos}
     elif ethertype == ETH_IPV6:
         if len(frame) < 54:
             return scapy_decode(frame, time)
@@ -340,7 +409,7 @@ def decode(frame: bytes, time: float) -> Segment | None:
             return scapy_decode(frame, time)
         start, end = 54, min(len(frame), 54 + plen)
         src, dst = socket.inet_ntop(socket.AF_INET6, src_b), socket.inet_ntop(socket.AF_INET6, dst_b)
-        extra = {"hlim": hlim}
+        extra = {"hlim": hlim, "tclass": vtf >> 20 & 0xFF}
     elif ethertype == b"\x08\x06":
         return None  # ARP
     else:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..checks import Check, check_of_field, strongest
+from ..ipfields import IcmpSpec, with_ip
 from ..matching import FieldDiff, compare, matches
 from ..model import ANY_CONN, AssertStep, SegmentPattern, SendStep, Step
 from ..outcomes import FailureKind, Status
-from ..segment import Segment, seq_add, seq_diff
-from ..steps import DELIVERY_GRACE, describe_send
+from ..segment import IcmpError, Segment, seq_add, seq_diff
+from ..steps import DELIVERY_GRACE, Connection, describe_send
 from ..timing import Window
 from ..values import format_duration
 from .base import ActiveStep, Context, Progress, blind, only_bad_checksums, stale
@@ -32,6 +33,8 @@ class Send(ActiveStep):
     def advance(self, ctx: Context, now: float) -> Progress:
         s = self.step
         conn = ctx.conns[s.conn]
+        if s.icmp is not None:
+            return self._icmp(ctx, conn, s.icmp, now)
         names = ctx.names_for(conn)
         try:
             seq = s.seq.evaluate(names) if s.seq is not None else conn.snd_nxt
@@ -57,6 +60,13 @@ class Send(ActiveStep):
         seg = ctx.segment(conn, s.flags, seq, ack, s.window, s.data, options)
         if s.bad_checksum or s.urgptr:
             seg = replace(seg, checksum_ok=False if s.bad_checksum else None, urgptr=s.urgptr)
+        if s.ip is not None:
+            ip_seg = with_ip(seg, s.ip, ctx.addr.target_ip, ctx.addr.prefix)
+            if ip_seg is None:
+                problem = f"cannot send: no {s.ip.src or s.ip.dst} address is known for {ctx.addr.target_ip}"
+                ctx.fail(s, describe_send(s), FailureKind.UNEXPECTED, problem, now, fatal=True)
+                return Progress.DONE
+            seg = ip_seg
         ctx.emit(conn, seg, now, note=f"line {s.line}")
         ctx.record(s.line, describe_send(s), Status.PASSED, now)
         end = seq_add(seq, seg.seg_len)
@@ -64,6 +74,19 @@ class Send(ActiveStep):
             conn.snd_nxt = end
         if "R" in s.flags:
             conn.reset = True
+        return Progress.DONE
+
+    def _icmp(self, ctx: Context, conn: Connection, icmp: IcmpSpec, now: float) -> Progress:
+        """An ICMP error from us about the target's segment `icmp.quote` (see core.ipfields)."""
+        s = self.step
+        quoted = ctx.labelled.get(icmp.quote)
+        if quoted is None:  # the expect that labels it did not hold, and the run's profile let the case go on
+            problem = f"cannot send: {icmp.quote} was never received (the step that labels it did not hold)"
+            ctx.fail(s, describe_send(s), FailureKind.UNEXPECTED, problem, now, fatal=True)
+            return Progress.DONE
+        error = IcmpError(ctx.addr.our_ip, ctx.addr.target_ip, 4, icmp.type, icmp.code, quoted, now)
+        ctx.emit(conn, error.as_segment(), now, note=f"line {s.line}: {error.label} about {icmp.quote}")
+        ctx.record(s.line, describe_send(s), Status.PASSED, now)
         return Progress.DONE
 
 
