@@ -163,6 +163,8 @@ class Agent:
         if tcb.received:
             data, tcb.received = tcb.received, b""
             return {"ok": True, "data": data.decode(errors="replace"), "eof": False}
+        if tcb.state is State.CLOSED and tcb.closed_by == "reset":  # §3.10.7.4: RECEIVEs get "reset" responses
+            return {"ok": False, "error": ERRNO["reset"], "detail": "model: connection reset"}
         if tcb.fin_received or tcb.state is State.CLOSED:
             return {"ok": True, "data": "", "eof": True}
         return None

@@ -74,6 +74,8 @@ def unsupported(case: Case) -> str | None:
         if not isinstance(step, AppStep):
             continue
         args = dict(step.args)
+        if step.do in ("getsockopt", "poll", "sockatmark"):
+            return f"asks the stack {step.do}: the model keeps no stack defaults, urgent marks or poll state"
         if step.do == "listen" and "backlog" in args:
             return "needs an accept queue of a given backlog (not modelled)"
         options = args.get("options")
