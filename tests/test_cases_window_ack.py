@@ -189,3 +189,144 @@ def test_zero_window_rst_case_fails_a_receiver_that_ignores_the_rst_at_zero_wind
     text = v.failure.render()
     assert "expected state CLOSED, observed ESTABLISHED" in text
     assert "MUST-66" in text
+
+
+# ---------------------------------------------------------------- a series of ACKs: until: {ack: ...}, segments:
+
+TRAIN = ROOT / "cases" / "ack" / "train.yaml"
+AGGREGATE = ROOT / "cases" / "ack" / "aggregate-queued.yaml"
+SERIES_STEPS = """\
+  - send: {flags: S, seq: isn}
+  - expect: {flags: SA, ack: isn+1}
+    bind: {peer_isn: seq}
+  - send: {flags: A, seq: isn+1, ack: peer_isn+1}
+  - send: {flags: A, len: 100}
+  - send: {flags: A, len: 100}
+  - send: {flags: A, len: 100}
+  - send: {flags: A, len: 100}
+  - expect: {flags: A, len: 0, within: 500ms}
+    until: {ack: isn+401}
+    segments: {at_least: 2, at_most: 3}
+"""
+
+
+def play_acks(w: FakeWire, acks: list[tuple[float, int]], until: float = T0 + 3) -> FakeWire:
+    """Handshake, then the target acknowledges with `acks` (time after the train, ack relative to our ISN)."""
+    w.advance(T0)
+    w.reply(T0 + 0.001, "SA")
+    assert w.sent[-1].payload, "the train went out with the final ACK of the handshake"
+    for delay, ack in acks:
+        w.target(T0 + 0.002 + delay, "A", seq=PEER_ISN + 1, ack=ISN + ack)
+        w.advance(T0 + 0.002 + delay)
+    w.run_until(until)
+    return w
+
+
+@pytest.mark.parametrize("acks", [[(0.001, 201), (0.002, 401)], [(0.001, 101), (0.002, 301), (0.04, 401)]])
+def test_a_series_within_its_bounds_passes(tmp_path: Path, acks: list[tuple[float, int]]) -> None:
+    v = play_acks(FakeWire(load_case(write_case(tmp_path, SERIES_STEPS))), acks).verdict()
+    assert v.status == "passed", v.failure and v.failure.render()
+    assert v.steps[-1].description.endswith(f": {len(acks)} segments")
+
+
+@pytest.mark.parametrize(
+    ("acks", "problem"),
+    [
+        ([(0.001, 101), (0.002, 201), (0.003, 301), (0.004, 401)], "held 4 segments, expected at most 3"),
+        ([(0.04, 401)], "held 1 segments, expected at least 2"),
+    ],
+)
+def test_a_series_out_of_its_bounds_fails(tmp_path: Path, acks: list[tuple[float, int]], problem: str) -> None:
+    v = play_acks(FakeWire(load_case(write_case(tmp_path, SERIES_STEPS))), acks).verdict()
+    assert v.status == "failed" and v.failure is not None
+    assert v.failure.kind == "assertion" and problem in v.failure.message
+
+
+def test_a_series_that_never_acknowledges_the_end_is_missing(tmp_path: Path) -> None:
+    v = play_acks(FakeWire(load_case(write_case(tmp_path, SERIES_STEPS))), [(0.001, 201)]).verdict()
+    assert v.status == "failed" and v.failure is not None and v.failure.kind == "missing"
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        ("    until: {ack: isn+401}\n", "segments: counts a series"),
+        ("at_least: 2, at_most: 3", "at_least 5 is more than at_most 3"),
+    ],
+)
+def test_bad_series_bounds_are_refused_with_their_line(tmp_path: Path, edit: str, problem: str) -> None:
+    steps = SERIES_STEPS.replace(edit, "" if edit.startswith(" ") else "at_least: 5, at_most: 3")
+    path = write_case(tmp_path, steps)
+    with pytest.raises(CaseFormatError) as err:
+        load_case(path)
+    assert problem in str(err.value) and f":{line_of(path, 'segments:')}:" in str(err.value)
+
+
+def train_on(acks: list[tuple[float, int]]) -> FakeWire:
+    """The shipped train case against a target that acknowledges with `acks` (and the last 100 octets at once)."""
+    w = play_acks(FakeWire(load_case(TRAIN)), acks, until=T0 + 0.003 + max(d for d, _ in acks))
+    w.target(w.now + 0.01, "A", seq=PEER_ISN + 1, ack=ISN + 36701)
+    w.run_until(w.now + 1)
+    return w
+
+
+def test_the_train_passes_linux_quick_acks_then_every_second_segment() -> None:
+    """What Linux 6.18 does (observations E5): 16 ACKs, one per segment, then one per 2 (23 ACKs)."""
+    ends = [1220 * i + 1 for i in range(1, 17)] + [1220 * i + 1 for i in range(18, 30, 2)] + [36601]
+    v = train_on([(0.001 * i, a) for i, a in enumerate(ends, 1)]).verdict()
+    assert v.status == "passed", v.failure and v.failure.render()
+
+
+@pytest.mark.parametrize(
+    ("acks", "cited"),
+    [
+        ([(0.001 * i, 1220 * i + 1) for i in range(1, 31)], "SHLD-18"),  # no delayed ACK: one per segment
+        ([(0.001 * i, 1220 * 4 * i + 1) for i in range(1, 8)] + [(0.01, 36601)], "SHLD-19"),  # one per 4
+        ([(0.001 * i, 2440 * i + 1) for i in range(1, 15)] + [(0.6, 36601)], "MUST-40"),  # the last one late
+    ],
+)
+def test_the_train_catches_each_deviation_with_its_document(acks: list[tuple[float, int]], cited: str) -> None:
+    v = train_on(acks).verdict()
+    assert v.status == "failed" and v.failure is not None
+    assert cited in v.failure.render()
+
+
+def test_the_model_without_delayed_ack_fails_the_train_and_says_why_it_cannot_play_it() -> None:
+    case = load_case(TRAIN)
+    assert unsupported(case) is not None and "delayed ACK" in (unsupported(case) or "")
+    verdict = play(case, LINUX).verdict  # the model acknowledges every segment: a true SHLD-18 finding
+    assert verdict.status is Status.FAILED and verdict.failure is not None
+    assert "held 30 segments, expected at most 29" in verdict.failure.render()
+
+
+# ---------------------------------------------------------------- aggregated ACK of queued segments (MUST-58)
+
+
+def aggregate_on(after_fill: list[int]) -> FakeWire:
+    """The shipped aggregate case: each queued segment gets ACK ISN+1, the gap's filling `after_fill` ACKs."""
+    w = FakeWire(load_case(AGGREGATE))
+    w.advance(T0)
+    w.reply(T0 + 0.001, "SA")
+    t = T0 + 0.001
+    for _ in range(3):
+        t += 0.002
+        w.reply(t, "A", seq=PEER_ISN + 1, ack=ISN + 1)
+    for ack in after_fill:
+        t += 0.002
+        w.reply(t, "A", seq=PEER_ISN + 1, ack=ISN + ack)
+    w.run_until(t + 1)
+    return w
+
+
+def test_aggregate_case_passes_one_ack_for_the_four_segments() -> None:
+    v = aggregate_on([401]).verdict()
+    assert v.status == "passed", v.failure and v.failure.render()
+    assert unsupported(load_case(AGGREGATE)) is None
+    assert play(load_case(AGGREGATE), LINUX).verdict.status is Status.PASSED
+
+
+@pytest.mark.parametrize(("after_fill", "cited"), [([101, 201, 301, 401], "MUST-59"), ([401, 401], "MUST-58")])
+def test_aggregate_case_fails_acks_one_by_one_or_repeated(after_fill: list[int], cited: str) -> None:
+    v = aggregate_on(after_fill).verdict()
+    assert v.status == "failed" and v.failure is not None
+    assert cited in v.failure.render()

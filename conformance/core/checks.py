@@ -55,6 +55,7 @@ class Check(StrEnum):
     DATA = "data"
     OPTIONS = "options"
     IP = "ip"  # an IP header field of the segment (ttl, tos, id; core.ipfields)
+    URGPTR = "urgptr"  # the urgent pointer of the segment (RFC 9293 §3.8.5, MUST-62)
     CHECKSUM = "checksum"
     TIMING = "timing"  # within / after
     MISSING = "missing"  # nothing came
@@ -66,6 +67,8 @@ class Check(StrEnum):
     EQUAL = "equal"  # an assert: the values are all equal (for ISNs: no clock-driven component, MUST-8)
     INCREMENT = "increment"  # an assert: the values grow by one constant (for ISNs: predictable, SHLD-1)
     NONDECREASING = "nondecreasing"  # an assert: sequence values never move left (a window's right edge, SHLD-14)
+    AT_LEAST = "at_least"  # an expect series (until: {ack: ...}): it holds at least so many segments (SHLD-19)
+    AT_MOST = "at_most"  # an expect series: it holds at most so many segments (fewer ACKs than data: SHLD-18)
     RETRANSMISSION = "retransmission"  # a withhold: the segment is not a retransmission of the label
     INITIAL = "initial"  # a withhold: the first gap
     BACKOFF = "backoff"  # a withhold: each later gap
@@ -89,9 +92,12 @@ STEP_CHECKS: dict[type[Step], frozenset[Check]] = {
             Check.DATA,
             Check.OPTIONS,
             Check.IP,
+            Check.URGPTR,
             Check.CHECKSUM,
             Check.TIMING,
             Check.MISSING,
+            Check.AT_LEAST,
+            Check.AT_MOST,
         }
     ),
     SilenceStep: frozenset({Check.UNEXPECTED}),
@@ -162,7 +168,7 @@ BUILTIN: dict[Check, Reference] = {
 #: Checks that a segment's fields (or its absence) make: they answer to §3.10.7 when nothing else is named.
 SEGMENT_CHECKS = frozenset(
     {Check.FLAGS, Check.SEQ, Check.ACK, Check.WIN, Check.LEN, Check.MAX_LEN, Check.DATA, Check.OPTIONS, Check.MISSING}
-    | {Check.IP}
+    | {Check.IP, Check.URGPTR}
 )
 
 
@@ -213,6 +219,10 @@ def undocumented(case: Case, step: Step) -> list[Check]:
         checks -= {Check.UNEXPECTED}
     if isinstance(step, ExpectStep) and is_default_window(step):
         checks -= {Check.TIMING}
+    if isinstance(step, ExpectStep):  # a series' bounds are checks only where the case gives them
+        at_least, at_most = step.segments or (None, None)
+        checks -= {Check.AT_LEAST} if at_least is None else set()
+        checks -= {Check.AT_MOST} if at_most is None else set()
     if isinstance(step, AssertStep):
         checks -= {Check.VALUES}  # a name for both of its checks, not a check of its own
         checks -= {Check.NONDECREASING} if step.check == "unpredictable" else {Check.EQUAL, Check.INCREMENT}

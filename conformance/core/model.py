@@ -66,6 +66,9 @@ class SegmentPattern:
     options: tuple[OptionSpec, ...] | None = None
     #: IP header fields to check (``ip: {ttl: 64}``: ttl, tos, id), see core.ipfields.
     ip: tuple[tuple[str, Expr], ...] | None = None
+    #: The urgent pointer field (``urgptr: N``, with U among the flags): SEG.SEQ + N is the octet after the urgent
+    #: data (RFC 9293 §3.8.5, MUST-62).
+    urgptr: int | None = None
     #: Label of an earlier expect step whose observed flags, seq, ack and payload
     #: this pattern repeats (used for retransmissions).
     same_as: str | None = None
@@ -108,6 +111,10 @@ class ExpectStep(Step):
     description: str = ""
     #: ``until: FIN`` or ``until: data``: every segment up to one with FIN (or with data) must match.
     until: str | None = None
+    #: ``until: {ack: EXPR}``: every segment up to one that acknowledges EXPR (or beyond) must match.
+    until_ack: Expr | None = None
+    #: ``segments: {at_least: N, at_most: M}``: how many segments such a series may hold (a bound may be None).
+    segments: tuple[int | None, int | None] | None = None
 
 
 @dataclass(frozen=True)

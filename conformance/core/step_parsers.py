@@ -46,7 +46,7 @@ STEP_KINDS = ("send", "expect", "silence", "withhold", "assert", "app", "app_res
 #: Keys allowed beside each step kind.
 STEP_KEYS = {
     "send": {"conn", "ref"},
-    "expect": {"conn", "ref", "label", "bind", "until"},
+    "expect": {"conn", "ref", "label", "bind", "until", "segments"},
     "silence": {"conn", "ref"},
     "withhold": {"conn", "ref", "retransmits", "schedule", "count", "then_silence"},
     "assert": {"ref"},
@@ -313,7 +313,6 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
 #: Fields of a segment we send that an expected segment does not take, and why.
 SEND_ONLY = {
     "checksum": "checksum is for send (checksum: bad); every segment the target sends is checked (MUST-2)",
-    "urgptr": "urgptr is for send; an expect does not check the urgent pointer",
     "icmp": "icmp is for send (an ICMP error we send); ICMP errors the target sends are judged without a step",
 }
 
@@ -345,7 +344,17 @@ def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
         data=data,
         options=b.options(body, kp, expected=True) if "options" in body else None,
         ip=parse_ip_expect(b, body["ip"], kp + ("ip",)) if "ip" in body else None,
+        urgptr=_urgptr(b, body, flags_req, kp),
     )
+
+
+def _urgptr(b: StepBuilder, body: dict[str, Any], flags: str | None, kp: Path_) -> int | None:
+    """``urgptr: N`` of an expect: the urgent pointer field, meaningful only with URG (RFC 9293 §3.8.5)."""
+    if "urgptr" not in body:
+        return None
+    if "U" not in (flags or ""):
+        raise b.error(kp + ("urgptr",), 'the urgent pointer is read only with URG: give U among the flags ("AUP?")')
+    return int(body["urgptr"])
 
 
 def _max_length(value: int | dict[str, int] | None) -> tuple[int, int] | None:
@@ -367,13 +376,40 @@ def _expect(b: StepBuilder, s: RawStep) -> Step:
             raise b.error(s.path + ("bind", name), f"{name!r} is a built-in name and cannot be bound")
         b.bound.add(name)
     until = s.raw.get("until")
+    until_ack, segments = _series(b, s, until)
+    if until_ack is not None:
+        until = None
     if until == "FIN" and pattern.flags is not None and "F" not in pattern.flags + pattern.flags_optional:
         raise b.error(s.path + ("until",), 'until: FIN needs F among the flags ("AP?F?": data, then the FIN)')
     if until is not None and (pattern.length is not None or pattern.data is not None):
         raise b.error(s.path + ("until",), f"until: {until} takes segments of any length: leave len and data out")
     return ExpectStep(
-        line=s.line, conn=s.conn, ref=s.ref, pattern=pattern, window_=window, label=label, bind=bind, until=until
+        line=s.line,
+        conn=s.conn,
+        ref=s.ref,
+        pattern=pattern,
+        window_=window,
+        label=label,
+        bind=bind,
+        until=until,
+        until_ack=until_ack,
+        segments=segments,
     )
+
+
+def _series(b: StepBuilder, s: RawStep, until: Any) -> tuple[Expr | None, tuple[int | None, int | None] | None]:
+    """``until: {ack: EXPR}`` (the series ends with a segment that acknowledges EXPR) and ``segments:`` bounds
+    on how many segments it holds (the schema checked their shapes: integers of 1 to 1000)."""
+    until_ack = b.expr(until["ack"], s.path + ("until", "ack")) if isinstance(until, dict) else None
+    raw = s.raw.get("segments")
+    if raw is None:
+        return until_ack, None
+    if until is None:
+        raise b.error(s.path + ("segments",), "segments: counts a series: give until: {ack: ...}, FIN or data too")
+    at_least, at_most = raw.get("at_least"), raw.get("at_most")
+    if at_least is not None and at_most is not None and at_least > at_most:
+        raise b.error(s.path + ("segments",), f"at_least {at_least} is more than at_most {at_most}")
+    return until_ack, (at_least, at_most)
 
 
 def _silence(b: StepBuilder, s: RawStep) -> Step:

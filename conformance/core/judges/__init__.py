@@ -27,7 +27,18 @@ def judge_for(step: Step, ctx: Context) -> ActiveStep:
     if isinstance(step, ExpectStep):
         description = describe_pattern(step.pattern, step.window_)
         description += f", each until {step.until}" if step.until else ""
-        return Expect(step, step.pattern, step.window_, description, step.label, step.bind, until=step.until)
+        description += f", each until one acknowledges {step.until_ack}" if step.until_ack is not None else ""
+        return Expect(
+            step,
+            step.pattern,
+            step.window_,
+            description,
+            step.label,
+            step.bind,
+            until=step.until,
+            until_ack=step.until_ack,
+            segments=step.segments,
+        )
     if isinstance(step, SilenceStep):
         return Silence(step, step.seconds, f"silence for {format_duration(step.seconds)}")
     if isinstance(step, AssertStep):

@@ -18,7 +18,7 @@ from ..outcomes import FailureKind, Status
 from ..segment import IcmpError, Segment, seq_add, seq_diff
 from ..steps import DELIVERY_GRACE, Connection, describe_send
 from ..timing import Window
-from ..values import format_duration
+from ..values import Expr, format_duration
 from .base import ActiveStep, Context, Progress, blind, only_bad_checksums, stale
 
 
@@ -103,6 +103,8 @@ class Expect(ActiveStep):
         bind: tuple[tuple[str, str], ...] = (),
         note: str = "",
         until: str | None = None,
+        until_ack: Expr | None = None,
+        segments: tuple[int | None, int | None] | None = None,
     ) -> None:
         self.step = step
         self.pattern = pattern
@@ -112,6 +114,9 @@ class Expect(ActiveStep):
         self.bind = bind
         self.note = note  # added to a failure message (e.g. how a state was inferred)
         self.until = until  # take segments until one carries FIN or data (``until: FIN|data``), or None
+        self.until_ack = until_ack  # or until one acknowledges this (``until: {ack: EXPR}``)
+        self.segments = segments  # (at_least, at_most): how many segments the series may hold
+        self.taken = 0  # segments of the series so far
         #: The trace index of the event the window counts from (-1: the dialogue's start). An index, not a
         #: time: the time of a segment we sent becomes its capture time when its capture comes back.
         self.ref_index = -1
@@ -210,16 +215,36 @@ class Expect(ActiveStep):
         # matched, or a deviation the profile lets pass: the dialogue goes on with this segment
         ctx.mark_event(index)
         ctx.accept(conn, seg, self.label, self.bind)
-        if self.until is not None and not self._ends_series(seg):
+        self.taken += 1
+        if (self.until is not None or self.until_ack is not None) and not self._ends_series(ctx, seg):
             if self.until == "FIN" and seg.payload:  # read, as an application would: acknowledged at once
                 ack = ctx.segment(conn, "A", conn.snd_nxt, conn.rcv_nxt or seg.ack, 65535, b"", ())
                 ctx.emit(conn, ack, now, note=f"line {line}: ACK of the data (until FIN)")
             self.ref_index = ctx.last_event  # the next of the series is timed from the event before it
             return self.advance(ctx, now)
+        if self.segments is not None:
+            self._count(ctx, now)
         return Progress.DONE
 
-    def _ends_series(self, seg: Segment) -> bool:
+    def _ends_series(self, ctx: Context, seg: Segment) -> bool:
+        if self.until_ack is not None:  # names were checked when the series' first segment was compared
+            return "A" in seg.flags and seq_diff(seg.ack, self.until_ack.evaluate(ctx.names_for(ctx.conn_of(seg)))) >= 0
         return "F" in seg.flags if self.until == "FIN" else bool(seg.payload)
+
+    def _count(self, ctx: Context, now: float) -> None:
+        """The series has ended: it must hold `segments` (at_least, at_most) segments."""
+        at_least, at_most = self.segments or (None, None)
+        n = self.taken
+        if at_least is not None and n < at_least:
+            problem, check = f"expected at least {at_least}", Check.AT_LEAST
+        elif at_most is not None and n > at_most:
+            problem, check = f"expected at most {at_most}", Check.AT_MOST
+        else:
+            bounds = " and ".join(f"{w} {v}" for w, v in (("at least", at_least), ("at most", at_most)) if v)
+            ctx.record(self.step.line, f"{self.description}: {n} segments", Status.PASSED, now, timing=bounds)
+            return
+        message = f"the series held {n} segments, {problem}"
+        ctx.fail(self.step, f"{self.description}: {n} segments", FailureKind.ASSERTION, message, now, check=check)
 
 
 class Silence(ActiveStep):

@@ -71,6 +71,8 @@ def unsupported(case: Case) -> str | None:
                 return f"expects options the model does not send: {', '.join(sorted(wanted))}"
             if set(step.pattern.flags or "") & set("EC"):
                 return "expects ECN flags (RFC 3168), which the model does not implement"
+            if step.segments is not None:
+                return "counts the ACKs of a train: the model acknowledges every segment at once (no delayed ACK)"
         if not isinstance(step, AppStep):
             continue
         args = dict(step.args)
