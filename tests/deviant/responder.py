@@ -22,6 +22,8 @@ addresses from the frames they send, turns segments into frames with the project
   instead of being processed (RFC 9293 MUST-6 says ignore it);
 * ``hang_on_bad_option_length``: after a segment whose options have an illegal length (below 2, or past the
   header), the responder answers nothing more, as a stack that crashed or hung would (MUST-7).
+* ``silent_bad_ack_synrcvd``: in SYN-RECEIVED, an ACK other than ISS+1 is dropped without the RST of RFC 9293
+  §3.10.7.4 fifth (EP-10).
 
 The model's own knobs (backoff, initial and minimum RTO, retry counts) are set through :meth:`Knobs.profile`.
 """
@@ -31,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from conformance.core.rfc9293 import LINUX, RFC, Emitted, Host, ModelProfile
+from conformance.core.rfc9293 import LINUX, RFC, Emitted, Host, ModelProfile, State
 from conformance.core.rfc9293.rules import RULES
 from conformance.core.segment import Segment, seq_add
 from conformance.wire import arp, nd
@@ -68,6 +70,7 @@ class Knobs:
     accept_bad_checksum: bool = False
     rst_unknown_options: bool = False
     hang_on_bad_option_length: bool = False
+    silent_bad_ack_synrcvd: bool = False
 
     def profile(self) -> ModelProfile:
         """The model's profile: `base` with the knobs the model has."""
@@ -144,6 +147,8 @@ class Responder:
         self.counts["in"] += 1
         self.macs[seg.src] = arp.mac_text(frame[6:12])
         host = self.hosts[seg.dst]
+        if self.knobs.silent_bad_ack_synrcvd and bad_ack_in_syn_received(host, seg):
+            return []
         if self.knobs.icmp_closed and self._closed(host, seg):
             self.counts["icmp"] += 1
             return [icmp_port_unreachable(frame, self.mac)]
@@ -196,6 +201,14 @@ class Responder:
                 self.repeats.sort(key=lambda item: item[0])
         self.counts["out"] += len(out)
         return out
+
+
+def bad_ack_in_syn_received(host: Host, seg: Segment) -> bool:
+    """Whether `seg` is an ACK (not a RST) other than ISS+1 for a connection of `host` in SYN-RECEIVED."""
+    tcb = host.tcbs.get((seg.dport, seg.src, seg.sport))
+    if tcb is None or tcb.state is not State.SYN_RECEIVED or "A" not in seg.flags or "R" in seg.flags:
+        return False
+    return seg.ack != seq_add(tcb.iss, 1)
 
 
 def illegal_option_length(frame: bytes) -> bool:
