@@ -84,7 +84,7 @@ def test_bad_stimuli_are_rejected_with_file_line_field(tmp_path: Path, segment: 
     ("segment", "field", "problem"),
     [
         ("{flags: SA, checksum: bad}", "steps[0].expect.checksum", "checksum is for send"),
-        ("{flags: SA, urgptr: 1}", "steps[0].expect.urgptr", "urgptr is for send"),
+        ("{flags: SA, urgptr: 1}", "steps[0].expect.urgptr", "read only with URG"),
         ('{flags: SA, options: {raw: "fd 04 ab cd"}}', "steps[0].expect.options.raw", "raw is for send"),
     ],
 )

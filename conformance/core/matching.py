@@ -91,6 +91,8 @@ def compare(
                 out.append(FieldDiff(f"option {spec.kind}", "present", repr(got[0]), True))
     for name, expr in pattern.ip or ():
         out.append(ip_diff(name, expr, seg, names))
+    if pattern.urgptr is not None:
+        out.append(urgptr_diff(pattern.urgptr, seg))
     if seg.checksum_ok is False:
         out.append(FieldDiff("checksum", "valid (RFC 9293 MUST-2)", "invalid", False))
     return out
@@ -102,6 +104,12 @@ def ip_diff(name: str, expr: Expr, seg: Segment, names: dict[str, int]) -> Field
     got = observed(seg.extra, name)
     shown = f"{expr} ({want})" if expr.name is not None else str(want)
     return FieldDiff(f"ip {name}", shown, "not captured" if got is None else str(got), got == want)
+
+
+def urgptr_diff(want: int, seg: Segment) -> FieldDiff:
+    """The urgent pointer of `seg`: the offset, and the octet it points to (SEG.SEQ + SEG.UP)."""
+    got = f"{seg.urgptr} (seq+{seg.urgptr})" if "U" in seg.flags else f"{seg.urgptr}, without URG"
+    return FieldDiff("urgptr", f"{want} (seq+{want})", got, "U" in seg.flags and seg.urgptr == want)
 
 
 def matches(diffs: Sequence[FieldDiff]) -> bool:

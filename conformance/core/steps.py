@@ -72,6 +72,8 @@ def describe_send(s: SendStep) -> str:
         text += f" ack={s.ack}"
     if s.data:
         text += f" len={len(s.data)}"
+    if s.urgptr and "U" in s.flags:
+        text += f" urgptr={s.urgptr}"
     return text
 
 
@@ -92,6 +94,8 @@ def describe_pattern(p: SegmentPattern, w: Window) -> str:
         parts.append(f"len<={v4}" if v4 == v6 else f"len<={v4} (IPv4), <={v6} (IPv6)")
     if p.window is not None:
         parts.append(f"win={p.window}")
+    if p.urgptr is not None:
+        parts.append(f"urgptr={p.urgptr}")
     if p.data is not None:
         parts.append(f"data={p.data[:16]!r}" + ("..." if len(p.data) > 16 else ""))
     for o in p.options or ():

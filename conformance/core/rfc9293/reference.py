@@ -63,6 +63,9 @@ def unsupported(case: Case) -> str | None:
             return "sends ICMP errors or segments to or from named addresses (RFC 9293 §3.9.2), not modelled"
         if isinstance(step, ExpectStep) and step.pattern.ip:
             return "checks IP header fields (TTL, TOS, identification), which the model's segments do not carry"
+        urgent = isinstance(step, AppStep) and bool(dict(step.args).get("urgent"))
+        if urgent or (isinstance(step, ExpectStep) and step.pattern.urgptr is not None):
+            return "sends, reads or checks urgent data (RFC 9293 §3.8.5): the model has no urgent mechanism"
         if isinstance(step, SendStep) and step.window == 0 and "A" in step.flags:
             return "offers a zero window: the model has no persist timer (zero-window probes, RFC 9293 §3.8.6.1)"
         if isinstance(step, ExpectStep):
