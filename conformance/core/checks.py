@@ -56,6 +56,7 @@ class Check(StrEnum):
     OPTIONS = "options"
     IP = "ip"  # an IP header field of the segment (ttl, tos, id; core.ipfields)
     URGPTR = "urgptr"  # the urgent pointer of the segment (RFC 9293 §3.8.5, MUST-62)
+    PADDING = "padding"  # the octets after an EOL option are zero (RFC 9293 §3.1, MUST-69)
     CHECKSUM = "checksum"
     TIMING = "timing"  # within / after
     MISSING = "missing"  # nothing came
@@ -93,6 +94,7 @@ STEP_CHECKS: dict[type[Step], frozenset[Check]] = {
             Check.OPTIONS,
             Check.IP,
             Check.URGPTR,
+            Check.PADDING,
             Check.CHECKSUM,
             Check.TIMING,
             Check.MISSING,
@@ -157,6 +159,13 @@ BUILTIN: dict[Check, Reference] = {
         says="a TCP endpoint MUST implement exponential backoff of RTO: on each expiry, RTO <- RTO * 2",
     ),
     Check.GIVE_UP: SEGMENT_ARRIVES,
+    Check.PADDING: Reference(
+        id="MUST-69",
+        doc="RFC 9293 §3.1",
+        level=Level.MUST,
+        says="The content of the header beyond the End of Option List Option MUST be header padding of zeros "
+        "(MUST-69).",
+    ),
     Check.RETRANSMISSION: Reference(
         id="RFC6298-5.4",
         doc="RFC 6298 §5.4",
@@ -195,6 +204,8 @@ def document(case: Case, step: Step, check: Check) -> Reference | None:
         return case.reference(named)
     if check is Check.CHECKSUM:  # a bad checksum answers to MUST-2 whatever else the step checks
         return BUILTIN[check]
+    if check is Check.PADDING:  # a check only where the expect asks for it (padding: zero), then MUST-69
+        return BUILTIN[check] if isinstance(step, ExpectStep) and step.pattern.padding else None
     if step.ref is not None:
         return case.reference(step.ref)
     if check in BUILTIN:
@@ -219,6 +230,8 @@ def undocumented(case: Case, step: Step) -> list[Check]:
         checks -= {Check.UNEXPECTED}
     if isinstance(step, ExpectStep) and is_default_window(step):
         checks -= {Check.TIMING}
+    if isinstance(step, ExpectStep) and not step.pattern.padding:
+        checks -= {Check.PADDING}
     if isinstance(step, ExpectStep):  # a series' bounds are checks only where the case gives them
         at_least, at_most = step.segments or (None, None)
         checks -= {Check.AT_LEAST} if at_least is None else set()

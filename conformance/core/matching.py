@@ -93,6 +93,10 @@ def compare(
         out.append(ip_diff(name, expr, seg, names))
     if pattern.urgptr is not None:
         out.append(urgptr_diff(pattern.urgptr, seg))
+    if pattern.padding and seg.after_eol is not None:
+        zero = not any(seg.after_eol)
+        shown = f"{len(seg.after_eol)} octets after EOL: {seg.after_eol.hex(' ') or '(none)'}"
+        out.append(FieldDiff("padding", "zeros after EOL (RFC 9293 MUST-69)", shown, zero))
     if seg.checksum_ok is False:
         out.append(FieldDiff("checksum", "valid (RFC 9293 MUST-2)", "invalid", False))
     return out

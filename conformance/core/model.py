@@ -69,6 +69,9 @@ class SegmentPattern:
     #: The urgent pointer field (``urgptr: N``, with U among the flags): SEG.SEQ + N is the octet after the urgent
     #: data (RFC 9293 §3.8.5, MUST-62).
     urgptr: int | None = None
+    #: ``padding: zero``: the header octets after an EOL option must be zero (RFC 9293 §3.1, MUST-69); a segment
+    #: without an EOL leaves the check not made.
+    padding: bool = False
     #: Label of an earlier expect step whose observed flags, seq, ack and payload
     #: this pattern repeats (used for retransmissions).
     same_as: str | None = None

@@ -49,6 +49,21 @@ Option = tuple[str, object]
 RAW_OPTION = "raw"
 
 
+def octets_after_eol(raw: bytes) -> bytes | None:
+    """The octets that follow an EOL option (kind 0) in the TCP option octets `raw`, up to the header's end; None
+    when no EOL is met. Walks the options as Scapy's dissector does (a length below 2 counts as 2), so both
+    decoders find the same EOL."""
+    i = 0
+    while i < len(raw):
+        if raw[i] == 0:
+            return raw[i + 1 :]
+        if raw[i] == 1:
+            i += 1
+            continue
+        i += max(raw[i + 1] if i + 1 < len(raw) else 0, 2)
+    return None
+
+
 @dataclass(frozen=True)
 class IpHeader:
     """IPv4 header fields of a segment we send, where a case sets them (None: what every segment carries, TTL 64,
@@ -83,6 +98,9 @@ class Segment:
     ip: IpHeader | None = None
     #: The urgent pointer (RFC 9293 §3.1): an offset from seq, read only when URG is set.
     urgptr: int = 0
+    #: The header octets after an End of Option List option, which RFC 9293 §3.1 says are zero padding
+    #: (MUST-69); None when the segment has no EOL (see :func:`octets_after_eol`).
+    after_eol: bytes | None = None
 
     @property
     def seg_len(self) -> int:

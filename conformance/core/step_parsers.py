@@ -287,6 +287,8 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
             raise b.error(kp + (k,), "timing goes with expect, not send (a send happens at once)")
     if "max_len" in body:
         raise b.error(kp + ("max_len",), "max_len bounds what the target sends (expect); a send takes len or data")
+    if "padding" in body:
+        raise b.error(kp + ("padding",), "padding checks what the target sends (expect); a send pads with zeros")
     if "icmp" in body:  # an ICMP error about the target's segment, not a segment (core.ipfields)
         icmp = parse_icmp(b, body, kp)
         return SendStep(s.line, s.conn, s.ref, flags="", seq=None, ack=None, window=0, data=b"", options=(), icmp=icmp)
@@ -345,6 +347,7 @@ def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
         options=b.options(body, kp, expected=True) if "options" in body else None,
         ip=parse_ip_expect(b, body["ip"], kp + ("ip",)) if "ip" in body else None,
         urgptr=_urgptr(b, body, flags_req, kp),
+        padding="padding" in body,
     )
 
 

@@ -96,6 +96,8 @@ def describe_pattern(p: SegmentPattern, w: Window) -> str:
         parts.append(f"win={p.window}")
     if p.urgptr is not None:
         parts.append(f"urgptr={p.urgptr}")
+    if p.padding:
+        parts.append("padding=zero")
     if p.data is not None:
         parts.append(f"data={p.data[:16]!r}" + ("..." if len(p.data) > 16 else ""))
     for o in p.options or ():

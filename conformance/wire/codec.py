@@ -25,7 +25,16 @@ import struct
 from dataclasses import replace
 from typing import Any
 
-from ..core.segment import FLAG_ORDER, ICMP_ERRORS, RAW_OPTION, IcmpError, IpHeader, Segment, canonical_flags
+from ..core.segment import (
+    FLAG_ORDER,
+    ICMP_ERRORS,
+    RAW_OPTION,
+    IcmpError,
+    IpHeader,
+    Segment,
+    canonical_flags,
+    octets_after_eol,
+)
 
 _OPTION_NAMES = {
     "MSS": "mss",
@@ -99,6 +108,8 @@ def to_segment(pkt: Any) -> Segment | None:
         checksum_ok=ok if chk is not None else None,
         extra=extra,
         urgptr=tcp.urgptr,
+        # Scapy's options stop at an EOL: the octets after it are read from the header itself (MUST-69)
+        after_eol=octets_after_eol(bytes(tcp)[20 : tcp.dataofs * 4]) if ("EOL", None) in tcp.options else None,
     )
 
 
@@ -438,6 +449,7 @@ def decode(frame: bytes, time: float) -> Segment | None:
         checksum_ok=checksum_ok(frame),
         extra=extra,
         urgptr=urgptr,
+        after_eol=octets_after_eol(frame[start + 20 : start + doff]) if ("eol", None) in options else None,
     )
 
 

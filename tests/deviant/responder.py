@@ -22,6 +22,8 @@ addresses from the frames they send, turns segments into frames with the project
   instead of being processed (RFC 9293 MUST-6 says ignore it);
 * ``hang_on_bad_option_length``: after a segment whose options have an illegal length (below 2, or past the
   header), the responder answers nothing more, as a stack that crashed or hung would (MUST-7).
+* ``eol_padding``: every SYN-ACK ends its options with an EOL followed by these octets (zeros conform, RFC 9293
+  §3.1 MUST-69; anything else is the deviation);
 * ``silent_bad_ack_synrcvd``: in SYN-RECEIVED, an ACK other than ISS+1 is dropped without the RST of RFC 9293
   §3.10.7.4 fifth (EP-10).
 
@@ -71,6 +73,7 @@ class Knobs:
     rst_unknown_options: bool = False
     hang_on_bad_option_length: bool = False
     silent_bad_ack_synrcvd: bool = False
+    eol_padding: bytes | None = None
 
     def profile(self) -> ModelProfile:
         """The model's profile: `base` with the knobs the model has."""
@@ -193,6 +196,8 @@ class Responder:
             seg = item.segment
             if self.knobs.synack_options and seg.flags == "SA":
                 seg = with_unasked_options(seg, now)
+            if self.knobs.eol_padding is not None and seg.flags == "SA":  # EOL and what follows it, as they are
+                seg = replace(seg, options=(*seg.options, ("raw", b"\0" + self.knobs.eol_padding)))
             frame = encode(seg, self.mac, self.macs.get(seg.dst, arp.BROADCAST))
             out.append(frame)
             if seg.payload and self.knobs.repeat:
