@@ -4,9 +4,11 @@ responder, conforming and deviant, each failure citing its requirement."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
+from conformance.core.errors import CaseFormatError
 from conformance.core.loader import load_case
 from conformance.core.outcomes import Status
 from conformance.core.rfc9293 import LINUX, RFC
@@ -14,7 +16,7 @@ from conformance.core.rfc9293.reference import play, unsupported
 from conformance.wire import codec
 
 from .deviant.responder import Knobs
-from .helpers import ROOT
+from .helpers import ROOT, line_of, write_case
 from .test_send_stimuli import play_responder
 
 BAD_ACK = ROOT / "cases/handshake/bad-ack-in-syn-received.yaml"
@@ -89,3 +91,11 @@ def test_both_decoders_keep_the_octets_after_an_eol(family: int) -> None:
         want = opts[len(before) + 1 :] if eol else None
         assert fast.after_eol == scapy.after_eol == want, opts.hex()
         assert fast == scapy and fast.payload == b"data", opts.hex()
+
+
+def test_padding_is_for_expect_only(tmp_path: Path) -> None:
+    path = write_case(tmp_path, "  - send: {flags: S, seq: isn, padding: zero}\n")
+    with pytest.raises(CaseFormatError) as err:
+        load_case(path)
+    text = str(err.value)
+    assert f"{path}:{line_of(path, 'send:')}" in text and "steps[0].send.padding" in text, text
