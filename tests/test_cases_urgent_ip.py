@@ -30,6 +30,7 @@ CASES = [
     "urgent-send-long",
     "urgent-receive-notify",
     "urgent-receive-mark",
+    "urgent-receive-long",
     "ttl-set",
     "diffserv-set",
     "diffserv-change",
@@ -42,6 +43,7 @@ class Knobs:
 
     urg_last_octet: bool = False  # the RFC 793 reading: the pointer designates the last urgent octet (not MUST-62)
     urg_first_only: bool = False  # only the first segment of long urgent data carries URG (not MUST-31)
+    urg_clamped: bool = False  # takes a pointer past the segment's own data as its last octet (not MUST-31)
     no_urgent: bool = False  # no urgent mechanism: URG never sent, ignored on receipt (not MUST-30)
     no_renotify: bool = False  # tells the application of the first urgent pointer only (not MUST-32)
     no_mark: bool = False  # reads run past the mark, sockatmark always false (not MUST-33)
@@ -76,6 +78,8 @@ class AppTarget:
         self.stream[start : start + len(seg.payload)] = seg.payload
         if "U" in seg.flags and seg.urgptr and not self.knobs.no_urgent:
             new = start + seg.urgptr - 1
+            if self.knobs.urg_clamped:
+                new = min(new, start + len(seg.payload) - 1)
             if self.mark is None or new > self.mark:
                 self.mark = new
                 self.pending = not (self.knobs.no_renotify and self.notices > 0)
@@ -133,7 +137,7 @@ class AppTarget:
             self.read += 1  # the urgent octet is read apart (not SO_OOBINLINE)
         end = len(self.stream)
         if self.mark is not None and self.read < self.mark and not self.knobs.no_mark:
-            end = self.mark  # a read stops at the mark
+            end = min(end, self.mark)  # a read stops at the mark
         data, self.read = self.stream[self.read : end], end
         return {"data": data.decode(), "eof": False, "at_mark": self._at_mark()}
 
@@ -182,6 +186,8 @@ CAUGHT = [
     ("urgent-receive-notify", "no_renotify", "MUST-32"),
     ("urgent-receive-mark", "no_mark", "MUST-33"),
     ("urgent-receive-mark", "no_urgent", "MUST-33"),
+    ("urgent-receive-long", "urg_clamped", "MUST-31"),
+    ("urgent-receive-long", "no_mark", "MUST-31"),
     ("ttl-set", "ignore_ttl", "MUST-49"),
     ("diffserv-set", "ignore_tos", "MUST-48"),
     ("diffserv-change", "ignore_tos", "MUST-48"),
@@ -232,7 +238,7 @@ def test_an_expect_checks_the_urgent_pointer(tmp_path: Path) -> None:
 
 def test_a_pointer_without_urg_does_not_pass(tmp_path: Path) -> None:
     failure = _urgent_reply(tmp_path, "A", 3).failure
-    assert failure is not None and "observed 3, without URG" in failure.render(), failure.render()
+    assert failure is not None and "observed 3, without URG" in failure.render(), failure and failure.render()
 
 
 @pytest.mark.parametrize(
