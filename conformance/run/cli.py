@@ -30,18 +30,21 @@ EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
 __all__ = ["EXIT_ERROR", "EXIT_FAILED", "EXIT_OK", "build_parser", "main", "select"]
 
 
-def _cases(args: argparse.Namespace) -> list[Case]:
-    """The cases asked for: the paths given, else cases/ here, else the shipped suite (args.cases_from says which)."""
+def _cases(args: argparse.Namespace, listing: bool = False) -> list[Case]:
+    """The cases asked for: the paths given, else cases/ here, else the shipped suite (args.cases_from says which);
+    the long ones only with --long or their file named, unless `listing` (a list shows them, marked)."""
     from .suite import case_source, matrix_model
 
-    source = case_source(args.paths, matrix=args.matrix)
+    source = case_source(args.paths, matrix=args.matrix, long=args.long or listing)
     if source is None:
         raise ConformanceError("no cases/ folder here and no suite shipped with the tool: name case files or folders")
-    args.cases_from = source.description
     paths = [str(p) for p in source.paths] + (["matrix"] if source.matrix else [])
-    cases = select(source.load(matrix_model(getattr(args, "profile", None), getattr(args, "target", None))), args.k)
+    taken = source.take(matrix_model(getattr(args, "profile", None), getattr(args, "target", None)))
+    args.cases_from = source.description + (f"; {taken.note()}" if taken.note() else "")
+    cases = select(taken.cases, args.k)
     if not cases:
-        raise ConformanceError(f"no case matches (paths {' '.join(paths)}{', -k ' + args.k if args.k else ''})")
+        asked = f"paths {' '.join(paths)}{', -k ' + args.k if args.k else ''}"
+        raise ConformanceError(f"no case matches ({asked})" + (f"; {taken.note()}" if taken.note() else ""))
     return cases
 
 
@@ -50,7 +53,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     if args.target is not None:
         return _list_plan(args)
-    print_list(_cases(args), args.format)
+    print_list(_cases(args, listing=True), args.format)
     return EXIT_OK
 
 
@@ -310,6 +313,12 @@ def _selection_arguments(p: argparse.ArgumentParser) -> None:
         "--matrix",
         action="store_true",
         help="add the generated RFC 9293 state x event matrix (880 cases; the path `matrix` names it alone)",
+    )
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="add the cases tagged long (timers of minutes, e.g. MUST-23's 3 minutes of SYNs): a folder walk leaves "
+        "them out; a long case's file named plays it",
     )
 
 

@@ -83,7 +83,7 @@ def cmd_coverage(paths: list[str] | None, results: str | None, fmt: str, json_fi
     """Compute, print and (with `json_file`) write the coverage; 0, or a ConformanceError for a bad input."""
     from .suite import case_source
 
-    source = case_source(paths, matrix=True)
+    source = case_source(paths, matrix=True, long=True)
     if source is None:
         raise ConformanceError("no cases/ folder here and no suite shipped with the tool: name case files or folders")
     run = read_results(results or DEFAULT_RESULTS, explicit=results is not None)

@@ -9,10 +9,18 @@ The RFC 9293 state x event matrix (:mod:`conformance.core.rfc9293.matrix`) is da
 not read from files: a command takes it when asked, by ``--matrix`` or by the pseudo-folder ``matrix`` among
 the paths (``conformance list matrix -k established``). It is not in the default selection: 880 dialogues add
 minutes of a target's time to a run that is otherwise as long as its longest timer.
+
+**Long cases.** A case tagged ``long`` (:data:`LONG`) watches a timer of minutes (MUST-23: a SYN retransmitted
+for 3 minutes), longer than the rest of the suite together, which plays in parallel and lasts about as long as
+its longest protocol timer (the 70 s SYN-ACK schedule). A folder walk, the default suite's included, leaves the
+long cases out; they play when asked for: ``--long`` adds those of the folders walked (``conformance run --long
+-k long``: the long cases alone), and a long case's own file named among the paths plays it. ``conformance list``
+shows them, marked; a run's header says how many it left out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,14 +41,54 @@ class CaseSource:
     description: str
     #: The generated RFC 9293 matrix too.
     matrix: bool = False
+    #: The long cases of the folders walked too (a long case's file named plays it anyway).
+    long: bool = False
 
     def load(self, model: str = "linux") -> list[Case]:
-        """The cases of the files (checked by the loader), then the matrix's when asked, predicted by the model
-        under `model` (:func:`matrix_model`)."""
+        """The cases that play: those of the files (checked by the loader) but the long ones not asked for, then
+        the matrix's when asked, predicted by the model under `model` (:func:`matrix_model`)."""
+        return self.take(model).cases
+
+    def take(self, model: str = "linux") -> Taken:
+        """The cases that play, and the long cases left out (:data:`LONG`)."""
         from ..core.loader import discover
 
-        cases = discover([str(p) for p in self.paths]) if self.paths else []
-        return cases + (matrix_cases(model) if self.matrix else [])
+        found = discover([str(p) for p in self.paths]) if self.paths else []
+        named = {p.resolve() for p in self.paths if p.is_file()}
+        plays: list[Case] = []
+        left_out: list[Case] = []
+        for case in found:
+            asked = self.long or not is_long(case) or Path(case.path).resolve() in named
+            (plays if asked else left_out).append(case)
+        return Taken(plays + (matrix_cases(model) if self.matrix else []), left_out)
+
+
+#: The tag of a case too long for the default suite: it plays with ``--long``, or when its file is named.
+LONG = "long"
+#: How to play the long cases, as a listing or a message says it.
+LONG_HOW = "plays with --long, or when its file is named"
+
+
+def is_long(case: Case) -> bool:
+    """Whether `case` is tagged :data:`LONG`."""
+    return LONG in case.tags
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The cases a command plays, and the long cases it left out."""
+
+    cases: list[Case]
+    long_left_out: list[Case]
+
+    def note(self) -> str:
+        """What a run's header or a "no case matches" message adds: how many long cases were left out, and how
+        to play them; empty when none was."""
+        ids = [c.id for c in self.long_left_out]
+        if not ids:
+            return ""
+        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        return f"{len(ids)} long case(s) left out ({shown}): --long plays them"
 
 
 #: The pseudo-folder that names the matrix among a command's paths.
@@ -85,16 +133,22 @@ def shipped_cases() -> Path | None:
     return None
 
 
-def case_source(paths: list[str] | None, matrix: bool = False) -> CaseSource | None:
+def case_source(paths: list[str] | None, matrix: bool = False, long: bool = False) -> CaseSource | None:
     """The paths given; else ``cases/`` in the current folder; else the shipped suite (None: there is none).
 
     The pseudo-folder ``matrix`` among `paths` (when no file or folder of that name is here), or `matrix`, adds
-    the generated matrix; ``matrix`` alone is the matrix alone.
+    the generated matrix; ``matrix`` alone is the matrix alone. `long` keeps the long cases of the folders
+    walked (:data:`LONG`).
     """
+    source = _case_source(paths, matrix)
+    return dataclasses.replace(source, long=True) if source is not None and long else source
+
+
+def _case_source(paths: list[str] | None, matrix: bool) -> CaseSource | None:
     named = bool(paths) and MATRIX in (paths or []) and not Path(MATRIX).exists()
     if named or matrix:
         rest = [p for p in paths or [] if not (named and p == MATRIX)]
-        base = case_source(rest) if rest or not named else CaseSource((), "")
+        base = _case_source(rest, False) if rest or not named else CaseSource((), "")
         if base is None:
             return None
         words = "the generated RFC 9293 matrix"
