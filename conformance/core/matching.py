@@ -7,11 +7,11 @@ the first). Sequence numbers are shown both as the expression and its value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .ipfields import FIELD_MAX, observed
-from .model import Reference, SegmentPattern
+from .model import Bound, Reference, SegmentPattern
 from .segment import Segment, seq_diff
 from .values import Expr
 
@@ -45,8 +45,10 @@ def compare(
     seg: Segment,
     names: dict[str, int],
     labelled: dict[str, Segment],
+    values: Mapping[str, float] | None = None,
 ) -> list[FieldDiff]:
-    """All checked fields of `seg` against `pattern`; names resolve expressions."""
+    """All checked fields of `seg` against `pattern`; names resolve expressions, `values` (the run's documented
+    values, core.params) the bounds of options. A check that cannot be made is left out: see :func:`not_checked`."""
     out: list[FieldDiff] = []
     if pattern.same_as is not None:
         orig = labelled[pattern.same_as]
@@ -77,7 +79,9 @@ def compare(
             if spec.kind == "nop":
                 continue
             got = [v for k, v in seg.options if k == spec.kind]
-            if spec.absent:
+            if isinstance(spec.value, Bound):
+                out.extend(bound_diff(spec.kind, spec.value, seg, got, values or {}))
+            elif spec.absent:
                 out.append(FieldDiff(f"option {spec.kind}", "absent", repr(got[0]) if got else "absent", not got))
             elif not got:
                 out.append(
@@ -99,6 +103,42 @@ def compare(
         out.append(FieldDiff("padding", "zeros after EOL (RFC 9293 MUST-69)", shown, zero))
     if seg.checksum_ok is False:
         out.append(FieldDiff("checksum", "valid (RFC 9293 MUST-2)", "invalid", False))
+    return out
+
+
+def bound_limit(bound: Bound, seg: Segment, values: Mapping[str, float]) -> int | None:
+    """The bound that applies to `seg` (by its address family), or None when a value it names is not known."""
+    expr = bound.of(":" in seg.src)
+    if any(name not in values for name in expr.names):
+        return None
+    return int(sum(values[name] for name in expr.names)) + expr.offset
+
+
+def bound_diff(
+    kind: str, bound: Bound, seg: Segment, got: list[object], values: Mapping[str, float]
+) -> list[FieldDiff]:
+    """``{max: ...}``: the option's value at most the bound; nothing when the option or the bound's value is
+    missing (the check is not made, and :func:`not_checked` says why)."""
+    limit = bound_limit(bound, seg, values)
+    if not got or limit is None:
+        return []
+    expr = bound.of(":" in seg.src)
+    shown = f"at most {expr} ({limit})" if expr.name is not None else f"at most {limit}"
+    return [FieldDiff(f"option {kind}", shown, repr(got[0]), isinstance(got[0], int) and got[0] <= limit)]
+
+
+def not_checked(pattern: SegmentPattern, seg: Segment, values: Mapping[str, float] | None = None) -> list[str]:
+    """Why checks of `pattern` could not be made on `seg`: the step is then reported not checked (skipped), never
+    passed. A padding check on a segment without EOL (MUST-69); a bound on an option the segment does not carry,
+    or whose documented value the run does not know."""
+    out = ["padding not checked: the segment has no EOL option"] if pattern.padding and seg.after_eol is None else []
+    for spec in pattern.options or ():
+        if isinstance(spec.value, Bound):
+            if not any(k == spec.kind for k, _ in seg.options):
+                out.append(f"option {spec.kind} not checked: the segment has no {spec.kind} option")
+            elif bound_limit(spec.value, seg, values or {}) is None:
+                names = ", ".join(spec.value.of(":" in seg.src).names)
+                out.append(f"option {spec.kind} not checked: {names} is not known for this target")
     return out
 
 

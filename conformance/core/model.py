@@ -41,8 +41,26 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Bound:
+    """``{max: ...}`` of an expected option: its value at most this, over IPv4 and over IPv6. Each bound is a
+    number or a documented value's name plus or minus a number (``mms_r_ipv4-20``: see core.params)."""
+
+    ipv4: Expr
+    ipv6: Expr
+
+    def of(self, ipv6: bool) -> Expr:
+        return self.ipv6 if ipv6 else self.ipv4
+
+    def __str__(self) -> str:
+        if self.ipv4 == self.ipv6:
+            return f"at most {self.ipv4}"
+        return f"at most {self.ipv4} (IPv4), {self.ipv6} (IPv6)"
+
+
+@dataclass(frozen=True)
 class OptionSpec:
-    """A TCP option we send, or one we expect (value None = present, any value; `absent`: must not be there)."""
+    """A TCP option we send, or one we expect (value None = present, any value; a :class:`Bound`: present, at most
+    that; `absent`: must not be there)."""
 
     kind: str  # mss | wscale | sackok | timestamp | nop | eol
     value: object = None

@@ -140,6 +140,25 @@ DOCUMENTED: dict[str, Documented] = {
             "no minimum: Linux documents a retry count (tcp_syn_retries), not a duration; the count is checked",
         ),
         Documented(
+            "mms_r_ipv4",
+            65515,
+            "octets",
+            "RFC 9293 §3.7.1 MMS_R: the largest transport-layer message the host can receive and reassemble "
+            "(EMTU_R less the IP header, RFC 1122 §3.3.2), not the link MTU: an IPv4 datagram is at most 65535 "
+            "octets (RFC 791 Total Length), so 65515, and an MSS up to 65495 keeps MUST-67 (RFC 1191 §3.1: 'the "
+            "architectural limit of 65495'; an MSS from the link MTU is a MAY). Linux reassembles that much "
+            "(ip_frag_reasm, net/ipv4/ip_fragment.c). A stack that reassembles less has a smaller MMS_R: its "
+            "profile says so",
+        ),
+        Documented(
+            "mms_r_ipv6",
+            65535,
+            "octets",
+            "RFC 9293 §3.7.1 MMS_R over IPv6: the IPv6 Payload Length is at most 65535 (RFC 8200 §3), so 65535, "
+            "and an MSS up to 65515; Linux reassembles that much (IPV6_MAXPLEN, net/ipv6/reassembly.c). "
+            "Jumbograms (RFC 2675) need a link MTU above 65575, which no Ethernet link (veth included) has",
+        ),
+        Documented(
             "tcp_invalid_ratelimit",
             500,
             "ms",

@@ -25,6 +25,7 @@ from .model import (
     AppResultStep,
     AppStep,
     AssertStep,
+    Bound,
     ExpectStep,
     OptionSpec,
     SegmentPattern,
@@ -81,6 +82,8 @@ class Lines:
 #: Octets each TCP option takes on the wire (RFC 9293 §3.2, RFC 7323, RFC 2018), and the room a header has.
 OPTION_OCTETS = {"mss": 4, "wscale": 3, "sackok": 2, "timestamp": 10, "nop": 1, "eol": 1}
 MAX_OPTION_OCTETS = 40
+#: The largest value of a 16-bit option field (the MSS), and of a bound's number.
+OPTION_VALUE_MAX = 65535
 #: An expected option's value that requires the option to be absent (``options: {wscale: absent}``).
 ABSENT = "absent"
 #: The largest payload a segment can carry: an IPv4 datagram of 65535 octets, less the IPv4 header and a TCP
@@ -213,7 +216,37 @@ class StepBuilder:
                 f"the options take {option_octets(spec)} octets; a TCP header has room for {MAX_OPTION_OCTETS}",
                 [f"{k}: {n}" for k, n in OPTION_OCTETS.items()],
             )
-        return options(spec)
+        bounds = {
+            k: self.option_bound(v, path + ("options", k), expected) for k, v in spec.items() if isinstance(v, dict)
+        }
+        return tuple(dataclasses.replace(o, value=bounds[o.kind]) if o.kind in bounds else o for o in options(spec))
+
+    def option_bound(self, value: dict[str, Any], path: Path_, expected: bool) -> Bound:
+        """``{max: B}`` or ``{max: {ipv4: B, ipv6: B}}`` of an expected option (the schema checked its shape)."""
+        if not expected:
+            raise self.error(path, "a bound ({max: ...}) is for expect; a segment we send carries a value")
+        limit = value["max"]
+        if isinstance(limit, dict):
+            return Bound(
+                self.bound_expr(limit["ipv4"], path + ("max", "ipv4")),
+                self.bound_expr(limit["ipv6"], path + ("max", "ipv6")),
+            )
+        one = self.bound_expr(limit, path + ("max",))
+        return Bound(one, one)
+
+    def bound_expr(self, value: Any, path: Path_) -> Expr:
+        """A bound: a number, or a documented value's name plus or minus a number (``mms_r_ipv4-20``)."""
+        try:
+            e = parse_expr(value)
+        except ValueError as exc:
+            raise self.error(path, str(exc)) from None
+        if e.name2 is not None or abs(e.offset) > OPTION_VALUE_MAX:
+            raise self.error(path, f"a bound is N or NAME+N / NAME-N (one name, N at most {OPTION_VALUE_MAX})")
+        if e.name is not None and e.name not in DOCUMENTED:
+            raise self.error(
+                path, f"{e.name!r} is not a documented value (see conformance profiles)", sorted(DOCUMENTED)
+            )
+        return e
 
     def raw_option(self, text: Any, path: Path_, expected: bool) -> None:
         """A ``raw:`` option: send only, hex octets."""
@@ -491,7 +524,7 @@ def _app_result(b: StepBuilder, s: RawStep) -> Step:
 
 def _state(b: StepBuilder, s: RawStep) -> Step:
     lasts = s.raw.get("lasts")
-    if isinstance(lasts, str) and lasts in DOCUMENTED:
+    if isinstance(lasts, str) and lasts in DOCUMENTED and DOCUMENTED[lasts].unit == "s":
         pass
     elif lasts is not None:
         try:
@@ -499,8 +532,8 @@ def _state(b: StepBuilder, s: RawStep) -> Step:
         except ValueError:
             raise b.error(
                 s.path + ("lasts",),
-                f"{lasts!r} is neither a duration nor a documented parameter",
-                sorted(DOCUMENTED),
+                f"{lasts!r} is neither a duration nor a documented time",
+                sorted(k for k, d in DOCUMENTED.items() if d.unit == "s"),
             ) from None
     return StateStep(line=s.line, conn=s.conn, ref=s.ref, state=s.body, lasts=lasts)
 

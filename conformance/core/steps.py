@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .model import SegmentPattern, SendStep
+from .model import Bound, SegmentPattern, SendStep
 from .segment import Segment
 from .timing import Window
 
@@ -103,6 +103,12 @@ def describe_pattern(p: SegmentPattern, w: Window) -> str:
     for o in p.options or ():
         if o.kind != "nop":
             parts.append(
-                f"{o.kind} absent" if o.absent else f"{o.kind} present" if o.value is None else f"{o.kind}={o.value}"
+                f"{o.kind} absent"
+                if o.absent
+                else f"{o.kind} present"
+                if o.value is None
+                else f"{o.kind} {o.value}"
+                if isinstance(o.value, Bound)
+                else f"{o.kind}={o.value}"
             )
     return f"expect {' '.join(parts) or 'any segment'} {w}"

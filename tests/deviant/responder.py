@@ -24,6 +24,8 @@ addresses from the frames they send, turns segments into frames with the project
   header), the responder answers nothing more, as a stack that crashed or hung would (MUST-7).
 * ``eol_padding``: every SYN-ACK ends its options with an EOL followed by these octets (zeros conform, RFC 9293
   §3.1 MUST-69; anything else is the deviation);
+* ``synack_mss``: every SYN-ACK advertises this MSS instead of the model's (above MMS_R - 20, 65495 over IPv4, is
+  the deviation: RFC 9293 §3.7.1 MUST-67);
 * ``silent_bad_ack_synrcvd``: in SYN-RECEIVED, an ACK other than ISS+1 is dropped without the RST of RFC 9293
   §3.10.7.4 fifth (EP-10).
 
@@ -74,6 +76,7 @@ class Knobs:
     hang_on_bad_option_length: bool = False
     silent_bad_ack_synrcvd: bool = False
     eol_padding: bytes | None = None
+    synack_mss: int | None = None
 
     def profile(self) -> ModelProfile:
         """The model's profile: `base` with the knobs the model has."""
@@ -196,6 +199,9 @@ class Responder:
             seg = item.segment
             if self.knobs.synack_options and seg.flags == "SA":
                 seg = with_unasked_options(seg, now)
+            if self.knobs.synack_mss is not None and seg.flags == "SA":
+                mss = self.knobs.synack_mss
+                seg = replace(seg, options=tuple((k, mss if k == "mss" else v) for k, v in seg.options))
             if self.knobs.eol_padding is not None and seg.flags == "SA":  # EOL and what follows it, as they are
                 seg = replace(seg, options=(*seg.options, ("raw", b"\0" + self.knobs.eol_padding)))
             frame = encode(seg, self.mac, self.macs.get(seg.dst, arp.BROADCAST))

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from ..checks import Check, check_of_field, strongest
 from ..ipfields import IcmpSpec, with_ip
-from ..matching import FieldDiff, compare, matches
+from ..matching import FieldDiff, compare, matches, not_checked
 from ..model import ANY_CONN, AssertStep, SegmentPattern, SendStep, Step
 from ..outcomes import FailureKind, Status
 from ..segment import IcmpError, Segment, seq_add, seq_diff
@@ -133,7 +133,7 @@ class Expect(ActiveStep):
     def _late_repeat(self, ctx: Context, index: int, seg: Segment) -> bool:
         conn = ctx.conn_of(seg)
         try:
-            if matches(compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled)):
+            if matches(compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled, values(ctx))):
                 return False  # what the step expects: judge it
         except KeyError:
             return False
@@ -176,7 +176,7 @@ class Expect(ActiveStep):
         conn = ctx.conn_of(seg)
         line = self.step.line
         try:
-            diffs = self._documented(ctx, compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled))
+            diffs = self._documented(ctx, compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled, values(ctx)))
         except KeyError as exc:
             ctx.fail(
                 self.step,
@@ -211,8 +211,8 @@ class Expect(ActiveStep):
             else:
                 entry.ok, entry.note = True, f"line {line}"
                 shown = f"{format_duration(gap)} after the previous event"
-                if self.pattern.padding and seg.after_eol is None:  # the one check it cannot make: said so
-                    desc = f"{self.description} (padding not checked: the segment has no EOL option)"
+                if unmade := not_checked(self.pattern, seg, values(ctx)):  # checks it could not make: said so
+                    desc = f"{self.description} ({'; '.join(unmade)})"
                     ctx.record(line, desc, Status.SKIPPED, seg.time, diffs, shown)
                 else:
                     ctx.record(line, self.description, Status.PASSED, seg.time, diffs, shown)
@@ -249,6 +249,11 @@ class Expect(ActiveStep):
             return
         message = f"the series held {n} segments, {problem}"
         ctx.fail(self.step, f"{self.description}: {n} segments", FailureKind.ASSERTION, message, now, check=check)
+
+
+def values(ctx: Context) -> dict[str, float]:
+    """The run's documented values by name (core.params), for the bounds of options."""
+    return {name: param.value for name, param in ctx.params.items()}
 
 
 class Silence(ActiveStep):
