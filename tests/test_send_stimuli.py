@@ -98,13 +98,15 @@ def test_send_only_fields_in_an_expect_are_rejected(tmp_path: Path, segment: str
 # ==================================================================== the cases, offline
 
 
-def play_responder(case: Case, knobs: Knobs) -> Verdict:
-    """`case` against a responder with `knobs`, frame by frame on a fake clock (0.2 ms one way)."""
-    responder = Responder(knobs, {PORT: "listen"} if case.service == "listen" else {}, ADDR)
+def play_responder(case: Case, knobs: Knobs, secondary: str | None = None) -> Verdict:
+    """`case` against a responder with `knobs` (and a second address), frame by frame on a fake clock (0.2 ms
+    one way)."""
+    apps = {PORT: case.service} if case.service in ("listen", "banner") else {}
+    responder = Responder(knobs, apps, ADDR, secondary=secondary)
     names = case.connections()
     ports = {name: 40000 + i for i, name in enumerate(names)}
     isns = {name: 1000 + 100_000 * i for i, name in enumerate(names)}
-    dialogue = Dialogue(case, resolve({}), Addressing(PROBER, ADDR, PORT), ports, isns)
+    dialogue = Dialogue(case, resolve({}), Addressing(PROBER, ADDR, PORT, secondary=secondary), ports, isns)
     wire: list[tuple[float, int, bool, bytes]] = []
     now, count = 0.0, 0
 

@@ -155,8 +155,13 @@ class Dialogue:
             return
         if conn.tport is None and "S" in seg.flags:
             conn.tport = seg.sport  # the target's application connected to us: learn its port
+            if seg.src != self.addr.target_ip and self.addr.name_of(seg.src) is not None:
+                conn.taddr = seg.src  # and its address, when it is another of the target's (never any other)
         if seg.sport != conn.tport:
             return
+        name = self.addr.name_of(seg.src)
+        if name is not None:  # which of the target's addresses it came from (an expect's ip src, core.ipfields)
+            seg.extra["src_name"] = name
         self.trace.append(TraceEntry(seg.time, False, conn.name, seg))
         if seg.checksum_ok is False:  # a corrupt copy: noted, never judged as the target's answer
             self.trace[-1].note = "bad TCP checksum: not judged as the target's answer (RFC 9293 MUST-2)"
@@ -437,7 +442,7 @@ class Dialogue:
     ) -> Segment:
         return Segment(
             src=self.addr.our_ip,
-            dst=self.addr.target_ip,
+            dst=conn.taddr or self.addr.target_ip,
             sport=conn.sport,
             dport=conn.tport if conn.tport is not None else self.addr.target_port,
             seq=seq,

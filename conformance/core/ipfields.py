@@ -10,8 +10,12 @@ Three things a TCP case needs below TCP (RFC 9293 §3.9.2):
   type 68, with room for N stamps), ``unknown: T`` (an option of type T, four octets, where T is one of the
   values RFC 4727 §2.5 reserves for experiments, so that no stack can know it). ``src`` and ``dst`` are names,
   never addresses: ``dst: broadcast`` (the target subnet's directed broadcast, which the run knows only for a
-  target whose prefix it set up), ``src: unspecified`` (0.0.0.0) or ``src: broadcast``; every address that can
-  come out of them is in the test range or 0.0.0.0.
+  target whose prefix it set up), ``dst: secondary`` (the target's second address, which only the embedded target
+  has: the connection's segments go there from then on, RFC 9293 §3.9.1.1), ``src: unspecified`` (0.0.0.0) or
+  ``src: broadcast``; every address that can come out of them is in the test range or 0.0.0.0. A send that names
+  only ``dst: secondary`` is played over IPv6 too.
+* ``expect: {..., ip: {src: secondary}}`` — the target's address the segment must come from, by name
+  (``primary``, ``secondary``, or a list of them: any one); the check is named ``ip``.
 * ``expect: {..., ip: {ttl: 64, tos: 0, id: NAME}}`` — IP header fields of the target's segment (TTL or IPv6 hop
   limit, TOS or IPv6 traffic class, IPv4 identification): each is a check named ``ip``. ``bind: {NAME: ip_id}``
   (or ``ttl``, ``tos``) keeps a field's value.
@@ -31,13 +35,17 @@ from .segment import IpHeader, Segment
 from .values import Expr
 
 Path_ = tuple[str | int, ...]
+#: A check's field, what was expected, what was observed, and whether they agree (a matching.FieldDiff's parts).
+FieldDiffLike = tuple[str, str, str, bool]
 
 #: ICMP errors a case may send (type: codes), RFC 9293 §3.9.2.2: destination unreachable's soft (0, 1, 5) and hard
 #: (2-4) codes, source quench, time exceeded, parameter problem.
 ICMP_SENDABLE: dict[int, tuple[int, ...]] = {3: (0, 1, 2, 3, 4, 5), 4: (0,), 11: (0, 1), 12: (0,)}
 #: Names a case gives the source and destination of a segment it sends in place of its own and the target's.
 SOURCES = ("unspecified", "broadcast")
-DESTINATIONS = ("broadcast",)
+DESTINATIONS = ("broadcast", "secondary")
+#: Names of the target's addresses an expect checks the source of a segment against (``ip: {src: ...}``).
+TARGET_ADDRESSES = ("primary", "secondary")
 #: IP option types RFC 4727 §2.5 reserves for experiments (copied flag, class, number 30): no stack knows them.
 UNKNOWN_OPTION_TYPES = (30, 94, 158, 222)
 IP_OPTION_NOP, IP_OPTION_EOL, IP_OPTION_TIMESTAMP = 1, 0, 68
@@ -147,6 +155,8 @@ def parse_ip_expect(b: Builder, spec: dict[str, Any], path: Path_) -> tuple[tupl
     """``expect: {..., ip: {ttl: 64, id: NAME}}``: each field a number in its range or a bound name."""
     out = []
     for name, value in spec.items():
+        if name == "src":  # a named address, not a header field's value: parse_ip_source
+            continue
         if name not in CHECKED:
             raise b.error(path + (name,), f"no IP field {name!r} is checked", sorted(CHECKED))
         e = b.expr(value, path + (name,))
@@ -154,6 +164,30 @@ def parse_ip_expect(b: Builder, spec: dict[str, Any], path: Path_) -> tuple[tupl
             raise b.error(path + (name,), f"{e.offset} is beyond the field (0-{FIELD_MAX[name]})")
         out.append((name, e))
     return tuple(out)
+
+
+def parse_ip_source(b: Builder, spec: dict[str, Any], path: Path_) -> tuple[str, ...] | None:
+    """``expect: {..., ip: {src: secondary}}`` (or a list of names): the target's addresses the segment may come
+    from; None when the expect does not check it."""
+    if "src" not in spec:
+        return None
+    value = spec["src"]
+    names = value if isinstance(value, list) else [value]
+    if not names or len(names) > len(TARGET_ADDRESSES):
+        raise b.error(path + ("src",), "name one of the target's addresses, or a list of them", TARGET_ADDRESSES)
+    for name in names:
+        if name not in TARGET_ADDRESSES:
+            problem = f"{name!r}: the target's address is named, never written as an address"
+            raise b.error(path + ("src",), problem, TARGET_ADDRESSES)
+    return tuple(dict.fromkeys(names))
+
+
+def source_diff(allowed: tuple[str, ...], seg: Segment) -> FieldDiffLike:
+    """Where the target's `seg` came from, against the names allowed: (field, expected, observed, ok). The engine
+    names the source when the segment arrives (``extra["src_name"]``: primary, secondary, or absent)."""
+    name = seg.extra.get("src_name")
+    shown = f"{seg.src} ({name})" if isinstance(name, str) else f"{seg.src} (not an address of the target)"
+    return "ip src", " or ".join(allowed), shown, name in allowed
 
 
 def observed(extra: dict[str, object], name: str) -> int | None:
@@ -173,29 +207,39 @@ def broadcast(address: str, prefix: int | None) -> str | None:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).broadcast_address)
 
 
-def resolve(name: str, address: str, prefix: int | None) -> str | None:
+def resolve(name: str, address: str, prefix: int | None, secondary: str | None = None) -> str | None:
     """The address a case's name stands for, next to the target's `address`: None when it has none here."""
+    if name == "secondary":
+        return secondary
     if name == "unspecified":
         return None if ":" in address else "0.0.0.0"
     return broadcast(address, prefix)
 
 
-def with_ip(seg: Segment, ip: IpSend, target: str, prefix: int | None) -> Segment | None:
+def with_ip(seg: Segment, ip: IpSend, target: str, prefix: int | None, secondary: str | None = None) -> Segment | None:
     """`seg` with the header fields and named addresses of `ip`; None when a name has no address here."""
     src, dst = seg.src, seg.dst
     if ip.src is not None:
-        src = resolve(ip.src, target, prefix) or ""
+        src = resolve(ip.src, target, prefix, secondary) or ""
     if ip.dst is not None:
-        dst = resolve(ip.dst, target, prefix) or ""
-    if not src or not dst or ":" in target:
+        dst = resolve(ip.dst, target, prefix, secondary) or ""
+    if not src or not dst or (":" in target and not only_secondary(ip)):
         return None
     return replace(seg, src=src, dst=dst, ip=None if ip.header == IpHeader() else ip.header)
 
 
-def unplayable(steps: Iterable[object], family: int, prefix: int | None) -> str | None:
-    """Why the IP-level steps among `steps` cannot be played over `family` on a target of IPv4 `prefix` (None:
-    they can): ICMP errors and IP header fields are IPv4 only; a broadcast needs the target's prefix."""
+def only_secondary(ip: IpSend) -> bool:
+    """Whether `ip` only sends to the target's secondary address (no header field): any family can carry it."""
+    return ip.dst == "secondary" and ip.src is None and ip.header == IpHeader()
+
+
+def unplayable(steps: Iterable[object], family: int, prefix: int | None, secondary: str | None = None) -> str | None:
+    """Why the IP-level steps among `steps` cannot be played over `family` on a target of IPv4 `prefix` and
+    second address `secondary` (None: they can): ICMP errors and IP header fields are IPv4 only; a broadcast
+    needs the target's prefix, the secondary address a target that has one."""
     for step in steps:
+        if secondary is None and _names_secondary(step):
+            return f"needs the target's second IPv{family} address, which only the embedded target has"
         if ("to", "broadcast") in getattr(step, "args", ()):  # an app connect to the broadcast address
             if family != 4 or prefix is None:
                 return "connects to the target subnet's broadcast address: IPv4, on a target the tool set up"
@@ -203,6 +247,8 @@ def unplayable(steps: Iterable[object], family: int, prefix: int | None) -> str 
         if family != 4 and any(name == "id" for name, _ in checked):
             return "checks the IPv4 identification, which IPv6 has no counterpart of in its header"
         icmp, ip = getattr(step, "icmp", None), getattr(step, "ip", None)
+        if isinstance(ip, IpSend) and only_secondary(ip):
+            continue  # the secondary address alone: any family (checked above)
         if not isinstance(icmp, IcmpSpec) and not isinstance(ip, IpSend):
             continue
         if family != 4:
@@ -212,3 +258,12 @@ def unplayable(steps: Iterable[object], family: int, prefix: int | None) -> str 
                 "sends to or from the target subnet's broadcast address, which the tool knows only on targets it set up"
             )
     return None
+
+
+def _names_secondary(step: object) -> bool:
+    """Whether `step` sends to the target's secondary address or names it among a segment's sources (a case about
+    a target of two addresses)."""
+    ip = getattr(step, "ip", None)
+    if isinstance(ip, IpSend) and "secondary" in (ip.src, ip.dst):
+        return True
+    return "secondary" in (getattr(getattr(step, "pattern", None), "src", None) or ())

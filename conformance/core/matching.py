@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .ipfields import FIELD_MAX, observed
+from .ipfields import FIELD_MAX, observed, source_diff
 from .model import Bound, Reference, SegmentPattern
 from .segment import Segment, seq_diff
 from .values import Expr
@@ -95,6 +95,8 @@ def compare(
                 out.append(FieldDiff(f"option {spec.kind}", "present", repr(got[0]), True))
     for name, expr in pattern.ip or ():
         out.append(ip_diff(name, expr, seg, names))
+    if pattern.src is not None:
+        out.append(FieldDiff(*source_diff(pattern.src, seg)))
     if pattern.urgptr is not None:
         out.append(urgptr_diff(pattern.urgptr, seg))
     if pattern.padding and seg.after_eol is not None:

@@ -84,6 +84,9 @@ class SegmentPattern:
     options: tuple[OptionSpec, ...] | None = None
     #: IP header fields to check (``ip: {ttl: 64}``: ttl, tos, id), see core.ipfields.
     ip: tuple[tuple[str, Expr], ...] | None = None
+    #: The target's addresses the segment may come from, by name (``ip: {src: secondary}``: primary, secondary;
+    #: core.ipfields), or None: not checked.
+    src: tuple[str, ...] | None = None
     #: The urgent pointer field (``urgptr: N``, with U among the flags): SEG.SEQ + N is the octet after the urgent
     #: data (RFC 9293 §3.8.5, MUST-62).
     urgptr: int | None = None

@@ -44,6 +44,19 @@ class Addressing:
     target_port: int
     #: The prefix length of the target's IPv4 subnet, when the run knows it (its directed broadcast, core.ipfields).
     prefix: int | None = None
+    #: The target's second address of this family, when it has one the run knows (``secondary``, core.ipfields).
+    secondary: str | None = None
+
+    def named(self) -> dict[str, str]:
+        """The target's addresses by the names a case gives them (``primary``, ``secondary``)."""
+        names = {"primary": self.target_ip}
+        if self.secondary is not None:
+            names["secondary"] = self.secondary
+        return names
+
+    def name_of(self, address: str) -> str | None:
+        """The name of `address` among the target's (None: not one of them)."""
+        return next((name for name, a in self.named().items() if a == address), None)
 
 
 @dataclass
@@ -60,6 +73,9 @@ class Connection:
     #: The target's port: the service's, or learned from its SYN when its application connects.
     tport: int | None = None
     sock: int | None = None  # the agent's socket for this connection
+    #: The target's address of this connection, when it is not the primary one: the secondary a send named
+    #: (``ip: {dst: secondary}``), or the address the target's application connected from (RFC 9293 §3.9.1.1).
+    taddr: str | None = None
 
 
 def describe_send(s: SendStep) -> str:

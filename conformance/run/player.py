@@ -249,18 +249,20 @@ class Player:
             fut.set_result(CaseResult(case, status, message, 0.0, target.info))
 
         prefix = ep.prefix if family == 4 else None
+        secondary = ep.secondary_ip6 if family == 6 else ep.secondary_ip
         our_ip, target_ip = (ep.our_ip6, ep.target_ip6) if family == 6 else (ep.our_ip, ep.target_ip)
         if our_ip is None or target_ip is None:
             early("skipped", f"this target has no IPv{family} address")
             return None
-        if (why := _unplayable_here(case, ep, family, prefix)) is not None:
+        if (why := _unplayable_here(case, ep, family, prefix, secondary)) is not None:
             early("skipped", why)
             return None
         port = take() if case.service == "agent" else ep.ports.get(case.service)
         if port is None:
             early("error", f"the target has no {case.service!r} service")
             return None
-        dialogue = self._dialogue(case, target, Addressing(our_ip, target_ip, port, prefix), our_ports, isns)
+        addressing = Addressing(our_ip, target_ip, port, prefix, secondary)
+        dialogue = self._dialogue(case, target, addressing, our_ports, isns)
         p = _Play(
             case,
             target,
@@ -375,11 +377,13 @@ class Player:
         p.future.set_result(result)
 
 
-def _unplayable_here(case: Case, ep: Endpoint, family: int, prefix: int | None) -> str | None:
+def _unplayable_here(
+    case: Case, ep: Endpoint, family: int, prefix: int | None, secondary: str | None = None
+) -> str | None:
     """Why ``case`` cannot play on this endpoint (no agent, steps the family cannot carry); None if it can."""
     if case.needs_agent and ep.agent is None:
         return "needs the target agent (app steps); this target has none"
-    return unplayable(case.steps, family, prefix)
+    return unplayable(case.steps, family, prefix, secondary)
 
 
 def loss_of(p: _Play) -> str:

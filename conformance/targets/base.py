@@ -314,6 +314,10 @@ class Endpoint:
     target_mac6: str | None = None
     #: The prefix length of the target's IPv4 subnet, when the tool set it up (its directed broadcast).
     prefix: int | None = None
+    #: The target's second address of each family, on the same link and subnet, when the tool set one up (the
+    #: embedded target: ``secondary`` in a case, RFC 9293 §3.9.1.1); cases that name it are skipped elsewhere.
+    secondary_ip: str | None = None
+    secondary_ip6: str | None = None
 
 
 def joined(*addresses: str | None) -> str:

@@ -4,15 +4,17 @@ Layout (made by :class:`NamespaceTarget`, removed on exit, also on failure)::
 
     prober namespace cfp-PID-N           target namespace cft-PID-N (or the user's)
     ┌──────────────────────────┐         ┌──────────────────────────────────┐
-    │ cfPIDpN  (no IP address) │ ─veth─  │ cfPIDtN 198.18.N.2/24            │
-    │ Scapy injects/captures   │         │         2001:2:0:N::2/64         │
+    │ cfPIDpN  (no IP address) │ ─veth─  │ cfPIDtN 198.18.N.2/24, N.3/24    │
+    │ Scapy injects/captures   │         │  2001:2:0:N::2/64, N::3/64       │
     └──────────────────────────┘         │ services: listen 7000, banner    │
                                          │ 7001, echo 7007, http 7080,      │
                                          │ nothing on 7009                  │
                                          └──────────────────────────────────┘
 
 The services and the agent's listeners bind to the target's two addresses only, never to every address
-of the namespace (which may be the user's, with services of its own).
+of the namespace (which may be the user's, with services of its own). The embedded target (not a
+``netns:NAME`` one) has a second address of each family, ``.3`` and ``::3`` (``secondary`` in a case): the
+services listen there too, the agent does not.
 
 The prober's interface carries no address and sits in a namespace of its own,
 so no kernel answers for the prober (no stray RSTs) and nothing it sends can be
@@ -132,6 +134,11 @@ class NamespaceTarget:
         self.target_ip = f"198.18.{index}.2"
         self.our_ip6 = ipaddress.ip_address(f"2001:2:0:{index:x}::1").compressed
         self.target_ip6 = ipaddress.ip_address(f"2001:2:0:{index:x}::2").compressed
+        # A second address of each family on the same link and subnet (cases about a connection's local address,
+        # RFC 9293 §3.9.1.1), on the embedded target only: a netns:NAME namespace gets just the two above.
+        embedded = existing is None
+        self.secondary_ip = f"198.18.{index}.3" if embedded else None
+        self.secondary_ip6 = ipaddress.ip_address(f"2001:2:0:{index:x}::3").compressed if embedded else None
         self._made_ns: list[str] = []
         self._record = records.this_run()
         self._lo_was_down = False  # in the user's namespace: we set lo up, and set it down again on exit
@@ -160,7 +167,8 @@ class NamespaceTarget:
         has_ipv6 = self._setup_ipv6(our_mac)
         # Bound to the target's own addresses: they exist now.
         binds = [a for a in (self.target_ip, self.target_ip6 if has_ipv6 else None) if a is not None]
-        self._start_services(binds)
+        secondaries = [a for a in (self.secondary_ip, self.secondary_ip6 if has_ipv6 else None) if a is not None]
+        self._start_services(binds + secondaries)
         ready = self._ready
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         inside = [sys.executable, "-m", "conformance.inside.agent", *(f"--addr={a}" for a in binds)]
@@ -182,6 +190,8 @@ class NamespaceTarget:
             our_ip6=self.our_ip6 if has_ipv6 else None,
             target_ip6=self.target_ip6 if has_ipv6 else None,
             prefix=PREFIX_LEN,
+            secondary_ip=self.secondary_ip,
+            secondary_ip6=self.secondary_ip6 if has_ipv6 else None,
         )
         return self.endpoint
 
@@ -236,6 +246,8 @@ class NamespaceTarget:
         with NetNS(self.target_ns) as ns:
             i = _wait_link(ns, self.target_if, self.target_ns)
             ns.addr("add", index=i, address=self.target_ip, prefixlen=PREFIX_LEN)
+            if self.secondary_ip is not None:  # after the primary: the kernel marks it secondary (not the route's src)
+                ns.addr("add", index=i, address=self.secondary_ip, prefixlen=PREFIX_LEN)
             ns.link("set", index=i, state="up")
             lo = ns.link_lookup(ifname="lo")
             if lo:
@@ -255,6 +267,10 @@ class NamespaceTarget:
         ns = ["ip", "-n", self.target_ns]
         try:
             _run([*ns, "-6", "addr", "add", f"{self.target_ip6}/64", "dev", self.target_if, "nodad"])
+            if self.secondary_ip6 is not None:  # deprecated (preferred_lft 0): it takes connections, but source
+                # selection keeps the primary for the target's own connects, as before it existed (RFC 6724 rule 3)
+                second = [f"{self.secondary_ip6}/64", "dev", self.target_if, "nodad", "preferred_lft", "0"]
+                _run([*ns, "-6", "addr", "add", *second])
             _run(
                 [
                     *ns,

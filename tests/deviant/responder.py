@@ -28,6 +28,9 @@ addresses from the frames they send, turns segments into frames with the project
   the deviation: RFC 9293 §3.7.1 MUST-67);
 * ``silent_bad_ack_synrcvd``: in SYN-RECEIVED, an ACK other than ISS+1 is dropped without the RST of RFC 9293
   §3.10.7.4 fifth (EP-10).
+* ``answer_from_primary``: a connection opened to the responder's second address (``secondary``) is answered
+  from its primary address, as a stack that takes the route's source for every segment would (RFC 9293
+  §3.9.1.1 MUST-45 says the connection's own local address).
 
 The model's own knobs (backoff, initial and minimum RTO, retry counts) are set through :meth:`Knobs.profile`.
 """
@@ -75,6 +78,7 @@ class Knobs:
     rst_unknown_options: bool = False
     hang_on_bad_option_length: bool = False
     silent_bad_ack_synrcvd: bool = False
+    answer_from_primary: bool = False
     eol_padding: bytes | None = None
     synack_mss: int | None = None
 
@@ -105,9 +109,16 @@ def next_tick(time: float, tick: float) -> float:
 
 
 class Responder:
-    """See the module docstring. `apps`: port -> ``listen`` or ``banner``."""
+    """See the module docstring. `apps`: port -> ``listen`` or ``banner``; `secondary`: a second IPv4 address."""
 
-    def __init__(self, knobs: Knobs, apps: dict[int, str], addr: str | None, addr6: str | None = None) -> None:
+    def __init__(
+        self,
+        knobs: Knobs,
+        apps: dict[int, str],
+        addr: str | None,
+        addr6: str | None = None,
+        secondary: str | None = None,
+    ) -> None:
         if addr is None and addr6 is None:
             raise ValueError("the responder needs an address (IPv4, IPv6 or both)")
         self.knobs = knobs
@@ -121,6 +132,10 @@ class Responder:
                 for port, app in apps.items():
                     host.listen(port, app)
                 self.hosts[address] = host
+        if secondary is not None and addr is not None:  # a host of its own (its local address), or the knob's
+            self.hosts[secondary] = self.hosts[addr] if knobs.answer_from_primary else Host(secondary, profile)
+            for port, app in apps.items() if not knobs.answer_from_primary else ():
+                self.hosts[secondary].listen(port, app)
         self.macs: dict[str, str] = {}  # peer address -> its MAC, learnt from its frames
         self.repeats: list[tuple[float, bytes]] = []  # (when, frame), in time order
         self.counts = {"in": 0, "out": 0, "icmp": 0, "repeats": 0, "arp": 0, "nd": 0}

@@ -60,7 +60,7 @@ class AgentCommand(ActiveStep):
         if cmd == "state":
             if conn.tport is None:
                 return f"the target's port of connection {conn.name} is not known yet"
-            return {"local": [ctx.addr.target_ip, conn.tport], "remote": [ctx.addr.our_ip, conn.sport]}
+            return {"local": [conn.taddr or ctx.addr.target_ip, conn.tport], "remote": [ctx.addr.our_ip, conn.sport]}
         if cmd == "listen":
             args["port"] = ctx.addr.target_port
             args["addr"] = "::" if ":" in ctx.addr.target_ip else "0.0.0.0"

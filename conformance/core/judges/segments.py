@@ -61,12 +61,14 @@ class Send(ActiveStep):
         if s.bad_checksum or s.urgptr:
             seg = replace(seg, checksum_ok=False if s.bad_checksum else None, urgptr=s.urgptr)
         if s.ip is not None:
-            ip_seg = with_ip(seg, s.ip, ctx.addr.target_ip, ctx.addr.prefix)
+            ip_seg = with_ip(seg, s.ip, ctx.addr.target_ip, ctx.addr.prefix, ctx.addr.secondary)
             if ip_seg is None:
                 problem = f"cannot send: no {s.ip.src or s.ip.dst} address is known for {ctx.addr.target_ip}"
                 ctx.fail(s, describe_send(s), FailureKind.UNEXPECTED, problem, now, fatal=True)
                 return Progress.DONE
             seg = ip_seg
+            if s.ip.dst == "secondary":  # the connection is at that address from now on (RFC 9293 §3.9.1.1)
+                conn.taddr = seg.dst
         ctx.emit(conn, seg, now, note=f"line {s.line}")
         ctx.record(s.line, describe_send(s), Status.PASSED, now)
         end = seq_add(seq, seg.seg_len)
