@@ -1,0 +1,64 @@
+"""cases/app/aggregate-sends.yaml (MAY-16) against scripted targets on a fake clock: a stack that holds the three
+writes and sends them as one passes; one that sends each at once is reported (info), never failed: a MAY."""
+
+from __future__ import annotations
+
+from conformance.core.engine import Verdict
+from conformance.core.loader import load_case
+from conformance.core.outcomes import Status
+from conformance.core.profiles import load_profile
+from conformance.core.rfc9293.reference import unsupported
+
+from .helpers import ISN, PEER_ISN, ROOT, FakeWire
+
+CASE = ROOT / "cases" / "app" / "aggregate-sends.yaml"
+
+
+def _play(later: list[bytes]) -> Verdict:
+    """ "a" at once; then, after the three writes, `later` one segment each: at once (a stack without Nagle) when
+    the list has three, else after our ACK of "a"."""
+    w = FakeWire(load_case(CASE), profile=load_profile("linux"))
+    answered: set[int] = set()
+    t = 100.0
+    w.advance(t)
+
+    def answer_app(now: float) -> None:
+        for request in w.requests:
+            if request.id not in answered:
+                answered.add(request.id)
+                answer: dict[str, object] = {"ok": True, "sock": 2, "options": {"TCP_NODELAY": 0}}
+                if request.cmd == "send":
+                    answer["sent"] = len(str(request.args.get("data", "")).encode())
+                w.dialogue.app_answer(request.id, answer, now)
+                w.advance(now)
+
+    answer_app(t + 0.001)  # listen
+    w.reply(t + 0.002, "SA", seq=PEER_ISN, ack=ISN + 1)
+    for i in range(3):  # accept, getsockopt, send "a"
+        answer_app(t + 0.003 + i * 0.001)
+    w.reply(t + 0.007, "PA", seq=PEER_ISN + 1, ack=ISN + 1, payload=b"a")
+    for i in range(3):  # the three writes
+        answer_app(t + 0.008 + i * 0.001)
+    seq = PEER_ISN + 2
+    at = t + 0.012 if len(later) == 3 else t + 0.2  # at once, or after our ACK of "a" (100 ms of silence)
+    for data in later:
+        w.reply(at, "PA", seq=seq, ack=ISN + 1, payload=data)
+        seq, at = seq + len(data), at + 0.0002
+    w.run_until(at + 2)
+    return w.verdict()
+
+
+def test_held_and_sent_as_one_passes() -> None:
+    v = _play([b"bcd"])
+    assert v.status is Status.PASSED and not v.findings, v.failure.render() if v.failure else v.findings
+
+
+def test_sent_at_once_is_information_not_a_failure() -> None:
+    v = _play([b"b", b"c", b"d"])
+    assert v.status is not Status.FAILED, v.failure.render() if v.failure else ""
+    assert v.findings and all(f.failure.reference is not None for f in v.findings)
+    assert {f.failure.reference.id for f in v.findings if f.failure.reference} == {"MAY-16"}
+
+
+def test_the_model_declines_it_with_the_reason() -> None:
+    assert "getsockopt" in (unsupported(load_case(CASE)) or "")
