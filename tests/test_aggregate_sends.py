@@ -10,6 +10,7 @@ from conformance.core.profiles import load_profile
 from conformance.core.rfc9293.reference import unsupported
 
 from .helpers import ISN, PEER_ISN, ROOT, FakeWire
+from .test_push_collapse import answer_app_requests
 
 CASE = ROOT / "cases" / "app" / "aggregate-sends.yaml"
 
@@ -23,14 +24,7 @@ def _play(later: list[bytes]) -> Verdict:
     w.advance(t)
 
     def answer_app(now: float) -> None:
-        for request in w.requests:
-            if request.id not in answered:
-                answered.add(request.id)
-                answer: dict[str, object] = {"ok": True, "sock": 2, "options": {"TCP_NODELAY": 0}}
-                if request.cmd == "send":
-                    answer["sent"] = len(str(request.args.get("data", "")).encode())
-                w.dialogue.app_answer(request.id, answer, now)
-                w.advance(now)
+        answer_app_requests(w, answered, now)
 
     answer_app(t + 0.001)  # listen
     w.reply(t + 0.002, "SA", seq=PEER_ISN, ack=ISN + 1)

@@ -14,6 +14,19 @@ from .helpers import ISN, PEER_ISN, ROOT, FakeWire
 CASE = ROOT / "cases" / "sender" / "push-collapse.yaml"
 
 
+def answer_app_requests(w: FakeWire, answered: set[int], now: float) -> None:
+    """Answer every agent command the engine gave and `answered` does not hold, as a well-behaved application
+    on a socket with the defaults would (TCP_NODELAY 0); a send says it took all its octets."""
+    for request in w.requests:
+        if request.id not in answered:
+            answered.add(request.id)
+            answer: dict[str, object] = {"ok": True, "sock": 2, "options": {"TCP_NODELAY": 0}}
+            if request.cmd == "send":
+                answer["sent"] = len(str(request.args.get("data", "")).encode())
+            w.dialogue.app_answer(request.id, answer, now)
+            w.advance(now)
+
+
 def _play(segments: list[tuple[str, bytes]]) -> Verdict:
     """The target completes the handshake; once our window opens it sends `segments` (flags, data)."""
     w = FakeWire(load_case(CASE), profile=load_profile("linux"))
@@ -22,12 +35,7 @@ def _play(segments: list[tuple[str, bytes]]) -> Verdict:
     w.advance(t)
 
     def answer_app(now: float) -> None:
-        for request in w.requests:
-            if request.id not in answered:
-                answered.add(request.id)
-                sent = len(str(request.args.get("data", "")).encode()) if request.cmd == "send" else None
-                w.dialogue.app_answer(request.id, {"ok": True, "sock": 2, **({"sent": sent} if sent else {})}, now)
-                w.advance(now)
+        answer_app_requests(w, answered, now)
 
     answer_app(t + 0.001)  # listen
     w.reply(t + 0.002, "SA", seq=PEER_ISN, ack=ISN + 1)
