@@ -4,6 +4,9 @@ and the two cases that use it (RFC 9293 §3.9.1.1: MUST-44, MUST-45), conforming
 
 from __future__ import annotations
 
+import os
+import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from conformance.core.rfc9293.reference import play, unsupported
 
 from .deviant.responder import Knobs
 from .helpers import OUR_IP, PEER_ISN, ROOT, TARGET_IP, TARGET_PORT, FakeWire, line_of, write_case
+from .test_integration import conformance, junit_cases
 from .test_send_stimuli import play_responder
 
 SECONDARY = "198.18.0.3"
@@ -153,3 +157,36 @@ def test_must44_passes_against_the_model() -> None:
     verdict = play(load_case(CONNECT_CASE), LINUX).verdict
     assert verdict.status is Status.PASSED, verdict.failure and verdict.failure.render()
     assert PEER_ISN  # the helpers' scripted ISN is not used by the model
+
+
+# ==================================================================== on the embedded target, and on a user's namespace
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces")
+def test_the_cases_pass_on_the_embedded_target_and_are_skipped_on_a_namespace_without_a_second_address(
+    tmp_path: Path,
+) -> None:
+    cases = (str(SECONDARY_CASE), str(CONNECT_CASE))
+    proc = conformance("run", *cases, "--reports", str(tmp_path / "embedded"), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    played = junit_cases(tmp_path / "embedded" / "junit.xml")
+    outcomes = {
+        n: [child.tag for child in tc if child.tag in ("failure", "error", "skipped")] for n, tc in played.items()
+    }
+    assert len(played) == 4 and not any(outcomes.values()), outcomes  # passed, over both families
+    name = f"cftest-second-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        proc = conformance("run", *cases, "--target", f"netns:{name}", "--reports", str(tmp_path / "ns"), timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        skipped = junit_cases(tmp_path / "ns" / "junit.xml")
+        assert len(skipped) == 4 and {_outcome(tc) for tc in skipped.values()} == {"skipped"}, proc.stdout
+        assert "second IPv6 address, which only the embedded target has" in proc.stdout, proc.stdout
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def _outcome(testcase: ET.Element) -> str:
+    """A JUnit test case's failure, error or skipped element's tag ("" when it passed)."""
+    return next((child.tag for child in testcase if child.tag in ("failure", "error", "skipped")), "")
