@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 One :class:`~conformance.core.rfc9293.Host` per address family plays TCP (its listeners: ``listen`` apps that
-never accept, and ``banner`` apps that send :data:`~conformance.core.rfc9293.host.BANNER` once established). The
+never accept, and ``banner`` apps that send :data:`~conformance.core.rfc9293.apps.BANNER` once established). The
 :class:`Responder` around it answers ARP and Neighbor Solicitations for its addresses, learns its peers' MAC
 addresses from the frames they send, turns segments into frames with the project's codec, and applies the knobs
 (:class:`Knobs`) where the model has none:

@@ -8,8 +8,8 @@ segments it sends (each an :class:`~.tcb.Emitted` naming its rule). Every decisi
 :attr:`Host.decisions`. A segment for a connection it has goes to :mod:`.arrive` by the connection's state; one
 for a port with a listener opens a connection (§3.10.7.2); any other meets CLOSED (§3.10.7.1).
 
-The applications are small: ``listen`` never accepts, ``banner`` sends :data:`BANNER` once the connection is
-established and closes when the peer does (``conformance.inside.services``), ``agent`` does what it is told.
+The applications are those of :mod:`.apps` (``listen``, ``banner``, ``echo``, ``http``), told of every segment
+that reached their connection; ``agent`` does what it is told (:mod:`.agent`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ from __future__ import annotations
 import hashlib
 
 from ..segment import SEQ_MOD, Segment, seq_add, seq_diff
-from . import arrive, minisocks
+from . import apps, arrive, minisocks
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
-
-#: What the banner service sends (conformance.inside.services.BANNER).
-BANNER = b"conformance banner: hello from the target\r\n"
 
 Key = tuple[int, str, int]  # local port, remote address, remote port
 
@@ -210,13 +207,14 @@ class Host:
         return out
 
     def _application(self, tcb: Tcb, before: State, now: float) -> list[Emitted]:
-        """What the connection's application does after a segment changed the state."""
-        if tcb.app == "banner":
-            if before is State.SYN_RECEIVED and tcb.state is State.ESTABLISHED:
-                return self.send(tcb, BANNER, now)
-            if before is not State.CLOSE_WAIT and tcb.state is State.CLOSE_WAIT:
-                return self.close(tcb, now)  # the service reads EOF and closes
-        return self._output(tcb, now) if tcb.state is not before else []
+        """What the connection's application (:mod:`.apps`) does after a segment changed the connection."""
+        out: list[Emitted] = []
+        app = apps.APPS.get(tcb.app)
+        for call in app(tcb, before) if app is not None else []:
+            out += self.send(tcb, call.data, now) if isinstance(call, apps.Write) else self.close(tcb, now)
+        if not out and tcb.state is not before:
+            out += self._output(tcb, now)
+        return out
 
     def _retransmission_timeout(self, tcb: Tcb, now: float) -> list[Emitted]:
         """RETRANSMISSION TIMEOUT (§3.10.8; RFC 6298 §5.4-5.6), or giving up (R2, §3.8.3)."""

@@ -99,9 +99,10 @@ def _time_wait(tcb: Tcb, seg: Segment, now: float, out: Out) -> bool:
 
 
 def _oow_ack(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
-    """tcp_timewait_check_oow_rate_limit: an ACK, rate-limited unless the segment carries data without a SYN
-    (tcp_oow_rate_limited: "data packets without SYNs are not likely part of an ACK loop")."""
-    if seg.payload and "S" not in seg.flags:
+    """tcp_timewait_check_oow_rate_limit: an ACK, rate-limited unless the segment takes sequence space without a
+    SYN (tcp_oow_rate_limited: "data packets without SYNs are not likely part of an ACK loop", tested as
+    ``seq != end_seq``, and end_seq counts a FIN: a retransmitted FIN is always acknowledged)."""
+    if seg.seg_len and "S" not in seg.flags:
         out.send(tcb.ack_now("linux/tw-ack"))
     else:
         invalid_reply(tcb, now, out, tcb.ack_now("linux/tw-ack"))

@@ -5,7 +5,7 @@ Like ``tests/helpers.FakeWire``, but the other end is the model rather than a sc
 :data:`CAPTURE` seconds after they are sent. Time jumps from one event to the next (a segment arriving, the
 dialogue's deadline, the model's timer), so a case whose timers run for minutes plays in milliseconds.
 
-The target's application is the case's service (``listen``, ``banner``, ``closed``); with an ``agent`` the
+The target's application is the case's service (:mod:`.apps`, or ``closed``); with an ``agent`` the
 commands are answered by :mod:`.agent`. The target's sysctls of a case become the profile's knobs where the
 model has one (:data:`SYSCTL_KNOBS`); a case that needs any other is not played (:func:`unsupported`).
 """
@@ -21,6 +21,7 @@ from ..params import resolve
 from ..segment import Segment
 from ..verdict import fail_always
 from .agent import OPTIONS, Agent
+from .apps import APPS
 from .host import Host
 from .profile import LINUX, ModelProfile
 
@@ -53,7 +54,7 @@ def unsupported(case: Case) -> str | None:
     other = sorted(set(case.sysctls) - set(SYSCTL_KNOBS))
     if other:
         return f"needs target sysctls the model has no knob for: {', '.join(other)}"
-    if case.service not in ("listen", "banner", "closed", "agent"):
+    if case.service not in (*APPS, "closed", "agent"):
         return f"needs the {case.service} service, an application the model does not have"
     if _opens_a_small_window(case):
         return "opens a window it kept small under the application's data: the model sends queued data on SEND only"
@@ -140,7 +141,7 @@ def play(case: Case, profile: ModelProfile = LINUX, *, policy: Policy = fail_alw
     """Play `case` against the model with `profile`; the dialogue's parameters are the documented defaults
     (with the case's sysctls), so a profile that departs from them is a target that departs from them."""
     host = Host(TARGET_IP, profile_for(case, profile))
-    if case.service in ("listen", "banner"):
+    if case.service in APPS:
         host.listen(TARGET_PORT, case.service)
     names = case.connections()
     ports = {name: SPORT + i for i, name in enumerate(names)}

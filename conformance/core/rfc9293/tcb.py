@@ -134,7 +134,9 @@ class Tcb:
     #: The peer's FIN waits in the receive queue for the application (Linux queues it as an skb, close() purges the
     #: queue: net/ipv4/tcp.c tcp_close); with unread text, what makes the queue non-empty.
     fin_unread: bool = False
-    app: str = "listen"  # which application holds it: listen (never accepts), banner, agent
+    app: str = "listen"  # which application holds it: listen (never accepts), banner, echo, http, agent
+    app_buffer: bytes = b""  # what the application has read and keeps (the http service's request)
+    app_done: bool = False  # the application has made its last call (answered, closed)
 
     def __post_init__(self) -> None:
         if self.rto is None:
