@@ -98,12 +98,17 @@ def base_id(result_id: str) -> str:
     return result_id.removesuffix(".ipv6")
 
 
+def run_of(outcomes: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """The statuses each case ended with, from (result id, status) pairs: an IPv6 copy's count for its case."""
+    out: dict[str, list[str]] = {}
+    for result_id, status in outcomes:
+        out.setdefault(base_id(result_id), []).append(status)
+    return out
+
+
 def statuses(results: Mapping[str, Any]) -> dict[str, list[str]]:
     """The statuses each case ended with in a ``results.json`` document (both address families, in order)."""
-    out: dict[str, list[str]] = {}
-    for record in results.get("cases") or []:
-        out.setdefault(base_id(str(record["id"])), []).append(str(record["status"]))
-    return out
+    return run_of((str(record["id"]), str(record["status"])) for record in results.get("cases") or [])
 
 
 def verdict(case_ids: Iterable[str], run: Mapping[str, list[str]]) -> str:

@@ -1,4 +1,4 @@
-"""One self-contained HTML report of a run: a summary, then every case.
+"""One self-contained HTML report of a run: a summary, the requirements it checks, then every case.
 
 The file needs nothing but a browser to read (no script, no network, no other
 file): CSS is inline, the ladders and retransmission plots are inline SVG. It
@@ -19,8 +19,10 @@ observed fields) and two drawings:
 Three layers, one job each: :mod:`.html_views` and :mod:`.html_figures`
 compute what to show (view models: dataclasses of text and numbers), the
 jinja2 templates in ``templates/`` lay it out as markup, and this module puts
-the two together. Autoescape is on: every text of a case (titles, ids,
-messages) is escaped by the templates, never by hand.
+the two together. :mod:`.html_coverage` computes the "Requirement coverage"
+section from :mod:`conformance.core.coverage`, as ``conformance coverage``
+does. Autoescape is on: every text of a case (titles, ids, messages) is
+escaped by the templates, never by hand.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from ..core.results import CaseResult
 from .files import write_file
+from .html_coverage import coverage_view
 from .html_figures import ScheduleCheck, ladder_view, schedule_checks, schedule_plot
 from .html_views import STATUSES, case_view, slug, summary_view
 from .ladder import FAIL_MARK
@@ -89,6 +92,7 @@ def html_report(
             stamp=datetime.now().isoformat(sep=" ", timespec="seconds"),
             run=run,
             summary=summary_view(results, slugs),
+            coverage=coverage_view(results, slugs),
             cases=[case_view(r, s, html_dir, pcap_folder) for r, s in zip(results, slugs, strict=True)],
         )
         + "\n"
