@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from .model import AppResultStep, Case, ExpectStep, SilenceStep, StateStep, WithholdStep
 from .params import Params
+from .values import format_duration
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,33 @@ SCHEDULES: dict[str, Callable[[Params, float | None], Schedule]] = {
     "persist": persist,
 }
 
+#: Names an expected time (``within: NAME``, ``after: NAME``) may give instead of a duration, beside every
+#: documented time (core.params, unit s): what each stands for.
+NAMED_TIMES = {
+    "rto": "one data RTO: R + max(rto_min, 2R) with R the handshake RTT measured on the wire (RFC 6298 §2.2), "
+    "the `data` schedule's first interval",
+}
+
+
+def timed_names(documented: dict[str, str]) -> list[str]:
+    """Every name an expected time may give: :data:`NAMED_TIMES` and the documented times (name -> unit)."""
+    return sorted({*NAMED_TIMES, *(name for name, unit in documented.items() if unit == "s")})
+
+
+def named_time(name: str, params: Params, rtt: float | None) -> tuple[float, str]:
+    """The seconds `name` stands for in this run (see :data:`NAMED_TIMES`), and how they were derived."""
+    if name == "rto":
+        r = rtt if rtt is not None else 0.0
+        rto_min = params["rto_min"]
+        first = data(params, rtt).intervals[0]
+        return first, (
+            f"rto = R + max(rto_min, 2R) = {first * 1000:.1f} ms (RFC 6298 §2.2) with handshake RTT "
+            f"R = {r * 1000:.2f} ms and rto_min {format_duration(rto_min.value)} from {rto_min.origin} "
+            f"({rto_min.source})"
+        )
+    param = params[name]
+    return param.value, f"{name} {format_duration(param.value)} from {param.origin} ({param.source})"
+
 
 def expected_duration(case: Case, params: Params) -> float:
     """How long a conforming dialogue of `case` takes: its timers, not its round trips.
@@ -166,7 +194,8 @@ def expected_duration(case: Case, params: Params) -> float:
     give_up = 0.0
     for step in case.steps:
         if isinstance(step, ExpectStep) and step.window_.kind == "after":
-            total += step.window_.seconds
+            window = step.window_
+            total += named_time(window.value, params, None)[0] if window.value else window.seconds
         elif isinstance(step, StateStep) and step.lasts is not None:
             length = params.value(step.lasts) if isinstance(step.lasts, str) else float(step.lasts)
             total += length + case.tolerance.of(length)

@@ -36,7 +36,7 @@ from .model import (
     WithholdStep,
 )
 from .params import DOCUMENTED
-from .schedules import SCHEDULES
+from .schedules import SCHEDULES, timed_names
 from .segment import RAW_OPTION, canonical_flags
 from .timing import Window
 from .values import BUILTIN_NAMES, Expr, parse_duration, parse_expr
@@ -355,9 +355,17 @@ SEND_ONLY = {
 def _expect_window(b: StepBuilder, body: dict[str, Any], kp: Path_) -> Window:
     if "within" in body and "after" in body:
         raise b.error(kp + ("after",), "give either within or after, not both")
-    if "after" in body:
-        return Window("after", b.duration(body["after"], kp + ("after",)))
-    return Window("within", b.duration(body.get("within", DEFAULT_WITHIN), kp + ("within",)))
+    kind = "after" if "after" in body else "within"
+    value = body.get(kind, DEFAULT_WITHIN)
+    names = timed_names({name: d.unit for name, d in DOCUMENTED.items()})
+    if isinstance(value, str) and value in names:  # a run value (one RTO, a documented time), resolved when played
+        return Window(kind, 0.0, value=value)
+    try:
+        return Window(kind, parse_duration(value))
+    except ValueError as exc:
+        if not isinstance(value, str):
+            raise b.error(kp + (kind,), str(exc)) from None
+        raise b.error(kp + (kind,), f"{exc}, nor the name of a run value", names) from None
 
 
 def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:

@@ -41,10 +41,16 @@ DEFAULT_TOLERANCE = Tolerance()
 
 @dataclass(frozen=True)
 class Window:
-    """When a segment is expected, relative to the previous event."""
+    """When a segment is expected, relative to the previous event.
+
+    ``value`` names a run value the gap comes from instead of a fixed duration (``after: rto``: one data RTO of
+    the run's profile and the handshake RTT, see :func:`conformance.core.schedules.named_time`); ``seconds`` is 0
+    until the judge resolves it when its step starts.
+    """
 
     kind: str  # "within" | "after"
     seconds: float
+    value: str | None = None
 
     def deadline(self, tol: Tolerance) -> float:
         """Latest acceptable gap."""
@@ -75,4 +81,8 @@ class Window:
         )
 
     def __str__(self) -> str:
-        return f"{self.kind} {format_duration(self.seconds)}"
+        if self.value is None:
+            return f"{self.kind} {format_duration(self.seconds)}"
+        if not self.seconds:  # not resolved yet: the case as written
+            return f"{self.kind} {self.value}"
+        return f"{self.kind} {self.value} = {format_duration(self.seconds)}"

@@ -15,9 +15,10 @@ from ..ipfields import IcmpSpec, with_ip
 from ..matching import FieldDiff, compare, matches, not_checked
 from ..model import ANY_CONN, AssertStep, SegmentPattern, SendStep, Step
 from ..outcomes import FailureKind, Status
+from ..schedules import named_time
 from ..segment import IcmpError, Segment, seq_add, seq_diff
 from ..steps import DELIVERY_GRACE, Connection, describe_send
-from ..timing import Window
+from ..timing import Tolerance, Window
 from ..values import Expr, format_duration
 from .base import ActiveStep, Context, Progress, blind, only_bad_checksums, stale
 
@@ -122,15 +123,34 @@ class Expect(ActiveStep):
         #: The trace index of the event the window counts from (-1: the dialogue's start). An index, not a
         #: time: the time of a segment we sent becomes its capture time when its capture comes back.
         self.ref_index = -1
+        #: The tolerance of a window that names a timer (see :meth:`_resolve`); None: the case's.
+        self.timer_tolerance: Tolerance | None = None
 
     def start(self, ctx: Context, now: float) -> None:
         self.ref_index = ctx.last_event
+        if self.window.value is not None and not self.window.seconds:
+            self._resolve(ctx)
+
+    def _resolve(self, ctx: Context) -> None:
+        """A window that names a run value (``after: rto``) gets its seconds from the run's values and the
+        handshake RTT measured on the wire, and the tolerance of a timer: the case's widened by the target's timer
+        granularity (as a retransmission's, see judges.withhold). The report shows the derivation."""
+        assert self.window.value is not None
+        rtt = ctx.conns[self.step.conn].rtt
+        seconds, how = named_time(self.window.value, ctx.params, rtt)
+        self.window = replace(self.window, seconds=seconds)
+        granularity = ctx.params.value("timer_granularity") if "timer_granularity" in ctx.params else 0.0
+        self.timer_tolerance = ctx.case.tolerance.widened(granularity)
+        self.description += f" ({how}{'' if rtt is not None else '; no handshake RTT was measured'})"
+
+    def _tolerance(self, ctx: Context) -> Tolerance:
+        return self.timer_tolerance or ctx.case.tolerance
 
     def ref_time(self, ctx: Context) -> float:
         return ctx.event_time(self.ref_index)
 
     def deadline(self, ctx: Context) -> float | None:
-        return self.ref_time(ctx) + self.window.deadline(ctx.case.tolerance) + DELIVERY_GRACE
+        return self.ref_time(ctx) + self.window.deadline(self._tolerance(ctx)) + DELIVERY_GRACE
 
     def _late_repeat(self, ctx: Context, index: int, seg: Segment) -> bool:
         conn = ctx.conn_of(seg)
@@ -142,7 +162,7 @@ class Expect(ActiveStep):
         return ctx.our_ack_was_late(index, seg)
 
     def advance(self, ctx: Context, now: float) -> Progress:
-        tol = ctx.case.tolerance
+        tol = self._tolerance(ctx)
         ref = self.ref_time(ctx)
         while True:
             taken = ctx.take(self.step.conn)
@@ -174,7 +194,7 @@ class Expect(ActiveStep):
         return tuple(replace(d, reference=ctx.document(self.step, check_of_field(d.field))) for d in diffs)
 
     def _judge(self, ctx: Context, now: float, index: int, seg: Segment) -> Progress:
-        tol = ctx.case.tolerance
+        tol = self._tolerance(ctx)
         conn = ctx.conn_of(seg)
         line = self.step.line
         try:
