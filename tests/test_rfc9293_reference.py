@@ -10,6 +10,8 @@ from conformance.core.loader import discover
 from conformance.core.model import Case
 from conformance.core.outcomes import Status
 from conformance.core.rfc9293 import DEVIATIONS, LINUX
+from conformance.core.rfc9293.matrix import checked_matrix
+from conformance.core.rfc9293.profile import Deviation
 from conformance.core.rfc9293.reference import play, unsupported
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,28 +29,86 @@ def test_shipped_case_passes_against_the_linux_model(case: Case) -> None:
     assert verdict.status is not Status.FAILED, verdict.failure.render() if verdict.failure else ""
 
 
-#: Deviation -> cases of the shipped suite that must catch it (at least these).
+#: Deviation -> cases of the shipped suite that must catch it (at least these): each claims, in its refs, the
+#: document the deviation breaks.
 CAUGHT_BY = {
-    "no-rst-closed": {"closed-ack", "closed-syn", "closed-synfin-data"},
+    "no-rst-closed": {"closed-ack", "closed-null", "closed-syn", "closed-synfin-data"},
     "ack-plus-one": {"data-ack-seq-plus-len", "final-ack-data"},
     "constant-isn": {"isn-unpredictable"},
     "no-retransmit": {"synack-retransmit", "data-retransmit-backoff"},
     "backoff-1.5": {"synack-retransmit", "data-retransmit-backoff"},
+    "rto-initial-3s": {"synack-retransmit", "client-syn-retransmit"},
+    "synack-retries-3": {"synack-retransmit"},
     "time-wait-1s": {"active-close"},
     "no-fin-ack": {"passive-close", "active-close"},
+    "no-rst-listen": {"synack-retransmit"},
     "rst-ignored-synrcvd": {"rst-in-syn-received"},
+    "rto-min-1s": {"data-retransmit-backoff"},
+    "no-rst-closed-flagless": {"closed-null"},
+    "checksum-unchecked": {"checksum-bad-data", "checksum-bad-syn"},
+    "unknown-option-drops": {"options-unknown"},
+    "no-rst-bad-ack-synrcvd": {"bad-ack-in-syn-received"},
+    "dup-syn-unanswered": {"dup-syn-in-syn-received"},
+    "no-rst-bad-ack-synsent": {"client-synack-wrong-ack"},
+    "no-reassembly": {"data-out-of-order", "ack-aggregate-queued"},
+    "mss-default-1460": {"sender-mss-default"},
+    "peer-mss-ignored": {"sender-mss-option"},
+    "mss-above-mms-r": {"options-mss-within-mms-r"},
+    "no-psh": {"sender-push-small-send", "sender-mss-option"},
+    "window-signed": {"sender-window-unsigned"},
+    "unread-close-fin": {"app-close-unread-rst"},
 }
+#: Deviation -> (a case it fails, the requirement its failure must cite).
+CITED = {
+    "no-rst-closed": ("closed-syn", "RFC 9293 §3.10.7.1"),
+    "no-rst-closed-flagless": ("closed-null", "EP-6"),
+    "checksum-unchecked": ("checksum-bad-syn", "MUST-3"),
+    "unknown-option-drops": ("options-unknown", "MUST-6"),
+    "no-rst-bad-ack-synrcvd": ("bad-ack-in-syn-received", "EP-10"),
+    "dup-syn-unanswered": ("dup-syn-in-syn-received", "EP-7"),
+    "no-rst-bad-ack-synsent": ("client-synack-wrong-ack", "EP-17"),
+    "no-reassembly": ("data-out-of-order", "MUST-59"),
+    "mss-default-1460": ("sender-mss-default", "MUST-15"),
+    "peer-mss-ignored": ("sender-mss-option", "MUST-16"),
+    "mss-above-mms-r": ("options-mss-within-mms-r", "MUST-67"),
+    "no-psh": ("sender-push-small-send", "MUST-61"),
+    "window-signed": ("sender-window-unsigned", "MUST-1"),
+    "unread-close-fin": ("app-close-unread-rst", "SHLD-3"),
+}
+#: Deviation -> dialogues of the matrix that must catch it (no shipped case checks these behaviours).
+MATRIX_CAUGHT_BY = {
+    "no-challenge-ack": {"matrix/established/rst/seq-inside", "matrix/established/syn/seq-rcv-nxt"},
+    "rfc793-rst": {"matrix/established/rst/seq-inside", "matrix/close-wait/rst/seq-inside"},
+}
+
+
+def _deviation(name: str) -> Deviation:
+    return next(d for d in DEVIATIONS if d.name == name)
+
+
+def test_every_deviation_names_the_cases_that_catch_it() -> None:
+    assert {d.name for d in DEVIATIONS} == set(CAUGHT_BY) | set(MATRIX_CAUGHT_BY)
 
 
 @pytest.mark.parametrize("name", sorted(CAUGHT_BY))
 def test_a_deviation_fails_the_cases_that_check_it(name: str) -> None:
-    deviation = next(d for d in DEVIATIONS if d.name == name)
-    profile = deviation.apply(LINUX)
+    profile = _deviation(name).apply(LINUX)
     failed = {c.id for c in PLAYABLE if c.id in CAUGHT_BY[name] and play(c, profile).verdict.status is Status.FAILED}
     assert failed == CAUGHT_BY[name]
 
 
-def test_the_failure_names_the_document() -> None:
-    case = next(c for c in PLAYABLE if c.id == "closed-syn")
-    verdict = play(case, next(d for d in DEVIATIONS if d.name == "no-rst-closed").apply(LINUX)).verdict
-    assert verdict.failure is not None and "RFC 9293 §3.10.7.1" in verdict.failure.render()
+@pytest.mark.parametrize("name", sorted(MATRIX_CAUGHT_BY))
+def test_a_deviation_no_shipped_case_checks_fails_the_matrix(name: str) -> None:
+    profile = _deviation(name).apply(LINUX)
+    matrix = {c.id: c for c in checked_matrix(LINUX)}
+    assert all(play(matrix[i], LINUX).verdict.status is Status.PASSED for i in MATRIX_CAUGHT_BY[name])
+    failed = {i for i in MATRIX_CAUGHT_BY[name] if play(matrix[i], profile).verdict.status is Status.FAILED}
+    assert failed == MATRIX_CAUGHT_BY[name]
+
+
+@pytest.mark.parametrize("name", sorted(CITED))
+def test_the_failure_names_the_document(name: str) -> None:
+    case_id, document = CITED[name]
+    case = next(c for c in PLAYABLE if c.id == case_id)
+    verdict = play(case, _deviation(name).apply(LINUX)).verdict
+    assert verdict.failure is not None and document in verdict.failure.render()

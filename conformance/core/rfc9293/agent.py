@@ -129,7 +129,8 @@ class Agent:
             return {"ok": True, "sent": len(data)}
         if cmd in ("shutdown", "close"):
             linger = sock.options.get("SO_LINGER")
-            abort = cmd == "close" and (tcb.received or linger in (0, [1, 0]))
+            unread = bool(tcb.received) and self.host.profile.rst_on_unread_close
+            abort = cmd == "close" and (unread or linger in (0, [1, 0]))
             calls = self.host.abort(tcb, now) if abort else self.host.close(tcb, now)
             out += [e.segment for e in calls]
             return {"ok": True}

@@ -43,12 +43,19 @@ def reset_for(seg: Segment, rule: str, profile: ModelProfile) -> Emitted:
     return Emitted(rst, RULES[rule])
 
 
+def window(seg: Segment, profile: ModelProfile) -> int:
+    """SEG.WND, an unsigned 16-bit number (§3.1, MUST-1); signed under the deviation that reads it so."""
+    return seg.window - 0x10000 if profile.window_signed and seg.window >= 0x8000 else seg.window
+
+
 def closed(seg: Segment, profile: ModelProfile, out: Out) -> None:
     """§3.10.7.1: no TCB. A RST is discarded; anything else gets a RST that the sender accepts."""
     if "R" in seg.flags:
         out.note("closed/rst")
     elif not profile.rst_for_closed:
         out.note("closed/rst")  # the deviation: treated as if nothing could be said
+    elif not seg.flags and not profile.rst_for_closed_flagless:
+        out.note("deviation")
     else:
         out.send(reset_for(seg, "closed/ack" if "A" in seg.flags else "closed/no-ack", profile))
 
@@ -73,9 +80,10 @@ def listen(seg: Segment, profile: ModelProfile, new_tcb: Callable[[], Tcb], out:
     tcb = new_tcb()  # third: the SYN
     tcb.irs, tcb.rcv_nxt = seg.seq, seq_add(seg.seq, 1)
     tcb.snd_una, tcb.snd_nxt = tcb.iss, seq_add(tcb.iss, 1)
-    tcb.snd_wnd = tcb.max_snd_wnd = seg.window
+    tcb.snd_wnd = tcb.max_snd_wnd = window(seg, profile)
     mss = seg.option("mss")
-    tcb.send_mss = int(mss) if isinstance(mss, int) else 536  # MUST-15
+    honoured = isinstance(mss, int) and profile.honour_peer_mss  # MUST-16; else MUST-15
+    tcb.send_mss = mss if isinstance(mss, int) and honoured else profile.default_send_mss
     tcb.rcv_wnd = tcb.window_left()
     if (seg.payload or "F" in seg.flags) and profile.syn_data_accepted:
         # "any other control or text should be queued for processing later" (in SYN-RECEIVED)
@@ -91,6 +99,8 @@ def syn_sent(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         if seq_diff(seg.ack, tcb.iss) <= 0 or seq_diff(seg.ack, tcb.snd_nxt) > 0:
             if "R" in seg.flags:
                 out.note("syn-sent/bad-ack-rst")
+            elif not tcb.profile.rst_for_bad_ack_in_syn_sent:
+                out.note("deviation")
             else:
                 out.send(reset_for(seg, "syn-sent/bad-ack", tcb.profile))
             return
@@ -105,7 +115,7 @@ def syn_sent(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         out.note("syn-sent/other")
         return
     tcb.irs, tcb.rcv_nxt = seg.seq, seq_add(seg.seq, 1)  # fourth
-    tcb.snd_wnd = tcb.max_snd_wnd = seg.window
+    tcb.snd_wnd = tcb.max_snd_wnd = window(seg, tcb.profile)
     tcb.snd_wl1, tcb.snd_wl2 = seg.seq, seg.ack
     if "A" in seg.flags:
         acked(tcb, seg.ack, now)
@@ -126,7 +136,7 @@ def other(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
     if _simultaneous_open(tcb, seg):
         out.note("syn-received/simultaneous")
         tcb.state = State.ESTABLISHED
-        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = seg.window, seg.seq, seg.ack
+        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = window(seg, p), seg.seq, seg.ack
         acked(tcb, seg.ack, now)
         return
     if p.flagless_dropped and tcb.state in SYNCHRONIZED - {State.TIME_WAIT} and not set(seg.flags) & set("ARS"):
@@ -213,6 +223,9 @@ def _unacceptable(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         start_time_wait(tcb, now)
         return
     dup_syn = "S" in seg.flags and "A" not in seg.flags and seg.seq == tcb.irs
+    if tcb.state is State.SYN_RECEIVED and dup_syn and not p.answer_dup_syn:
+        out.note("deviation")
+        return
     if tcb.state is State.SYN_RECEIVED and dup_syn and p.dup_syn_resends_synack:
         out.send(Emitted(tcb.segment("SA", tcb.iss, tcb.rcv_nxt), RULES["seq/dup-syn"]))
         return
@@ -256,11 +269,14 @@ def _ack(tcb: Tcb, seg: Segment, now: float, out: Out) -> bool:
             return False
     if st is State.SYN_RECEIVED:
         if not tcb.acked_by(seg.ack):
-            out.send(reset_for(seg, "ack/syn-received-bad", p))
+            if p.rst_for_bad_ack_in_syn_received:
+                out.send(reset_for(seg, "ack/syn-received-bad", p))
+            else:
+                out.note("deviation")
             return False
         out.note("ack/syn-received")
         tcb.state = State.ESTABLISHED
-        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = seg.window, seg.seq, seg.ack
+        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = window(seg, p), seg.seq, seg.ack
         acked(tcb, seg.ack, now)
         return True
     if seq_diff(seg.ack, tcb.snd_nxt) > 0:
@@ -275,8 +291,8 @@ def _ack(tcb: Tcb, seg: Segment, now: float, out: Out) -> bool:
     if seq_diff(seg.ack, tcb.snd_una) >= 0 and (
         seq_diff(tcb.snd_wl1, seg.seq) < 0 or (tcb.snd_wl1 == seg.seq and seq_diff(tcb.snd_wl2, seg.ack) <= 0)
     ):
-        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = seg.window, seg.seq, seg.ack
-        tcb.max_snd_wnd = max(tcb.max_snd_wnd, seg.window)
+        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = window(seg, p), seg.seq, seg.ack
+        tcb.max_snd_wnd = max(tcb.max_snd_wnd, tcb.snd_wnd)
     if st is State.FIN_WAIT_1 and our_fin_acked:
         out.note("ack/fin-wait-1")
         tcb.state = State.FIN_WAIT_2
@@ -314,7 +330,8 @@ def text_and_fin(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         out.note("text/ignore")  # after the peer's FIN, text or a FIN beyond it "should not occur": ignored
         return
     if seq_diff(start, tcb.rcv_nxt) > 0:
-        tcb.out_of_order[start] = (data, fin)
+        if tcb.profile.queue_out_of_order:
+            tcb.out_of_order[start] = (data, fin)
         out.send(tcb.ack_now("seq/out-of-order"))
         return
     rule = _deliver(tcb, data, fin, now, out)

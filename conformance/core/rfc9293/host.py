@@ -16,13 +16,28 @@ from __future__ import annotations
 
 import hashlib
 
-from ..segment import SEQ_MOD, Segment, seq_add, seq_diff
+from ..segment import RAW_OPTION, SEQ_MOD, Segment, seq_add, seq_diff
 from . import apps, arrive, minisocks
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
 
 Key = tuple[int, str, int]  # local port, remote address, remote port
+
+
+#: TCP option kinds the model knows (EOL, NOP, MSS, window scale, SACK-permitted, SACK, timestamps).
+KNOWN_OPTIONS = frozenset({0, 1, 2, 3, 4, 5, 8})
+
+
+def _unknown_option(seg: Segment) -> bool:
+    """Do the segment's raw option octets hold a kind the model does not know?"""
+    raw = seg.option(RAW_OPTION)
+    i, octets = 0, raw if isinstance(raw, bytes) else b""
+    while i < len(octets) and octets[i] != 0:
+        if octets[i] not in KNOWN_OPTIONS:
+            return True
+        i += 1 if octets[i] == 1 else max(octets[i + 1] if i + 1 < len(octets) else 0, 2)
+    return False
 
 
 class Host:
@@ -85,6 +100,8 @@ class Host:
     def receive(self, seg: Segment, now: float) -> list[Emitted]:
         """SEGMENT ARRIVES (§3.10.7): what the host sends in reply."""
         out = arrive.Out()
+        if self._dropped_on_input(seg, now, out):
+            return []
         remote = (seg.src, seg.sport)
         tcb = self.tcbs.get((seg.dport, *remote))
         if tcb is None and seg.dport in self.listeners:
@@ -115,6 +132,18 @@ class Host:
         if tcb.state is State.CLOSED:
             self._forget(tcb, tcb.closed_by or "closed", now, None)
         return sent
+
+    def _dropped_on_input(self, seg: Segment, now: float, out: arrive.Out) -> bool:
+        """Before any state: a wrong checksum (§3.1, MUST-3) drops the segment; so does an option of unknown kind
+        under the deviation that does not ignore one (MUST-6)."""
+        if seg.checksum_ok is False and self.profile.check_checksum:
+            out.note("checksum/bad")
+        elif not self.profile.ignore_unknown_options and _unknown_option(seg):
+            out.note("deviation")
+        else:
+            return False
+        self._record(now, out, self.status(seg.dport, (seg.src, seg.sport)))
+        return True
 
     def _listen(self, seg: Segment, now: float, out: arrive.Out, iss: int | None = None) -> list[Emitted]:
         """A segment for a listener (§3.10.7.2); `iss`: the ISS a reopened connection must use."""
@@ -196,7 +225,7 @@ class Host:
             if size <= 0:
                 break
             chunk, tcb.pending = tcb.pending[:size], tcb.pending[size:]
-            flags = "PA" if not tcb.pending else "A"
+            flags = "PA" if not tcb.pending and self.profile.push_last else "A"
             out += self._transmit(tcb, Sent(tcb.snd_nxt, flags, chunk), now, "send/data")
             tcb.snd_nxt = seq_add(tcb.snd_nxt, size)
         if tcb.close_pending and not tcb.pending:

@@ -123,5 +123,8 @@ def request_bad_ack(tcb: Tcb, seg: Segment, out: Out) -> bool:
         return False
     if "A" not in seg.flags or "R" in seg.flags or seg.ack == seq_add(tcb.iss, 1):
         return False
-    out.send(reset_for(seg, "linux/req-bad-ack", p))
+    if p.rst_for_bad_ack_in_syn_received:
+        out.send(reset_for(seg, "linux/req-bad-ack", p))
+    else:
+        out.note("deviation")
     return True

@@ -106,6 +106,30 @@ class ModelProfile:
     rst_in_listen: bool = True
     #: RST in SYN-RECEIVED at RCV.NXT drops the request (§3.10.7.4 second); False: ignored.
     rst_in_syn_received: bool = True
+    #: A segment with none of the flags to a closed port gets a RST,ACK like any other (§3.10.7.1, EP-6); False: none.
+    rst_for_closed_flagless: bool = True
+    #: Drop a segment whose checksum is wrong (§3.1, MUST-3); False: take it as if it were right.
+    check_checksum: bool = True
+    #: Ignore an option of unknown kind, and one with a bad length (§3.1, MUST-6, MUST-7); False: drop the segment.
+    ignore_unknown_options: bool = True
+    #: SYN-RECEIVED, an unacceptable ACK: <SEQ=SEG.ACK><CTL=RST> (§3.10.7.4 fifth, EP-10); False: dropped silently.
+    rst_for_bad_ack_in_syn_received: bool = True
+    #: SYN-RECEIVED, the SYN again: acknowledged (§3.10.7.4 first, EP-7; EP-11 the SYN-ACK); False: no reply.
+    answer_dup_syn: bool = True
+    #: SYN-SENT, an ACK outside (ISS, SND.NXT]: <SEQ=SEG.ACK><CTL=RST> (§3.10.7.3 first, EP-17); False: dropped.
+    rst_for_bad_ack_in_syn_sent: bool = True
+    #: Out-of-order text is queued until the gap is filled (§3.10.7.4 seventh, SHLD-31); False: dropped (and ACKed).
+    queue_out_of_order: bool = True
+    #: The send MSS when the peer's SYN has no MSS option (§3.7.1, MUST-15: 536 for IPv4).
+    default_send_mss: int = 536
+    #: The peer's MSS option bounds the segments sent (§3.7.1, MUST-16); False: it is ignored.
+    honour_peer_mss: bool = True
+    #: The last segment of a SEND carries PSH (§3.9.1.2, MUST-61); False: never.
+    push_last: bool = True
+    #: The window field read as a signed 16-bit number (§3.1, MUST-1 says unsigned): above 32767 it is negative.
+    window_signed: bool = False
+    #: close() with received data the application never read sends a RST (§3.6.1 SHLD-3, RFC 2525 §2.17); False: FIN.
+    rst_on_unread_close: bool = True
 
 
 #: The RFCs' recommendations (RFC 9293, RFC 5961 on, RFC 6298 timers, MSL 2 min).
@@ -164,4 +188,55 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "rst-ignored-synrcvd", "RFC 9293 §3.10.7.4 second: RST in SYN-RECEIVED", (("rst_in_syn_received", False),)
     ),
     Deviation("rto-min-1s", "Linux TCP_RTO_MIN 200 ms", (("rto_min", 1.0), ("granularity", 1.0))),
+    Deviation(
+        "no-rst-closed-flagless",
+        "RFC 9293 §3.10.7.1, EP-6: a segment with no flags to a closed port gets a RST,ACK",
+        (("rst_for_closed_flagless", False),),
+    ),
+    Deviation(
+        "checksum-unchecked", "RFC 9293 §3.1, MUST-3: the receiver checks the checksum", (("check_checksum", False),)
+    ),
+    Deviation(
+        "unknown-option-drops",
+        "RFC 9293 §3.1, MUST-6: an option of unknown kind is ignored",
+        (("ignore_unknown_options", False),),
+    ),
+    Deviation(
+        "no-rst-bad-ack-synrcvd",
+        "RFC 9293 §3.10.7.4 fifth, EP-10: an unacceptable ACK in SYN-RECEIVED gets <SEQ=SEG.ACK><CTL=RST>",
+        (("rst_for_bad_ack_in_syn_received", False),),
+    ),
+    Deviation(
+        "dup-syn-unanswered",
+        "RFC 9293 §3.10.7.4 first, EP-7, EP-11: a duplicate SYN in SYN-RECEIVED is acknowledged",
+        (("answer_dup_syn", False),),
+    ),
+    Deviation(
+        "no-rst-bad-ack-synsent",
+        "RFC 9293 §3.10.7.3 first, EP-17: an unacceptable ACK in SYN-SENT gets <SEQ=SEG.ACK><CTL=RST>",
+        (("rst_for_bad_ack_in_syn_sent", False),),
+    ),
+    Deviation(
+        "no-reassembly",
+        "RFC 9293 §3.10.7.4 seventh, SHLD-31: out-of-order segments are queued",
+        (("queue_out_of_order", False),),
+    ),
+    Deviation(
+        "mss-default-1460",
+        "RFC 9293 §3.7.1, MUST-15: send MSS 536 without an MSS option",
+        (("default_send_mss", 1460),),
+    ),
+    Deviation(
+        "peer-mss-ignored",
+        "RFC 9293 §3.7.1, MUST-16: the peer's MSS bounds the segments",
+        (("honour_peer_mss", False),),
+    ),
+    Deviation("mss-above-mms-r", "RFC 9293 §3.7.1, MUST-67: the MSS sent is at most MMS_R - 20", (("mss", 65500),)),
+    Deviation("no-psh", "RFC 9293 §3.9.1.2, MUST-61: PSH on the last segment of a SEND", (("push_last", False),)),
+    Deviation("window-signed", "RFC 9293 §3.1, MUST-1: the window field is unsigned", (("window_signed", True),)),
+    Deviation(
+        "unread-close-fin",
+        "RFC 9293 §3.6.1, SHLD-3: close() with unread data sends a RST",
+        (("rst_on_unread_close", False),),
+    ),
 )

@@ -27,6 +27,9 @@ class Rule:
 
 
 _RULES = (
+    # §3.1 the header, before any state
+    Rule("checksum/bad", "§3.1", "the receiver checks the checksum (MUST-3): a wrong one drops the segment"),
+    Rule("deviation", "§3.10 (a mutation)", "a deviation of the model: dropped, without the reply the document asks"),
     # §3.10.7.1 CLOSED
     Rule("closed/rst", "§3.10.7.1", "an incoming segment containing a RST is discarded", "EP-3"),
     Rule("closed/no-ack", "§3.10.7.1", "ACK bit off: <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>", "EP-1"),
