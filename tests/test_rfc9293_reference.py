@@ -57,6 +57,10 @@ CAUGHT_BY = {
     "no-psh": {"sender-push-small-send", "sender-mss-option"},
     "window-signed": {"sender-window-unsigned"},
     "unread-close-fin": {"app-close-unread-rst"},
+    "no-mss-option": {"options-synack-mss"},
+    "mss-on-every-segment": {"options-mss-only-on-syn"},
+    "no-simultaneous-open": {"client-simultaneous-open"},
+    "rst-with-data-ignored": {"data-rst-with-data"},
 }
 #: Deviation -> (a case it fails, the requirement its failure must cite).
 CITED = {
@@ -74,6 +78,10 @@ CITED = {
     "no-psh": ("sender-push-small-send", "MUST-61"),
     "window-signed": ("sender-window-unsigned", "MUST-1"),
     "unread-close-fin": ("app-close-unread-rst", "SHLD-3"),
+    "no-mss-option": ("options-synack-mss", "SHLD-5"),
+    "mss-on-every-segment": ("options-mss-only-on-syn", "MUST-65"),
+    "no-simultaneous-open": ("client-simultaneous-open", "EP-18"),
+    "rst-with-data-ignored": ("data-rst-with-data", "SHLD-2"),
 }
 #: Deviation -> dialogues of the matrix that must catch it (no shipped case checks these behaviours).
 MATRIX_CAUGHT_BY = {

@@ -124,6 +124,9 @@ def syn_sent(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         if seg.payload or "F" in seg.flags:
             text_and_fin(tcb, seg, now, out)
         return
+    if not tcb.profile.simultaneous_open:
+        out.note("deviation")
+        return
     tcb.state = State.SYN_RECEIVED
     tcb.queue = [Sent(tcb.iss, "SA", first_sent=now, retransmitted=True)]
     out.send(Emitted(tcb.segment("SA", tcb.iss, tcb.rcv_nxt), RULES["syn-sent/syn"]))
@@ -147,6 +150,9 @@ def other(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         return
     if not acceptable(seg.seq, seg.seg_len, tcb.rcv_nxt, tcb.rcv_wnd):  # first
         _unacceptable(tcb, seg, now, out)
+        return
+    if "R" in seg.flags and seg.payload and not p.rst_with_data_accepted:
+        out.note("deviation")
         return
     if "R" in seg.flags:  # second
         _rst(tcb, seg, now, out)

@@ -130,6 +130,13 @@ class ModelProfile:
     window_signed: bool = False
     #: close() with received data the application never read sends a RST (§3.6.1 SHLD-3, RFC 2525 §2.17); False: FIN.
     rst_on_unread_close: bool = True
+    #: The MSS option in every SYN (§3.7.1, SHLD-5), and only there (§3.2, MUST-65); False: never, on every segment.
+    mss_option_in_syn: bool = True
+    mss_option_on_syn_only: bool = True
+    #: SYN-SENT, a SYN without ACK: SYN-RECEIVED and a SYN,ACK, the simultaneous open (§3.5, MUST-10); False: dropped.
+    simultaneous_open: bool = True
+    #: A RST that carries data is processed like any RST (§3.5.3, SHLD-2); False: dropped.
+    rst_with_data_accepted: bool = True
 
 
 #: The RFCs' recommendations (RFC 9293, RFC 5961 on, RFC 6298 timers, MSL 2 min).
@@ -238,5 +245,19 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "unread-close-fin",
         "RFC 9293 §3.6.1, SHLD-3: close() with unread data sends a RST",
         (("rst_on_unread_close", False),),
+    ),
+    Deviation("no-mss-option", "RFC 9293 §3.7.1, SHLD-5: the MSS option in every SYN", (("mss_option_in_syn", False),)),
+    Deviation(
+        "mss-on-every-segment",
+        "RFC 9293 §3.2, MUST-65: the MSS option only in SYN segments",
+        (("mss_option_on_syn_only", False),),
+    ),
+    Deviation(
+        "no-simultaneous-open", "RFC 9293 §3.5, MUST-10, EP-18: simultaneous open", (("simultaneous_open", False),)
+    ),
+    Deviation(
+        "rst-with-data-ignored",
+        "RFC 9293 §3.5.3, SHLD-2: a RST that carries data is accepted",
+        (("rst_with_data_accepted", False),),
     ),
 )

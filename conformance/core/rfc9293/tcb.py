@@ -155,8 +155,10 @@ class Tcb:
         """A segment of this connection: from local to remote, with our receive window when ACK is set."""
         window = self.rcv_wnd if "A" in flags and "R" not in flags else 0
         options: tuple[tuple[str, object], ...] = ()
+        p = self.profile
+        if ("S" in flags or not p.mss_option_on_syn_only) and p.mss_option_in_syn:  # SHLD-5, MUST-65
+            options = (("mss", p.mss),)
         if "S" in flags:
-            options = (("mss", self.profile.mss),)
             window = self.rcv_wnd
         return Segment(
             src=self.local[0],
