@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from conformance.core.rfc9293 import LINUX, Host, State
 from conformance.core.rfc9293.apps import HTTP_BODY, HTTP_HEAD
 from conformance.core.segment import Segment
@@ -44,3 +46,55 @@ def test_http_closes_without_an_answer_when_the_peer_ends_before_a_request() -> 
     host, una = opened("http")
     out = [e.segment for e in host.receive(seg("FA", 1001, una), 0.02)]
     assert [(s.flags, s.payload) for s in out] == [("A", b""), ("FA", b"")]
+
+
+def held(window: int, data: bytes, syn_window: int = 65535) -> tuple[Host, int]:
+    """An agent-held connection whose peer offers `window` after a SYN of `syn_window`, `data` sent by the app."""
+    host = Host(THEM, LINUX)
+    host.listen(PORT, "agent")
+    syn = replace(seg("S", 1000, window=syn_window), options=(("mss", 1000),))
+    (synack,) = host.receive(syn, 0.0)
+    una = synack.segment.seq + 1
+    host.receive(seg("A", 1001, una, window=window), 0.01)
+    host.send(host.tcbs[(PORT, US, SPORT)], data, 0.02)
+    return host, una
+
+
+def test_a_zero_window_is_probed_with_the_interval_doubling_and_stays_open_while_probes_are_answered() -> None:
+    host, una = held(0, b"hello")
+    times = []
+    for _ in range(4):
+        due = host.deadline()
+        assert due is not None
+        (probe,) = host.advance(due)
+        assert probe.rule.key == "persist/probe" and probe.segment.seq == una - 1 and not probe.segment.payload
+        times.append(due)
+    gaps = [round(b - a, 6) for a, b in zip(times, times[1:], strict=False)]
+    assert gaps == [round(times[0] - 0.02, 6) * 2**i for i in (1, 2, 3)]  # RTO, then 2, 4, 8 RTO (SHLD-30)
+    for _ in range(40):  # answered, with the window still closed: never given up (MUST-37)
+        due = host.deadline()
+        assert due is not None
+        host.advance(due)
+        host.receive(seg("A", 1001, una, window=0), due + 0.001)
+    assert host.status(PORT, (US, SPORT)) is State.ESTABLISHED
+    (data,) = host.receive(seg("A", 1001, una, window=1000), 1e6)
+    assert data.segment.payload == b"hello" and data.segment.seq == una
+
+
+def test_unanswered_probes_end_the_connection_after_r2() -> None:
+    host, _ = held(0, b"hello")
+    for _ in range(LINUX.data_retries + 1):
+        due = host.deadline()
+        assert due is not None
+        host.advance(due)
+    assert host.status(PORT, (US, SPORT)) is State.CLOSED and host.rules()[-1] == "timeout/give-up"
+
+
+def test_sender_sws_avoidance_holds_a_small_window_until_the_override() -> None:
+    host, una = held(2000, b"x" * 4000, syn_window=2000)
+    out = host.receive(seg("A", 1001, una + 2000, window=100), 0.05)
+    assert out == []  # D = 2000, U = 100: none of (1)-(3) of §3.8.6.2.1
+    due = host.deadline()
+    assert due is not None and due > 0.05
+    (override,) = host.advance(due)
+    assert override.rule.key == "persist/override" and len(override.segment.payload) == 100

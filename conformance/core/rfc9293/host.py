@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 
-from ..segment import RAW_OPTION, SEQ_MOD, Segment, seq_add, seq_diff
-from . import apps, arrive, minisocks
+from ..segment import RAW_OPTION, SEQ_MOD, Segment, seq_add
+from . import apps, arrive, minisocks, sender
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
@@ -128,6 +128,9 @@ class Host:
             arrive.other(tcb, seg, now, out)
         self._record(now, out, tcb.state)
         sent = list(out.sent)
+        if tcb.pending and "A" in seg.flags and tcb.state is not State.CLOSED:
+            sender.acknowledged(tcb, now)  # §3.8.6.1: the window may have opened
+            sent += self._output(tcb, now)
         sent += self._application(tcb, before, now)
         if tcb.state is State.CLOSED:
             self._forget(tcb, tcb.closed_by or "closed", now, None)
@@ -169,6 +172,8 @@ class Host:
                 self._forget(tcb, "timeout", now, "timeout/user")
             elif tcb.rtx_deadline is not None and now >= tcb.rtx_deadline:
                 out += self._retransmission_timeout(tcb, now)
+            elif tcb.persist_deadline is not None and now >= tcb.persist_deadline:
+                out += self._persist_timeout(tcb, now)
         return out
 
     def deadline(self) -> float | None:
@@ -220,14 +225,14 @@ class Host:
         if tcb.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
             return out
         while tcb.pending:
-            room = tcb.snd_wnd - seq_diff(tcb.snd_nxt, tcb.snd_una)
-            size = min(len(tcb.pending), tcb.send_mss, room)
+            size = sender.chunk(tcb)  # §3.8.6.2.1
             if size <= 0:
                 break
             chunk, tcb.pending = tcb.pending[:size], tcb.pending[size:]
             flags = "PA" if not tcb.pending and self.profile.push_last else "A"
             out += self._transmit(tcb, Sent(tcb.snd_nxt, flags, chunk), now, "send/data")
             tcb.snd_nxt = seq_add(tcb.snd_nxt, size)
+        sender.settle(tcb, now)
         if tcb.close_pending and not tcb.pending:
             tcb.close_pending = False
             tcb.state = State.FIN_WAIT_1 if tcb.state is State.ESTABLISHED else State.LAST_ACK
@@ -262,6 +267,22 @@ class Host:
         front.retransmitted = True
         ack = 0 if front.flags == "S" else tcb.rcv_nxt
         emitted = Emitted(tcb.segment(front.flags, front.seq, ack, front.payload), RULES["timeout/retransmit"])
+        self.decisions.append(Decision(now, emitted.rule, tcb.state, emitted.segment))
+        return [emitted]
+
+    def _persist_timeout(self, tcb: Tcb, now: float) -> list[Emitted]:
+        """The persist timer (:mod:`.sender`): the SWS override, or a zero-window probe, or giving up (R2)."""
+        size = sender.expire(tcb, now)
+        if size is None:
+            self._forget(tcb, "timeout", now, "timeout/give-up")
+            return []
+        if size > 0:
+            chunk, tcb.pending = tcb.pending[:size], tcb.pending[size:]
+            flags = "PA" if not tcb.pending and self.profile.push_last else "A"
+            out = self._transmit(tcb, Sent(tcb.snd_nxt, flags, chunk), now, "persist/override")
+            tcb.snd_nxt = seq_add(tcb.snd_nxt, size)
+            return out
+        emitted = Emitted(tcb.segment("A", sender.probe_seq(tcb), tcb.rcv_nxt), RULES["persist/probe"])
         self.decisions.append(Decision(now, emitted.rule, tcb.state, emitted.segment))
         return [emitted]
 

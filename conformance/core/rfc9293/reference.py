@@ -56,8 +56,6 @@ def unsupported(case: Case) -> str | None:
         return f"needs target sysctls the model has no knob for: {', '.join(other)}"
     if case.service not in (*APPS, "closed", "agent"):
         return f"needs the {case.service} service, an application the model does not have"
-    if _opens_a_small_window(case):
-        return "opens a window it kept small under the application's data: the model sends queued data on SEND only"
     for step in case.steps:
         named = isinstance(step, SendStep) and step.ip is not None and bool(step.ip.src or step.ip.dst)
         if isinstance(step, SendStep) and (step.icmp is not None or named):
@@ -67,8 +65,6 @@ def unsupported(case: Case) -> str | None:
         urgent = isinstance(step, AppStep) and bool(dict(step.args).get("urgent"))
         if urgent or (isinstance(step, ExpectStep) and step.pattern.urgptr is not None):
             return "sends, reads or checks urgent data (RFC 9293 §3.8.5): the model has no urgent mechanism"
-        if isinstance(step, SendStep) and step.window == 0 and "A" in step.flags:
-            return "offers a zero window: the model has no persist timer (zero-window probes, RFC 9293 §3.8.6.1)"
         if isinstance(step, ExpectStep):
             wanted = {o.kind for o in step.pattern.options or () if not o.absent} - SENT_OPTIONS
             if wanted:
@@ -88,19 +84,6 @@ def unsupported(case: Case) -> str | None:
         if isinstance(options, dict) and set(options) - set(OPTIONS):
             return f"needs socket options the model does not have: {', '.join(sorted(set(options) - set(OPTIONS)))}"
     return None
-
-
-def _opens_a_small_window(case: Case) -> bool:
-    """An ACK of ours offers more window than an earlier one that offered less than 65535 (sender window cases)."""
-    smallest: int | None = None
-    for step in case.steps:
-        if not isinstance(step, SendStep) or "A" not in step.flags:
-            continue
-        if smallest is not None and step.window > smallest:
-            return True
-        if step.window < 65535:
-            smallest = step.window if smallest is None else min(smallest, step.window)
-    return False
 
 
 def profile_for(case: Case, profile: ModelProfile) -> ModelProfile:

@@ -159,6 +159,9 @@ _RULES = (
     Rule("timeout/give-up", "§3.10.8; §3.8.3", "retransmissions exhausted (R2): delete the TCB, CLOSED"),
     Rule("timeout/user", "§3.10.8 USER TIMEOUT", "flush all queues, delete the TCB, CLOSED"),
     Rule("timeout/time-wait", "§3.10.8 TIME-WAIT TIMEOUT", "delete the TCB, enter CLOSED"),
+    # §3.8.6 the send window: the persist timer
+    Rule("persist/probe", "§3.8.6.1", "zero window: probe it (MUST-36), the interval doubling (SHLD-30)"),
+    Rule("persist/override", "§3.8.6.2.1 (4)", "the override timeout: send what the usable window takes (MUST-38)"),
 )
 
 #: Every rule, by key.

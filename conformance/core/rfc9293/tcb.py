@@ -126,6 +126,10 @@ class Tcb:
     rtx_deadline: float | None = None
     user_deadline: float | None = None
     time_wait_deadline: float | None = None
+    #: The persist timer (:mod:`.sender`, §3.8.6.1): when it expires, its backoff, probes unanswered in a row.
+    persist_deadline: float | None = None
+    persist_backoff: int = 0
+    probes_out: int = 0
     first_syn: float = 0.0  # when the first SYN went out (SYN-SENT's give-up budget)
     last_invalid_reply: float | None = None
     #: Set when the TCB is deleted (CLOSED): the reason, for the application ("reset", "refused", "timeout").
@@ -148,7 +152,8 @@ class Tcb:
         return self.rto
 
     def deadline(self) -> float | None:
-        times = [t for t in (self.rtx_deadline, self.user_deadline, self.time_wait_deadline) if t is not None]
+        timers = (self.rtx_deadline, self.user_deadline, self.time_wait_deadline, self.persist_deadline)
+        times = [t for t in timers if t is not None]
         return min(times) if times else None
 
     def segment(self, flags: str, seq: int, ack: int, payload: bytes = b"", **extra: object) -> Segment:
