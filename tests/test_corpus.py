@@ -17,7 +17,8 @@ import pytest
 
 from conformance.core.errors import CaseFormatError
 from conformance.core.loader import MAX_FILE_BYTES, discover, load_case, load_schema
-from conformance.core.params import SYSCTLS
+from conformance.core.params import CONF_SYSCTLS, SYSCTLS
+from conformance.inside import services
 from conformance.run.cli import EXIT_ERROR, main
 
 from .helpers import case_text
@@ -57,7 +58,7 @@ def test_cli_refuses_a_crafted_file_with_exit_2(capsys: pytest.CaptureFixture[st
     path = CORPUS / "sysctl-path-traversal.yaml"
     assert main(["list", str(path)]) == EXIT_ERROR
     err = capsys.readouterr().err
-    assert "is not a sysctl the tool knows" in err and "valid: tcp_abort_on_overflow" in err
+    assert "is not a sysctl the tool knows" in err and "valid: accept_source_route, tcp_abort_on_overflow" in err
     assert "Traceback" not in err and "internal error" not in err
 
 
@@ -65,7 +66,11 @@ def test_sysctl_names_are_those_the_tool_knows() -> None:
     """The schema's closed list of sysctls is params.py's: a sysctl documented there can be set by a case."""
     schema = load_schema()["properties"]["target"]["properties"]["sysctl"]
     assert schema["additionalProperties"] is False
-    assert sorted(schema["properties"]) == sorted(SYSCTLS)
+    assert sorted(schema["properties"]) == sorted((*SYSCTLS, *CONF_SYSCTLS))
+    for name, values in CONF_SYSCTLS.items():  # per interface: the services write exactly these values
+        assert [str(v) for v in values] == list(services.CONF_SYSCTLS[name]), name
+        spec = schema["properties"][name]
+        assert (spec["minimum"], spec["maximum"]) == (min(values), max(values)), name
     for name, spec in schema["properties"].items():
         assert spec["type"] == "integer" and 0 <= spec["minimum"] <= spec["maximum"] <= 2**31 - 1, name
 

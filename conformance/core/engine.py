@@ -162,6 +162,7 @@ class Dialogue:
         name = self.addr.name_of(seg.src)
         if name is not None:  # which of the target's addresses it came from (an expect's ip src, core.ipfields)
             seg.extra["src_name"] = name
+        seg.extra["to_prober"] = seg.dst == self.addr.our_ip  # a source route's first hop (core.ipfields)
         self.trace.append(TraceEntry(seg.time, False, conn.name, seg))
         if seg.checksum_ok is False:  # a corrupt copy: noted, never judged as the target's answer
             self.trace[-1].note = "bad TCP checksum: not judged as the target's answer (RFC 9293 MUST-2)"

@@ -14,6 +14,14 @@ Three things a TCP case needs below TCP (RFC 9293 §3.9.2):
   has: the connection's segments go there from then on, RFC 9293 §3.9.1.1), ``src: unspecified`` (0.0.0.0) or
   ``src: broadcast``; every address that can come out of them is in the test range or 0.0.0.0. A send that names
   only ``dst: secondary`` is played over IPv6 too.
+* ``options: {lsrr: [198.18.0.9, prober]}`` in a send — a completed loose source route (RFC 791 §3.1, type
+  131): the hops the datagram is said to have come through, the pointer past the last (it has arrived). Each
+  hop is an address in the test range 198.18.0.0/15 or ``prober`` (our own address), and the last is
+  ``prober``: the target's reply goes to that hop first (the reversed route, RFC 9293 §3.9.2.1 MUST-53), so
+  it comes to us and to no other host. The TCP checksum covers the IP destination (the route is complete).
+  The same list in an expect (``ip: {options: {lsrr: [...]}}``) is the route the target's segment must carry,
+  pointer 4 (nothing of it used yet), and the segment must be addressed to the prober (the route's first hop);
+  the check is named ``ip``.
 * ``expect: {..., ip: {src: secondary}}`` — the target's address the segment must come from, by name
   (``primary``, ``secondary``, or a list of them: any one); the check is named ``ip``.
 * ``expect: {..., ip: {ttl: 64, tos: 0, id: NAME}}`` — IP header fields of the target's segment (TTL or IPv6 hop
@@ -49,6 +57,14 @@ TARGET_ADDRESSES = ("primary", "secondary")
 #: IP option types RFC 4727 §2.5 reserves for experiments (copied flag, class, number 30): no stack knows them.
 UNKNOWN_OPTION_TYPES = (30, 94, 158, 222)
 IP_OPTION_NOP, IP_OPTION_EOL, IP_OPTION_TIMESTAMP = 1, 0, 68
+#: Loose and strict source and record route (RFC 791 §3.1).
+IP_OPTION_LSRR, IP_OPTION_SSRR = 131, 137
+#: The name of our own address among a source route's hops; the range every other hop must be in.
+PROBER = "prober"
+ROUTE_RANGE = ipaddress.ip_network("198.18.0.0/15")
+#: A route's hops: at least two (a route of the prober alone is no route back: RFC 1812 §5.2.4.1 lets a host
+#: drop a hop that is the datagram's source), at most what fits in 40 octets with the option's 3.
+ROUTE_HOPS = (2, 9)
 #: The room for options in an IPv4 header (RFC 791: IHL at most 15 words).
 MAX_IP_OPTIONS = 40
 #: Fields of the target's IP header an expect can check, and what ``bind:`` calls them.
@@ -69,11 +85,14 @@ class IcmpSpec:
 
 @dataclass(frozen=True)
 class IpSend:
-    """The IPv4 header of a segment we send: fields, options, and named addresses (None: ours, the target's)."""
+    """The IPv4 header of a segment we send: fields, options, and named addresses (None: ours, the target's);
+    `route`: the hops of a completed loose source route put in front of the options when played (``prober``
+    stands for our address, known then)."""
 
     header: IpHeader
     src: str | None = None
     dst: str | None = None
+    route: tuple[str, ...] = ()
 
 
 class Builder(Protocol):
@@ -127,17 +146,50 @@ def _options(b: Builder, spec: dict[str, Any], path: Path_) -> bytes:
             if value not in UNKNOWN_OPTION_TYPES:
                 raise b.error(at, f"{value!r}: use a type reserved for experiments", map(str, UNKNOWN_OPTION_TYPES))
             out += bytes([value, 4, 0, 0])
-        else:
-            raise b.error(at, f"unknown IP option {kind!r}", ["eol", "nop", "timestamp", "unknown"])
+        elif kind != "lsrr":  # parse_route
+            raise b.error(at, f"unknown IP option {kind!r}", ["eol", "lsrr", "nop", "timestamp", "unknown"])
     out += bytes(-len(out) % 4)
     if len(out) > MAX_IP_OPTIONS:
         raise b.error(path, f"the IP options take {len(out)} octets; an IPv4 header has room for {MAX_IP_OPTIONS}")
     return bytes(out)
 
 
+def parse_route(b: Builder, options: dict[str, Any], path: Path_) -> tuple[str, ...]:
+    """``options: {lsrr: [hop, ..., prober]}``: the hops, each ``prober`` or an address in the test range, the
+    last ``prober``; () when the options have no route."""
+    if "lsrr" not in options:
+        return ()
+    hops, at = options["lsrr"], path + ("lsrr",)
+    low, high = ROUTE_HOPS
+    if not isinstance(hops, list) or not low <= len(hops) <= high:
+        raise b.error(at, f"write a list of {low} to {high} hops, the last of them {PROBER}")
+    for i, hop in enumerate(hops):
+        if hop == PROBER:
+            continue
+        try:
+            address = ipaddress.IPv4Address(hop) if isinstance(hop, str) else None
+        except ValueError:
+            address = None
+        if address is None or address not in ROUTE_RANGE:
+            raise b.error(at + (i,), f"{hop!r}: a hop is {PROBER} or an IPv4 address in the test range {ROUTE_RANGE}")
+    if hops[-1] != PROBER:
+        raise b.error(at + (len(hops) - 1,), f"the last hop must be {PROBER}: the target's reply goes there first")
+    return tuple(hops)
+
+
+def route_option(route: tuple[str, ...], prober: str, pointer: int | None = None) -> bytes:
+    """The loose source route option of `route` (``prober``: our address `prober`), its pointer past the last hop
+    (a completed route) unless given."""
+    hops = b"".join(ipaddress.IPv4Address(prober if hop == PROBER else hop).packed for hop in route)
+    return bytes([IP_OPTION_LSRR, 3 + len(hops), 4 + len(hops) if pointer is None else pointer]) + hops
+
+
 def parse_ip_send(b: Builder, spec: dict[str, Any], path: Path_) -> IpSend:
     """``send: {..., ip: {...}}``."""
     src, dst = spec.get("src"), spec.get("dst")
+    route = parse_route(b, spec.get("options") or {}, path + ("options",))
+    if route and (src is not None or dst is not None):
+        raise b.error(path + ("options", "lsrr"), "a source route goes from our address to the target's: no src/dst")
     if src is not None and src not in SOURCES:
         raise b.error(path + ("src",), f"{src!r}: a source is named, never written as an address", SOURCES)
     if dst is not None and dst not in DESTINATIONS:
@@ -148,14 +200,16 @@ def parse_ip_send(b: Builder, spec: dict[str, Any], path: Path_) -> IpSend:
         id=_int(b, spec["id"], path + ("id",), 0xFFFF) if "id" in spec else None,
         options=_options(b, spec.get("options") or {}, path + ("options",)),
     )
-    return IpSend(header, src, dst)
+    if route and len(header.options) + 4 * len(route) + 4 > MAX_IP_OPTIONS:
+        raise b.error(path + ("options",), f"the route and the other IP options exceed {MAX_IP_OPTIONS} octets")
+    return IpSend(header, src, dst, route)
 
 
 def parse_ip_expect(b: Builder, spec: dict[str, Any], path: Path_) -> tuple[tuple[str, Expr], ...]:
     """``expect: {..., ip: {ttl: 64, id: NAME}}``: each field a number in its range or a bound name."""
     out = []
     for name, value in spec.items():
-        if name == "src":  # a named address, not a header field's value: parse_ip_source
+        if name in ("src", "options"):  # a named address (parse_ip_source), a route (parse_ip_route)
             continue
         if name not in CHECKED:
             raise b.error(path + (name,), f"no IP field {name!r} is checked", sorted(CHECKED))
@@ -164,6 +218,60 @@ def parse_ip_expect(b: Builder, spec: dict[str, Any], path: Path_) -> tuple[tupl
             raise b.error(path + (name,), f"{e.offset} is beyond the field (0-{FIELD_MAX[name]})")
         out.append((name, e))
     return tuple(out)
+
+
+def parse_ip_route(b: Builder, spec: dict[str, Any], path: Path_) -> tuple[str, ...] | None:
+    """``expect: {..., ip: {options: {lsrr: [...]}}}``: the route the target's segment must carry (None: not
+    checked)."""
+    options = spec.get("options")
+    if options is None:
+        return None
+    if not isinstance(options, dict) or set(options) != {"lsrr"}:
+        raise b.error(path + ("options",), "an expect checks one IP option: lsrr", ["lsrr"])
+    return parse_route(b, options, path + ("options",))
+
+
+def received_route(options: bytes) -> tuple[int, int, tuple[str, ...]] | None:
+    """The first source route option (loose or strict) in received IP option octets: (type, pointer, hops); None
+    when there is none or it is malformed."""
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == IP_OPTION_EOL:
+            return None
+        if kind == IP_OPTION_NOP:
+            i += 1
+            continue
+        size = options[i + 1] if i + 1 < len(options) else 0
+        if size < 2 or i + size > len(options):
+            return None
+        if kind in (IP_OPTION_LSRR, IP_OPTION_SSRR):
+            if size < 3 or (size - 3) % 4:
+                return None
+            body = options[i + 3 : i + size]
+            hops = tuple(str(ipaddress.IPv4Address(body[j : j + 4])) for j in range(0, len(body), 4))
+            return kind, options[i + 2], hops
+        i += size
+    return None
+
+
+def route_diff(route: tuple[str, ...], seg: Segment) -> FieldDiffLike:
+    """The source route the target's `seg` carries against `route` (its ``prober`` hops: our address): a loose
+    route of those hops, pointer 4, and `seg` addressed to us, the reversed route's first hop (RFC 9293 MUST-53).
+    The engine says whether it was (``extra["to_prober"]``: the segment's destination is our address)."""
+    got = seg.extra.get("ip_options")
+    raw = got if isinstance(got, bytes) else b""
+    found = received_route(raw)
+    prober = seg.dst if seg.extra.get("to_prober") is True else None
+    want = "LSRR pointer 4 route " + ", ".join(route) + f", sent to {PROBER}"
+    if found is None:
+        return "ip options", want, "no source route" + (f" (options {raw.hex(' ')})" if raw else ""), False
+    kind, pointer, hops = found
+    shown = f"{'LSRR' if kind == IP_OPTION_LSRR else 'SSRR'} pointer {pointer} route {', '.join(hops)}"
+    shown += f", sent to {seg.dst}" + (f" ({PROBER})" if prober else " (not the prober)")
+    expected = tuple(prober if hop == PROBER else hop for hop in route)
+    ok = prober is not None and kind == IP_OPTION_LSRR and pointer == 4 and hops == expected
+    return "ip options", want, shown, ok
 
 
 def parse_ip_source(b: Builder, spec: dict[str, Any], path: Path_) -> tuple[str, ...] | None:
@@ -225,12 +333,15 @@ def with_ip(seg: Segment, ip: IpSend, target: str, prefix: int | None, secondary
         dst = resolve(ip.dst, target, prefix, secondary) or ""
     if not src or not dst or (":" in target and not only_secondary(ip)):
         return None
-    return replace(seg, src=src, dst=dst, ip=None if ip.header == IpHeader() else ip.header)
+    header = ip.header
+    if ip.route:  # in front of the other options, a NOP keeping them on four-octet words
+        header = replace(header, options=route_option(ip.route, seg.src) + bytes([IP_OPTION_NOP]) + header.options)
+    return replace(seg, src=src, dst=dst, ip=None if header == IpHeader() else header)
 
 
 def only_secondary(ip: IpSend) -> bool:
     """Whether `ip` only sends to the target's secondary address (no header field): any family can carry it."""
-    return ip.dst == "secondary" and ip.src is None and ip.header == IpHeader()
+    return ip.dst == "secondary" and ip.src is None and ip.header == IpHeader() and not ip.route
 
 
 def unplayable(steps: Iterable[object], family: int, prefix: int | None, secondary: str | None = None) -> str | None:
@@ -246,6 +357,8 @@ def unplayable(steps: Iterable[object], family: int, prefix: int | None, seconda
         checked = getattr(getattr(step, "pattern", None), "ip", None) or ()
         if family != 4 and any(name == "id" for name, _ in checked):
             return "checks the IPv4 identification, which IPv6 has no counterpart of in its header"
+        if family != 4 and getattr(getattr(step, "pattern", None), "route", None) is not None:
+            return "checks an IPv4 source route option (IPv6's type 0 routing header is deprecated, RFC 5095)"
         icmp, ip = getattr(step, "icmp", None), getattr(step, "ip", None)
         if isinstance(ip, IpSend) and only_secondary(ip):
             continue  # the secondary address alone: any family (checked above)

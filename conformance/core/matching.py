@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .ipfields import FIELD_MAX, observed, source_diff
+from .ipfields import FIELD_MAX, observed, route_diff, source_diff
 from .model import Bound, Reference, SegmentPattern
 from .segment import Segment, seq_diff
 from .values import Expr
@@ -97,6 +97,8 @@ def compare(
         out.append(ip_diff(name, expr, seg, names))
     if pattern.src is not None:
         out.append(FieldDiff(*source_diff(pattern.src, seg)))
+    if pattern.route is not None:
+        out.append(FieldDiff(*route_diff(pattern.route, seg)))
     if pattern.urgptr is not None:
         out.append(urgptr_diff(pattern.urgptr, seg))
     if pattern.padding and seg.after_eol is not None:

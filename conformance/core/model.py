@@ -87,6 +87,9 @@ class SegmentPattern:
     #: The target's addresses the segment may come from, by name (``ip: {src: secondary}``: primary, secondary;
     #: core.ipfields), or None: not checked.
     src: tuple[str, ...] | None = None
+    #: The source route the segment must carry (``ip: {options: {lsrr: [...]}}``, ``prober``: our address; RFC 9293
+    #: MUST-53), or None: not checked (core.ipfields).
+    route: tuple[str, ...] | None = None
     #: The urgent pointer field (``urgptr: N``, with U among the flags): SEG.SEQ + N is the octet after the urgent
     #: data (RFC 9293 §3.8.5, MUST-62).
     urgptr: int | None = None

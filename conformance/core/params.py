@@ -170,6 +170,10 @@ DOCUMENTED: dict[str, Documented] = {
 
 #: Every sysctl the tool reads from a target, by its name under net/ipv4.
 SYSCTLS = tuple(sorted({d.sysctl for d in DOCUMENTED.values() if d.sysctl}))
+#: Sysctls a case may set that are no run value: kept per interface (net/ipv4/conf/IF/NAME), written to conf/all,
+#: conf/default and the target's interfaces (conformance.inside.services.CONF_SYSCTLS), with the values allowed.
+#: accept_source_route: hosts drop source-routed datagrams by default (RFC 7126 §4.3), before TCP sees them.
+CONF_SYSCTLS: dict[str, tuple[int, ...]] = {"accept_source_route": (0, 1)}
 
 
 @dataclass(frozen=True)

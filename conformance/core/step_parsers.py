@@ -19,7 +19,7 @@ from typing import Any
 
 from .checks import KEYS, SEGMENT_CHECKS, STEP_CHECKS, STEP_TYPES
 from .errors import CaseFormatError
-from .ipfields import parse_icmp, parse_ip_expect, parse_ip_send, parse_ip_source
+from .ipfields import parse_icmp, parse_ip_expect, parse_ip_route, parse_ip_send, parse_ip_source
 from .model import (
     ANY_CONN,
     AppResultStep,
@@ -388,6 +388,7 @@ def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
         options=b.options(body, kp, expected=True) if "options" in body else None,
         ip=parse_ip_expect(b, body["ip"], kp + ("ip",)) if "ip" in body else None,
         src=parse_ip_source(b, body["ip"], kp + ("ip",)) if "ip" in body else None,
+        route=parse_ip_route(b, body["ip"], kp + ("ip",)) if "ip" in body else None,
         urgptr=_urgptr(b, body, flags_req, kp),
         padding="padding" in body,
     )

@@ -132,6 +132,30 @@ def sysctl_path(name: str) -> str:
     return os.path.join(SYSCTL_DIR, name)
 
 
+#: Sysctls a case may set that are kept per interface (net/ipv4/conf/IF/NAME), each with the values it may take:
+#: written to conf/all, conf/default and every interface of the namespace the services run in (a target of the
+#: case's own), never to a path a caller gives. accept_source_route: RFC 7126 advises IP layers to drop source
+#: routed datagrams, and Linux does unless conf/all and the interface both say 1 (ip-sysctl.rst).
+CONF_SYSCTLS: dict[str, tuple[str, ...]] = {"accept_source_route": ("0", "1")}
+CONF_DIR = "/proc/sys/net/ipv4/conf"
+
+
+def write_sysctl(name: str, value: str) -> None:
+    """Set net.ipv4.NAME, or for a per-interface name of :data:`CONF_SYSCTLS` its files in every conf dir."""
+    if not value.isdigit():
+        raise OSError(f"sysctl {name}: not a non-negative integer: {value!r}")
+    if name not in CONF_SYSCTLS:
+        with open(sysctl_path(name), "w") as f:
+            f.write(value)
+        return
+    if value not in CONF_SYSCTLS[name]:
+        raise OSError(f"sysctl {name}: {value!r} is not one of {', '.join(CONF_SYSCTLS[name])}")
+    devices = sorted(set(os.listdir(CONF_DIR)) - {"all", "default"})
+    for scope in ("all", "default", *devices):  # all first: a device's value counts only with it (IN_DEV_ANDCONF)
+        with open(os.path.join(CONF_DIR, scope, name), "w") as f:
+            f.write(value)
+
+
 def read_sysctls(names: list[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for name in names:
@@ -160,10 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                     f.write("1")
         for item in args.sysctl:
             name, _, value = item.partition("=")
-            if not value.isdigit():
-                raise OSError(f"sysctl {name}: not a non-negative integer: {value!r}")
-            with open(sysctl_path(name), "w") as f:
-                f.write(value)
+            write_sysctl(name, value)
         listeners = [
             (_listener(addr, port, args.backlog), handler)
             for service, handler in HANDLERS.items()

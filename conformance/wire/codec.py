@@ -72,7 +72,9 @@ def to_segment(pkt: Any) -> Segment | None:
     if IP in pkt:
         ip = pkt[IP]
         body = None if ip.len is None else ip.len - ip.ihl * 4
-        extra = {"ttl": ip.ttl, "ip_id": ip.id, "tos": ip.tos}
+        extra: dict[str, object] = {"ttl": ip.ttl, "ip_id": ip.id, "tos": ip.tos}
+        if ip.ihl is not None and ip.ihl > 5:  # the option octets as they came (core.ipfields reads a route)
+            extra["ip_options"] = bytes(ip)[20 : ip.ihl * 4]
     elif IPv6 in pkt:
         ip = pkt[IPv6]
         body = ip.plen  # assumes no extension headers before TCP (none are sent to us here)
@@ -151,9 +153,26 @@ def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
     frame = Ether(src=our_mac, dst=target_mac) / network / tcp
     if seg.payload or raw:
         frame = frame / ((raw or b"") + seg.payload)
+    if seg.ip is not None and _source_routed(seg.ip.options):
+        # Scapy sums the pseudo-header over a source route's last hop whatever its pointer; ours is complete, so
+        # the IP destination is the final one (RFC 9293 §3.1) and the sum is made here
+        wire = bytes(frame)
+        ihl = (wire[14] & 0x0F) * 4
+        tcp_octets = wire[14 + ihl : 14 + ihl + 16] + b"\0\0" + wire[14 + ihl + 18 :]
+        frame[TCP].chksum = internet_checksum(wire[26:34] + b"\0\x06" + len(tcp_octets).to_bytes(2, "big") + tcp_octets)
     if seg.checksum_ok is False:
         frame[TCP].chksum = spoil(Ether(bytes(frame))[TCP].chksum)
     return frame
+
+
+def _source_routed(options: bytes) -> bool:
+    """Whether IP option octets hold a loose or strict source route (types 131, 137), walking them (RFC 791)."""
+    i = 0
+    while i < len(options) and options[i] != 0:
+        if options[i] in (131, 137):
+            return True
+        i += 1 if options[i] == 1 else max(options[i + 1] if i + 1 < len(options) else 0, 2)
+    return False
 
 
 def _raw_options(seg: Segment) -> bytes | None:
@@ -407,11 +426,14 @@ def decode(frame: bytes, time: float) -> Segment | None:
         if len(frame) < 34:
             return scapy_decode(frame, time)
         vihl, tos, total, ip_id, frag, ttl, proto, _chk, src_b, dst_b = _IPV4.unpack_from(frame, 14)
-        if vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total < 40:
+        start = 14 + (vihl & 0x0F) * 4
+        if vihl >> 4 != 4 or start < 34 or proto != PROTO_TCP or frag & 0x3FFF or total < start - 14 + 20:
             return scapy_decode(frame, time)
-        start, end = 34, min(len(frame), 14 + total)
+        end = min(len(frame), 14 + total)
         src, dst = socket.inet_ntoa(src_b), socket.inet_ntoa(dst_b)
         extra: dict[str, object] = {"ttl": ttl, "ip_id": ip_id, "tos": tos}
+        if start > 34:  # IP options (RFC 791 §3.1): their octets as they came, as to_segment keeps them
+            extra["ip_options"] = frame[34:start]
     elif ethertype == ETH_IPV6:
         if len(frame) < 54:
             return scapy_decode(frame, time)

@@ -51,6 +51,9 @@ SENT_OPTIONS = frozenset({"mss"})
 
 def unsupported(case: Case) -> str | None:
     """Why the model cannot play `case` (None: it can)."""
+    routed = any(isinstance(s, SendStep) and s.ip is not None and s.ip.route for s in case.steps)
+    if routed or any(isinstance(s, ExpectStep) and s.pattern.route is not None for s in case.steps):
+        return "sends or checks IP source routes (RFC 9293 §3.9.2.1): the model has no IP layer to carry them"
     other = sorted(set(case.sysctls) - set(SYSCTL_KNOBS))
     if other:
         return f"needs target sysctls the model has no knob for: {', '.join(other)}"
