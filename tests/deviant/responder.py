@@ -31,6 +31,11 @@ addresses from the frames they send, turns segments into frames with the project
 * ``answer_from_primary``: a connection opened to the responder's second address (``secondary``) is answered
   from its primary address, as a stack that takes the route's source for every segment would (RFC 9293
   §3.9.1.1 MUST-45 says the connection's own local address).
+* ``source_route``: what it does with a completed IP source route (RFC 9293 §3.9.2.1): ``follow`` (conforming)
+  reverses it and sends every segment of the connection with the latest one received (MUST-53, SHLD-24);
+  ``first`` keeps the one the SYN came by (SHLD-24 not followed, as Linux does); ``ignore`` sends no route
+  (MUST-53 broken); ``drop`` drops source-routed datagrams, as an IP layer following RFC 7126 §4.3 does. A
+  reversed route is sent to the datagram's source, which is the route's last hop in every route a case writes.
 
 The model's own knobs (backoff, initial and minimum RTO, retry counts) are set through :meth:`Knobs.profile`.
 """
@@ -40,15 +45,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from conformance.core.ipfields import IP_OPTION_NOP, received_route, route_option
 from conformance.core.rfc9293 import LINUX, RFC, Emitted, Host, ModelProfile, State
 from conformance.core.rfc9293.rules import RULES
-from conformance.core.segment import Segment, seq_add
+from conformance.core.segment import IpHeader, Segment, seq_add
 from conformance.wire import arp, nd
 from conformance.wire.codec import decode, encode
 
 ETH_IPV4, ETH_IPV6 = b"\x08\x00", b"\x86\xdd"
 #: The options a SYN-ACK gets under ``synack_options`` besides the model's MSS (20 octets with it).
 UNASKED_OPTIONS = ("sackok", "timestamp", "nop", "wscale")
+#: The values of the ``source_route`` knob (see the module docstring).
+ROUTE_MODES = ("follow", "first", "ignore", "drop")
+#: A connection as the responder sees it: its address, its port, the peer's address, the peer's port.
+Flow = tuple[str, int, str, int]
 #: A timer due within this of a tick boundary fires on that boundary (float noise, not a tick late).
 EPSILON = 1e-6
 
@@ -81,6 +91,7 @@ class Knobs:
     answer_from_primary: bool = False
     eol_padding: bytes | None = None
     synack_mss: int | None = None
+    source_route: str = "follow"
 
     def profile(self) -> ModelProfile:
         """The model's profile: `base` with the knobs the model has."""
@@ -140,6 +151,9 @@ class Responder:
         self.repeats: list[tuple[float, bytes]] = []  # (when, frame), in time order
         self.counts = {"in": 0, "out": 0, "icmp": 0, "repeats": 0, "arp": 0, "nd": 0}
         self.hung = False
+        self.routes: dict[Flow, bytes] = {}  # a connection's reversed source route, the option's octets
+        if knobs.source_route not in ROUTE_MODES:
+            raise ValueError(f"unknown source_route {knobs.source_route!r}: one of {', '.join(ROUTE_MODES)}")
 
     # ---------------------------------------------------------------- events
     def receive(self, frame: bytes, now: float) -> list[bytes]:
@@ -165,6 +179,8 @@ class Responder:
             rst = Segment(seg.dst, seg.src, seg.dport, seg.sport, seq=seg.ack if acked else 0,
                           ack=seq_add(seg.seq, seg.seg_len), flags="R" if acked else "RA", window=0)  # fmt: skip
             return self._frames([Emitted(rst, RULES["closed/ack" if acked else "closed/no-ack"])], now)
+        if not self._take_route(seg):
+            return []
         self.counts["in"] += 1
         self.macs[seg.src] = arp.mac_text(frame[6:12])
         host = self.hosts[seg.dst]
@@ -204,6 +220,22 @@ class Responder:
             return [arp.reply_to(packet, self.mac)]
         return []
 
+    def _take_route(self, seg: Segment) -> bool:
+        """Keep the reversed route of a completed source route `seg` carries, as the knob says; False: drop `seg`."""
+        raw = seg.extra.get("ip_options")
+        found = received_route(raw) if isinstance(raw, bytes) else None
+        if found is None:
+            return True
+        mode = self.knobs.source_route
+        _, pointer, hops = found
+        flow = (seg.dst, seg.dport, seg.src, seg.sport)
+        completed = pointer > 3 + 4 * len(hops)
+        if completed and mode == "follow" or (completed and mode == "first" and flow not in self.routes):
+            # the return route: the last hop first (where it is sent), then the others backwards, then the source
+            back = (*hops[-2::-1], seg.src)
+            self.routes[flow] = route_option(back, seg.src, pointer=4) + bytes([IP_OPTION_NOP])
+        return mode != "drop"
+
     @staticmethod
     def _closed(host: Host, seg: Segment) -> bool:
         return seg.dport not in host.listeners and (seg.dport, seg.src, seg.sport) not in host.tcbs
@@ -219,6 +251,9 @@ class Responder:
                 seg = replace(seg, options=tuple((k, mss if k == "mss" else v) for k, v in seg.options))
             if self.knobs.eol_padding is not None and seg.flags == "SA":  # EOL and what follows it, as they are
                 seg = replace(seg, options=(*seg.options, ("raw", b"\0" + self.knobs.eol_padding)))
+            route = self.routes.get((seg.src, seg.sport, seg.dst, seg.dport))
+            if route is not None:
+                seg = replace(seg, ip=IpHeader(options=route))
             frame = encode(seg, self.mac, self.macs.get(seg.dst, arp.BROADCAST))
             out.append(frame)
             if seg.payload and self.knobs.repeat:
