@@ -108,6 +108,8 @@ class Knobs:
             value = getattr(self, knob)
             if value is not None:
                 changes[field] = value
+        if self.accept_bad_checksum:
+            changes["check_checksum"] = False  # the model's input drops a damaged segment (MUST-3) unless told not to
         name = f"deviant-{self.base}"
         return replace(bases[self.base], name=name, **changes)  # type: ignore[arg-type]
 
