@@ -62,8 +62,8 @@ IP_OPTION_LSRR, IP_OPTION_SSRR = 131, 137
 #: The name of our own address among a source route's hops; the range every other hop must be in.
 PROBER = "prober"
 ROUTE_RANGE = ipaddress.ip_network("198.18.0.0/15")
-#: A route's hops: at least two (a route of the prober alone is no route back: RFC 1812 §5.2.4.1 lets a host
-#: drop a hop that is the datagram's source), at most what fits in 40 octets with the option's 3.
+#: A route's hops: at least two (a route of the prober alone, the datagram's source, is no route back: RFC 1122
+#: §3.2.1.8 case (B), a recorded source left out of the return route), at most what fits in 40 octets.
 ROUTE_HOPS = (2, 9)
 #: The room for options in an IPv4 header (RFC 791: IHL at most 15 words).
 MAX_IP_OPTIONS = 40
