@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from conformance.core.rfc9293 import LINUX, Host, State
+from conformance.core.rfc9293 import LINUX, Host, State, keepalive
 from conformance.core.rfc9293.apps import HTTP_BODY, HTTP_HEAD
 from conformance.core.segment import Segment
 
@@ -98,3 +98,33 @@ def test_sender_sws_avoidance_holds_a_small_window_until_the_override() -> None:
     assert due is not None and due > 0.05
     (override,) = host.advance(due)
     assert override.rule.key == "persist/override" and len(override.segment.payload) == 100
+
+
+def test_keepalive_is_off_by_default_and_probes_an_idle_connection_once_on() -> None:
+    host, una = opened("agent")
+    tcb = host.tcbs[(PORT, US, SPORT)]
+    assert host.deadline() is None  # MUST-25: off
+    keepalive.set_options(tcb, {"SO_KEEPALIVE": 1, "TCP_KEEPIDLE": 2, "TCP_KEEPINTVL": 1, "TCP_KEEPCNT": 2}, 1.0)
+    assert host.deadline() == 3.0  # the idle from now (Linux tcp_set_keepalive)
+    (probe,) = host.advance(3.0)
+    assert probe.rule.key == "keepalive/probe" and (probe.segment.seq, probe.segment.payload) == (una - 1, b"")
+    host.receive(seg("A", 1001, una), 3.1)  # answered: idle again from here
+    assert host.deadline() == 4.0  # the timer set at the probe finds the connection heard 0.9 s ago
+    assert host.advance(4.0) == [] and host.deadline() == 5.1
+    for time in (5.1, 6.1):
+        (probe,) = host.advance(time)
+        assert probe.rule.key == "keepalive/probe"
+    (rst,) = host.advance(7.1)  # TCP_KEEPCNT 2 probes unanswered: reset
+    assert (rst.segment.flags, rst.segment.seq, rst.rule.key) == ("RA", una, "keepalive/reset")
+    assert host.status(PORT, (US, SPORT)) is State.CLOSED and tcb.closed_by == "timeout"
+
+
+def test_the_user_timeout_ends_a_connection_whose_data_stays_unacknowledged() -> None:
+    host, _ = opened("agent")
+    tcb = host.tcbs[(PORT, US, SPORT)]
+    keepalive.set_options(tcb, {"TCP_USER_TIMEOUT": 2000}, 0.02)
+    host.send(tcb, b"a", 0.05)
+    while (due := host.deadline()) is not None:
+        host.advance(due)
+    assert tcb.closed_by == "timeout" and host.rules()[-1] == "timeout/user"
+    assert abs(host.decisions[-1].time - 2.05) < 1e-9

@@ -13,11 +13,12 @@ from typing import Protocol
 
 from ..segment import Segment
 from ..steps import Addressing, AppRequest
+from . import keepalive
 from .host import Host
 from .tcb import State, Tcb
 
-#: Socket options the model honours (others are refused: the model has no keep-alive, for one).
-OPTIONS = ("SO_LINGER", "TCP_NODELAY")
+#: Socket options the model honours (others are refused); getsockopt answers those of :mod:`.keepalive`.
+OPTIONS = ("SO_LINGER", "TCP_NODELAY", *keepalive.DEFAULTS)
 #: What a connect learns when the connection is deleted, by the reason (errno names).
 ERRNO = {"refused": "ECONNREFUSED", "reset": "ECONNRESET", "timeout": "ETIMEDOUT", "aborted": "ECONNABORTED"}
 EPHEMERAL = 50000
@@ -119,7 +120,11 @@ class Agent:
             if unknown:
                 return {"ok": False, "error": "bad request", "detail": f"the model has no {', '.join(unknown)}"}
             sock.options.update(options)
+            if tcb is not None:
+                keepalive.set_options(tcb, _ints(options), now)
             return {"ok": True}
+        if cmd == "getsockopt":
+            return self._getsockopt(args, sock)
         if tcb is None:  # a listener: close it
             self.host.unlisten(sock.port)
             return {"ok": True}
@@ -144,7 +149,8 @@ class Agent:
                 if tcb.local[1] == listener.port and tcb.passive and id(tcb) not in self.accepted:
                     if tcb.state not in (State.SYN_RECEIVED, State.CLOSED):
                         self.accepted.add(id(tcb))
-                        return self._register(_Sock(listener.port, tcb), peer=list(tcb.remote))
+                        keepalive.set_options(tcb, _ints(listener.options), now)  # inherited from the listener
+                        return self._register(_Sock(listener.port, tcb, dict(listener.options)), peer=list(tcb.remote))
             return None
         if req.cmd == "connect":
             sock = self.socks[-req.id]
@@ -164,13 +170,30 @@ class Agent:
         if tcb.received:
             data, tcb.received = tcb.received, b""
             return {"ok": True, "data": data.decode(errors="replace"), "eof": False}
-        if tcb.state is State.CLOSED and tcb.closed_by == "reset":  # §3.10.7.4: RECEIVEs get "reset" responses
-            return {"ok": False, "error": ERRNO["reset"], "detail": "model: connection reset"}
+        if tcb.state is State.CLOSED and tcb.closed_by in ("reset", "timeout"):
+            # §3.10.7.4: RECEIVEs get "reset" responses; §3.10.8: "connection aborted due to user timeout"
+            reason = tcb.closed_by
+            return {"ok": False, "error": ERRNO[reason], "detail": f"model: connection closed by {reason}"}
         if tcb.fin_received or tcb.state is State.CLOSED:
             return {"ok": True, "data": "", "eof": True}
         return None
+
+    def _getsockopt(self, args: dict[str, object], sock: _Sock) -> dict[str, object]:
+        """getsockopt: the socket's values of the options the model has, their defaults unless set."""
+        names = args.get("names") or list(keepalive.DEFAULTS)
+        assert isinstance(names, list)
+        unknown = sorted(str(n) for n in names if n not in keepalive.DEFAULTS)
+        if unknown:
+            return {"ok": False, "error": "bad request", "detail": f"the model has no {', '.join(unknown)}"}
+        values = {**keepalive.DEFAULTS, **_ints(sock.options)}
+        return {"ok": True, "options": {str(n): values[str(n)] for n in names}}
 
     def _register(self, sock: _Sock, **extra: object) -> dict[str, object]:
         number = max((n for n in self.socks if n > 0), default=0) + 1
         self.socks[number] = sock
         return {"ok": True, "sock": number, **extra}
+
+
+def _ints(options: dict[str, object]) -> dict[str, int]:
+    """The options of :mod:`.keepalive` among `options`, as integers."""
+    return {k: int(str(v)) for k, v in options.items() if k in keepalive.DEFAULTS}

@@ -388,7 +388,8 @@ def acked(tcb: Tcb, ack: int, now: float) -> bool:
     tcb.snd_una = ack
     tcb.retries = 0
     tcb.rtx_deadline = now + tcb.timer.rto if tcb.queue else None
-    tcb.user_deadline = None
+    # §3.10.8 USER TIMEOUT: the time data may stay unacknowledged, counted again for what is left
+    tcb.user_deadline = now + tcb.user_timeout if tcb.queue and tcb.user_timeout is not None else None
     return fin
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from ..segment import RAW_OPTION, SEQ_MOD, Segment, seq_add
-from . import apps, arrive, minisocks, sender
+from . import apps, arrive, keepalive, minisocks, sender
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
@@ -128,6 +128,8 @@ class Host:
             arrive.other(tcb, seg, now, out)
         self._record(now, out, tcb.state)
         sent = list(out.sent)
+        if any(rule.key.startswith("ack/") for rule, _ in out.log):
+            keepalive.heard(tcb, now)  # the fifth check took its ACK: "received" for §3.8.4
         if tcb.pending and "A" in seg.flags and tcb.state is not State.CLOSED:
             sender.acknowledged(tcb, now)  # §3.8.6.1: the window may have opened
             sent += self._output(tcb, now)
@@ -174,6 +176,8 @@ class Host:
                 out += self._retransmission_timeout(tcb, now)
             elif tcb.persist_deadline is not None and now >= tcb.persist_deadline:
                 out += self._persist_timeout(tcb, now)
+            elif tcb.keep_deadline is not None and now >= tcb.keep_deadline:
+                out += self._keepalive_timeout(tcb, now)
         return out
 
     def deadline(self) -> float | None:
@@ -206,8 +210,8 @@ class Host:
     def _arm(self, tcb: Tcb, now: float) -> None:
         if tcb.rtx_deadline is None:
             tcb.rtx_deadline = now + tcb.timer.rto
-        if tcb.user_deadline is None and self.profile.user_timeout is not None:
-            tcb.user_deadline = now + self.profile.user_timeout
+        if tcb.user_deadline is None and tcb.user_timeout is not None:
+            tcb.user_deadline = now + tcb.user_timeout
 
     def _transmit(self, tcb: Tcb, sent: Sent, now: float, rule: str) -> list[Emitted]:
         """Send a new segment that takes sequence space, put it on the retransmission queue, arm the timer."""
@@ -283,6 +287,19 @@ class Host:
             tcb.snd_nxt = seq_add(tcb.snd_nxt, size)
             return out
         emitted = Emitted(tcb.segment("A", sender.probe_seq(tcb), tcb.rcv_nxt), RULES["persist/probe"])
+        self.decisions.append(Decision(now, emitted.rule, tcb.state, emitted.segment))
+        return [emitted]
+
+    def _keepalive_timeout(self, tcb: Tcb, now: float) -> list[Emitted]:
+        """The keep-alive timer (:mod:`.keepalive`, §3.8.4): a probe, or the connection reset as dead."""
+        what = keepalive.expire(tcb, now)
+        if what == "probe":
+            emitted = Emitted(tcb.segment("A", sender.probe_seq(tcb), tcb.rcv_nxt), RULES["keepalive/probe"])
+        elif what == "reset":
+            emitted = Emitted(tcb.segment("RA", tcb.snd_nxt, tcb.rcv_nxt), RULES["keepalive/reset"])
+            self._forget(tcb, "timeout", now, None)
+        else:
+            return []
         self.decisions.append(Decision(now, emitted.rule, tcb.state, emitted.segment))
         return [emitted]
 

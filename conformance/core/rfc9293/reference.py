@@ -23,6 +23,7 @@ from ..verdict import fail_always
 from .agent import OPTIONS, Agent
 from .apps import APPS
 from .host import Host
+from .keepalive import DEFAULTS as KEPT
 from .profile import LINUX, ModelProfile
 
 OUR_IP = "198.18.0.1"
@@ -79,6 +80,11 @@ def unsupported(case: Case) -> str | None:
         if not isinstance(step, AppStep):
             continue
         args = dict(step.args)
+        if step.do == "connect" and "to" in args:
+            return f"connects to a named address ({args['to']}), which the model's fake wire does not have"
+        names = args.get("names")
+        if step.do == "getsockopt" and isinstance(names, list) and set(names) <= set(KEPT):
+            continue
         if step.do in ("getsockopt", "poll", "sockatmark"):
             return f"asks the stack {step.do}: the model keeps no stack defaults, urgent marks or poll state"
         if step.do == "listen" and "backlog" in args:

@@ -161,6 +161,8 @@ _RULES = (
     Rule("timeout/time-wait", "§3.10.8 TIME-WAIT TIMEOUT", "delete the TCB, enter CLOSED"),
     # §3.8.6 the send window: the persist timer
     Rule("persist/probe", "§3.8.6.1", "zero window: probe it (MUST-36), the interval doubling (SHLD-30)"),
+    Rule("keepalive/probe", "§3.8.4", "idle: a probe <SEQ=SND.NXT-1><CTL=ACK>, no data (MAY-5, SHLD-12)"),
+    Rule("keepalive/reset", "§3.8.4 (Linux tcp_keepalive_timer)", "probes unanswered: <CTL=RST,ACK>, CLOSED"),
     Rule("persist/override", "§3.8.6.2.1 (4)", "the override timeout: send what the usable window takes (MUST-38)"),
 )
 

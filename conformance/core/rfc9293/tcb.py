@@ -130,6 +130,13 @@ class Tcb:
     persist_deadline: float | None = None
     persist_backoff: int = 0
     probes_out: int = 0
+    #: Socket options set by the application (:mod:`.keepalive`), the keep-alive timer, when an ACK was last
+    #: taken, unanswered keep-alive probes; the user timeout of this connection (§3.10.8; None: none).
+    sockopts: dict[str, int] = field(default_factory=dict)
+    keep_deadline: float | None = None
+    last_heard: float = 0.0
+    keep_probes: int = 0
+    user_timeout: float | None = None
     first_syn: float = 0.0  # when the first SYN went out (SYN-SENT's give-up budget)
     last_invalid_reply: float | None = None
     #: Set when the TCB is deleted (CLOSED): the reason, for the application ("reset", "refused", "timeout").
@@ -145,6 +152,7 @@ class Tcb:
     def __post_init__(self) -> None:
         if self.rto is None:
             self.rto = Rto(self.profile)
+        self.user_timeout = self.profile.user_timeout
 
     @property
     def timer(self) -> Rto:
@@ -152,7 +160,13 @@ class Tcb:
         return self.rto
 
     def deadline(self) -> float | None:
-        timers = (self.rtx_deadline, self.user_deadline, self.time_wait_deadline, self.persist_deadline)
+        timers = (
+            self.rtx_deadline,
+            self.user_deadline,
+            self.time_wait_deadline,
+            self.persist_deadline,
+            self.keep_deadline,
+        )
         times = [t for t in timers if t is not None]
         return min(times) if times else None
 
