@@ -128,3 +128,16 @@ def test_the_user_timeout_ends_a_connection_whose_data_stays_unacknowledged() ->
         host.advance(due)
     assert tcb.closed_by == "timeout" and host.rules()[-1] == "timeout/user"
     assert abs(host.decisions[-1].time - 2.05) < 1e-9
+
+
+def test_a_receive_buffer_bounds_the_window_to_its_free_space() -> None:
+    host = Host(THEM, LINUX)
+    host.listen(PORT, "agent", rcv_buf=2048)
+    (synack,) = host.receive(seg("S", 1000), 0.0)
+    assert synack.segment.window == 2048
+    una = synack.segment.seq + 1
+    host.receive(seg("A", 1001, una), 0.01)
+    (ack,) = host.receive(seg("PA", 1001, una, b"x" * 400), 0.02)
+    assert (ack.segment.ack, ack.segment.window) == (1401, 1648)  # RCV.BUFF - RCV.USER, the right edge kept
+    (ack,) = host.receive(seg("PA", 1401, una, b"x" * 1648), 0.03)
+    assert (ack.segment.ack, ack.segment.window) == (3049, 0)

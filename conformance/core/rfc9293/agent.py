@@ -18,7 +18,7 @@ from .host import Host
 from .tcb import State, Tcb
 
 #: Socket options the model honours (others are refused); getsockopt answers those of :mod:`.keepalive`.
-OPTIONS = ("SO_LINGER", "TCP_NODELAY", *keepalive.DEFAULTS)
+OPTIONS = ("SO_LINGER", "TCP_NODELAY", "SO_RCVBUF", *keepalive.DEFAULTS)
 #: What a connect learns when the connection is deleted, by the reason (errno names).
 ERRNO = {"refused": "ECONNREFUSED", "reset": "ECONNRESET", "timeout": "ETIMEDOUT", "aborted": "ECONNABORTED"}
 EPHEMERAL = 50000
@@ -87,8 +87,11 @@ class Agent:
         args, cmd = req.args, req.cmd
         if cmd == "listen":
             port = int(str(args["port"]))
-            self.host.listen(port, "agent")
-            return self._register(_Sock(port))
+            options = args.get("options") or {}
+            assert isinstance(options, dict)
+            buffer = options.get("SO_RCVBUF")
+            self.host.listen(port, "agent", None if buffer is None else int(str(buffer)))
+            return self._register(_Sock(port, options=dict(options)))
         if cmd == "connect":
             self._next_port += 1
             remote = (str(args["addr"]), int(str(args["port"])))
@@ -122,6 +125,8 @@ class Agent:
             sock.options.update(options)
             if tcb is not None:
                 keepalive.set_options(tcb, _ints(options), now)
+                if "SO_RCVBUF" in options:
+                    tcb.rcv_buf = int(str(options["SO_RCVBUF"]))
             return {"ok": True}
         if cmd == "getsockopt":
             return self._getsockopt(args, sock)

@@ -47,15 +47,17 @@ class Host:
         self.address = address
         self.profile = profile
         self.listeners: dict[int, str] = {}  # port -> application
+        self.rcv_bufs: dict[int, int | None] = {}  # port -> the receive buffer its connections get
         self.tcbs: dict[Key, Tcb] = {}
         self.decisions: list[Decision] = []
         #: Connections deleted, newest last, with why (for the application's answers).
         self.gone: list[Tcb] = []
 
     # ---------------------------------------------------------------- user calls (§3.10.1-5)
-    def listen(self, port: int, app: str = "listen") -> None:
-        """Passive OPEN (§3.10.1): the port enters LISTEN."""
+    def listen(self, port: int, app: str = "listen", rcv_buf: int | None = None) -> None:
+        """Passive OPEN (§3.10.1): the port enters LISTEN; `rcv_buf`: its connections' RCV.BUFF (SO_RCVBUF)."""
         self.listeners[port] = app
+        self.rcv_bufs[port] = rcv_buf
 
     def unlisten(self, port: int) -> None:
         """CLOSE of a listener (§3.10.4 LISTEN): delete it."""
@@ -194,6 +196,7 @@ class Host:
         self, port: int, remote: tuple[str, int], state: State, passive: bool, now: float, app: str, iss: int | None
     ) -> Tcb:
         tcb = Tcb((self.address, port), remote, state, self.profile, passive, app=app)
+        tcb.rcv_buf = self.rcv_bufs.get(port) if passive else None
         tcb.iss = self._iss(port, remote, now) if iss is None else iss
         tcb.rcv_wnd = tcb.window_left()
         return tcb

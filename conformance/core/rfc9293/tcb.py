@@ -137,6 +137,8 @@ class Tcb:
     last_heard: float = 0.0
     keep_probes: int = 0
     user_timeout: float | None = None
+    #: RCV.BUFF set by SO_RCVBUF (§3.8.6.2.2; None: the profile's window).
+    rcv_buf: int | None = None
     first_syn: float = 0.0  # when the first SYN went out (SYN-SENT's give-up budget)
     last_invalid_reply: float | None = None
     #: Set when the TCB is deleted (CLOSED): the reason, for the application ("reset", "refused", "timeout").
@@ -197,8 +199,10 @@ class Tcb:
         return Emitted(self.segment("A", self.snd_nxt, self.rcv_nxt), RULES[rule])
 
     def window_left(self) -> int:
-        """RCV.WND: the offered window less what the application has not read (the right edge stays put)."""
-        return max(self.profile.rcv_wnd - len(self.received), 0)
+        """RCV.WND: the offered window less what the application has not read (the right edge stays put); with a
+        receive buffer, RCV.BUFF - RCV.USER (§3.8.6.2.2: the buffer less the data the user has not read)."""
+        buffer = self.profile.rcv_wnd if self.rcv_buf is None else self.rcv_buf
+        return max(buffer - len(self.received), 0)
 
     def acked_by(self, ack: int) -> bool:
         """SND.UNA < ack =< SND.NXT."""
