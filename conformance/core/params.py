@@ -86,6 +86,14 @@ DOCUMENTED: dict[str, Documented] = {
             sysctl="tcp_syn_linear_timeouts",
         ),
         Documented(
+            "tcp_retries2",
+            15,
+            "count",
+            "Linux ip-sysctl.rst tcp_retries2: default 15 (about 924.6 s of data retransmissions with TCP_RTO_MIN "
+            "200 ms, tcp_model_timeout in net/ipv4/tcp_timer.c); RFC 9293 §3.8.3 R2 at least 100 s (SHLD-11)",
+            sysctl="tcp_retries2",
+        ),
+        Documented(
             "tcp_fin_timeout",
             60,
             "s",
