@@ -93,6 +93,12 @@ def test_shrunk_window_catches_a_silent_timeout() -> None:
     assert v.status is Status.WARNING and _cites(v, "SHLD-17"), v.failure or v.findings
 
 
+def test_shrunk_window_fails_a_sender_that_never_probes() -> None:
+    """MUST-35: nothing after the window shrank to zero: the shrunk window is never probed."""
+    v = _shrunk(0, state="CLOSED", case=SHORT_R2)
+    assert v.status is Status.FAILED and _cites(v, "MUST-35"), v.failure or v.findings
+
+
 def test_short_r2_passes_a_sender_that_outlives_its_r2() -> None:
     """Linux with tcp_retries2=3: six retransmissions in 12.6 s, the connection kept."""
     v = _shrunk(6, case=SHORT_R2)
