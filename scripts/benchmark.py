@@ -12,7 +12,8 @@ table of figures and, last, one JSON line with every number.
 What is measured, and how
 -------------------------
 1. **Suite wall time vs the longest protocol timer.** The default suite (every
-   case under ``cases/``) is run once, all cases at once (``jobs=0``). Wall time
+   case under ``cases/`` but those tagged ``long``, which the default suite leaves
+   out too: :mod:`conformance.run.suite`) is run once, all cases at once (``jobs=0``). Wall time
    = the whole :func:`conformance.run.runner.run` call, namespace set-up and
    teardown included (the time a user waits; the benchmark's own tcpdump
    start/stop is shown apart as "capture overhead").
@@ -137,6 +138,7 @@ from conformance.core.segment import Segment, canonical_flags
 from conformance.run import runner as runner_module
 from conformance.run.runner import RunSettings, run
 from conformance.run.selection import select
+from conformance.run.suite import is_long
 from conformance.targets.base import Endpoint, TargetOptions
 from conformance.targets.netns import PREFIX_PROBER, PREFIX_TARGET, check_privileges
 
@@ -854,7 +856,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def benchmark(args: argparse.Namespace, pcap_dir: Path, report: dict[str, Any], rows: list[list[str]]) -> None:
     quick = args.quick
     serial_copies, concurrent_copies, throughput_copies = (3, 5, 20) if quick else (10, 20, 100)
-    all_cases = discover([args.cases])
+    all_cases = [c for c in discover([args.cases]) if not is_long(c)]  # as the default suite: no long cases
     if args.link_only:
         link_precision(all_cases, pcap_dir, report, rows)
         return
