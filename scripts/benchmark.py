@@ -400,6 +400,9 @@ def play_cases(
     play = marks.get("last", t0) - marks.get("first", t0)
     out = Outcome(results, wall, play, captures)
     log(f"{label}: {len(cases)} cases, jobs={jobs or 'all'}: {wall:.2f} s, {dict(out.statuses())}")
+    for r in results:  # a verdict that is not a pass is named: under load it is a flip to look into
+        if str(r.status) in ("failed", "error"):
+            log(f"  {r.status}: {r.case.id}: {r.message.splitlines()[0] if r.message else ''}")
     return out
 
 
