@@ -247,3 +247,35 @@ def test_connect_to_broadcast_and_from_the_listening_port(tmp_path: Path) -> Non
     w.advance(T0)
     f = w.verdict().failure
     assert f is not None and "whose subnet the run knows" in f.message
+
+
+SEND_THEN_EXPECT = HANDSHAKE + (
+    '  - app: {do: send, data: "a"}\n  - expect: {flags: PA, seq: peer_isn+1, ack: isn+1, data: "a", within: 200ms}\n'
+)
+
+
+def _slow_agent_send(tmp_path: Path, answered_after: float, segment_after_answer: float) -> str:
+    """The agent answers `send` `answered_after` s after the handshake (a slow prober); the target's segment
+    comes `segment_after_answer` s after that answer."""
+    w = FakeWire(load_case(write_case(tmp_path, SEND_THEN_EXPECT, extra=AGENT_CASE)))
+    t = play_handshake(w)
+    send = w.requests[-1]
+    assert send.cmd == "send"
+    answer(w, send, t + answered_after, sent=1)
+    w.advance(t + answered_after)
+    at = t + answered_after + segment_after_answer
+    w.reply(at, "PA", seq=PEER_ISN + 1, ack=ISN + 1, payload=b"a")
+    w.advance(at + 1.0)
+    v = w.verdict()
+    return str(v.status) + (": " + v.failure.render() if v.failure else "")
+
+
+def test_a_within_window_counts_from_the_app_answer_not_only_the_wire(tmp_path: Path) -> None:
+    """The agent's round trips are the prober's time: 400 ms of them before the write, and the segment 20 ms after
+    the answer, is in time (it failed as 'late' when the window counted from our handshake ACK alone)."""
+    assert _slow_agent_send(tmp_path, 0.4, 0.02) == "passed"
+
+
+def test_a_segment_late_after_the_app_answer_still_fails(tmp_path: Path) -> None:
+    outcome = _slow_agent_send(tmp_path, 0.01, 0.5)  # 500 ms after the write's answer: late
+    assert outcome.startswith("failed") and "late" in outcome, outcome

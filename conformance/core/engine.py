@@ -131,6 +131,7 @@ class Dialogue:
         #: Trace index of the last event the steps have dealt with (a segment we
         #: sent, or one an expect step took): what the next timing counts from.
         self.last_event = -1
+        self.last_app_answer: float | None = None
         self._out: list[Action] = []  # the list advance() is filling
         self.failure: Failure | None = None
         self.done = False

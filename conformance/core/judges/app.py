@@ -93,6 +93,7 @@ class AgentCommand(ActiveStep):
             ctx.fail(self.step, self.description, FailureKind.AGENT, message, now, fatal=True)
             return Progress.DONE
         answer, when = got
+        ctx.last_app_answer = when if ctx.last_app_answer is None else max(ctx.last_app_answer, when)
         if self.cmd == "state":
             return self._check_state(ctx, answer, when, now)
         return self._check_answer(ctx, answer, when, now)

@@ -60,6 +60,11 @@ class Context(Protocol):
     names: dict[str, int]
     #: The trace index of the last event the steps dealt with (-1: none yet): what the next timing counts from.
     last_event: int
+    #: When the answer of the last ``app`` step that was waited for arrived (None: none yet). A ``within`` window
+    #: counts from it when it is later than the last event on the wire: the target cannot send what its
+    #: application has not yet been told to do, and the agent's round trips are the prober's time, not the
+    #: target's (RFC 9293 judges the stack, not our harness).
+    last_app_answer: float | None
     #: The application's listening socket (the agent's number for it), once a ``listen`` succeeded.
     listener: int | None
     #: The give-up time of the last withhold's schedule (``app_result ... after: give_up``).

@@ -125,9 +125,12 @@ class Expect(ActiveStep):
         self.ref_index = -1
         #: The tolerance of a window that names a timer (see :meth:`_resolve`); None: the case's.
         self.timer_tolerance: Tolerance | None = None
+        #: The answer time of the last app step waited for, when the window is a ``within`` (see :meth:`ref_time`).
+        self.app_anchor: float | None = None
 
     def start(self, ctx: Context, now: float) -> None:
         self.ref_index = ctx.last_event
+        self.app_anchor = ctx.last_app_answer if self.window.kind == "within" else None
         if self.window.value is not None and not self.window.seconds:
             self._resolve(ctx)
 
@@ -147,7 +150,10 @@ class Expect(ActiveStep):
         return self.timer_tolerance or ctx.case.tolerance
 
     def ref_time(self, ctx: Context) -> float:
-        return ctx.event_time(self.ref_index)
+        """The time the window counts from: the previous event on the wire, or for a ``within`` window the answer
+        of an ``app`` step that came after it (see :attr:`Context.last_app_answer`)."""
+        wire = ctx.event_time(self.ref_index)
+        return max(wire, self.app_anchor) if self.app_anchor is not None else wire
 
     def deadline(self, ctx: Context) -> float | None:
         return self.ref_time(ctx) + self.window.deadline(self._tolerance(ctx)) + DELIVERY_GRACE
