@@ -249,3 +249,19 @@ def test_poll_with_nothing_to_read_times_out() -> None:
     out = [json.loads(line) for line in agent.out.getvalue().splitlines()]
     assert out[0]["error"] == "TimeoutError" and out[0]["ok"] is False
     assert out[1]["urgent"] is True and out[1]["ok"] is True
+
+
+def test_a_timeout_out_of_bounds_is_a_bad_request_not_a_hang() -> None:
+    """A request is untrusted input: a negative, NaN or huge timeout is refused, never waited on forever."""
+    agent = inside.Agent(io.StringIO())
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, socket.create_connection(listener.getsockname()[:2]):
+        far, _ = listener.accept()
+        sid = agent.register(far)
+        for rid, timeout in enumerate((-1, "nan", 1e9)):
+            agent.handle({"id": rid, "cmd": "poll", "sock": sid, "timeout": timeout})
+        agent.handle({"id": 9, "cmd": "recv", "sock": sid, "timeout": -5})
+        agent.close_all()
+    out = [json.loads(line) for line in agent.out.getvalue().splitlines()]
+    assert [o["error"] for o in out] == ["bad request"] * 4, out
+    assert all("timeout must be between 0 and 3600" in o["detail"] for o in out)

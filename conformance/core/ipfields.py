@@ -308,11 +308,16 @@ def observed(extra: dict[str, object], name: str) -> int | None:
     return None
 
 
+#: Where a named address may ever lie: the benchmarking range of RFC 2544, the only one the tool sends to.
+TEST_RANGE = ipaddress.ip_network("198.18.0.0/15")
+
+
 def broadcast(address: str, prefix: int | None) -> str | None:
     """The directed broadcast of `address`'s IPv4 subnet of `prefix` bits (None: not known, or IPv6)."""
     if prefix is None or ":" in address or not 8 <= prefix <= 30:
         return None
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).broadcast_address)
+    found = ipaddress.ip_network(f"{address}/{prefix}", strict=False).broadcast_address
+    return str(found) if found in TEST_RANGE else None  # never an address outside the test range
 
 
 def resolve(name: str, address: str, prefix: int | None, secondary: str | None = None) -> str | None:

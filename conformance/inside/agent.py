@@ -154,7 +154,7 @@ class Agent:
 
     def cmd_accept(self, req: dict[str, Any]) -> dict[str, Any]:
         ls = self.sock(req)
-        ls.settimeout(float(req.get("timeout", 10)))
+        ls.settimeout(bounded_timeout(req, 10))
         c, peer = ls.accept()
         c.settimeout(None)
         return {"sock": self.register(c), "peer": list(peer[:2])}
@@ -179,7 +179,7 @@ class Agent:
     def cmd_recv(self, req: dict[str, Any]) -> dict[str, Any]:
         s = self.sock(req)
         urgent = bool(req.get("urgent"))
-        s.settimeout(None if urgent else float(req.get("timeout", 5)))  # MSG_OOB never blocks; Python would poll
+        s.settimeout(None if urgent else bounded_timeout(req, 5))  # MSG_OOB never blocks; Python would poll
         try:
             data = s.recv(int(req.get("max", 65536)), socket.MSG_OOB if urgent else 0)
         finally:
@@ -190,7 +190,7 @@ class Agent:
         s = self.sock(req)
         poller = select.poll()
         poller.register(s, select.POLLIN | select.POLLPRI)
-        ready = poller.poll(float(req.get("timeout", 5)) * 1000)
+        ready = poller.poll(bounded_timeout(req, 5) * 1000)
         events = ready[0][1] if ready else 0
         if not events:
             raise TimeoutError("nothing to read within the timeout")
@@ -251,6 +251,18 @@ class Agent:
                 f.write(str(req["value"]))
         with open(path) as f:
             return {"value": f.read().strip()}
+
+
+#: The longest a blocking command (accept, recv, poll) may wait, in seconds: a request is untrusted input.
+MAX_TIMEOUT = 3600.0
+
+
+def bounded_timeout(req: dict[str, Any], default: float) -> float:
+    """A request's ``timeout``: a number of seconds in [0, MAX_TIMEOUT], else ValueError (a bad request)."""
+    value = float(req.get("timeout", default))
+    if not 0.0 <= value <= MAX_TIMEOUT:  # also refuses NaN
+        raise ValueError(f"timeout must be between 0 and {MAX_TIMEOUT:g} seconds, not {value!r}")
+    return value
 
 
 def serve(agent: Agent, lines: Iterable[str]) -> None:

@@ -234,6 +234,8 @@ def _connect_arguments(ctx: Context, conn: Connection, args: dict[str, object]) 
     """connect's arguments: to us (or to the target subnet's broadcast address, ``to: broadcast``), from the
     listening port (``local_port: listen``) or the target's address (``local_addr: target``) when asked."""
     to = args.pop("to", None)
+    if to not in (None, "broadcast"):  # the loader allows only these; a model built another way is refused here
+        return f"to: {to!r} is not a destination the tool knows (broadcast, or none: us)"
     if to == "broadcast":
         address = broadcast(ctx.addr.target_ip, ctx.addr.prefix)
         if address is None:
