@@ -184,7 +184,8 @@ class NamespaceTarget:
             target_ip=self.target_ip,
             ports=dict(PORTS),
             params=resolve(sysctls),
-            description=f"Linux {ready.get('kernel', '?')} in {where}, {self.target_ip}",
+            description=f"Linux {ready.get('kernel', '?')} in {where}, {self.target_ip}"
+            + ("" if self.existing else ", rp_filter=2 (as distributions ship it)"),
             sysctls=sysctls,
             agent=self._agent,
             our_ip6=self.our_ip6 if has_ipv6 else None,
