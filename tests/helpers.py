@@ -189,3 +189,20 @@ class FakeWire:
 
     def sent_with(self, flags: str) -> list[Segment]:
         return [s for s in self.sent if s.flags == flags]
+
+
+def answer_app_requests(w: FakeWire, answered: set[int], now: float) -> None:
+    """Answer every agent command the engine gave and `answered` does not hold, as the agent would for a
+    well-behaved application on a socket with the defaults (TCP_NODELAY 0): a send took all its octets, a
+    state query reads ESTABLISHED."""
+    for request in w.requests:
+        if request.id in answered:
+            continue
+        answered.add(request.id)
+        answer: dict[str, object] = {"ok": True, "sock": 1 + len(answered), "options": {"TCP_NODELAY": 0}}
+        if request.cmd == "send":
+            answer["sent"] = len(str(request.args.get("data", "")).encode())
+        if request.cmd == "state":
+            answer.update(state="ESTABLISHED", linux="ESTABLISHED")
+        w.dialogue.app_answer(request.id, answer, now)
+        w.advance(now)

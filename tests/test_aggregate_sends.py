@@ -9,8 +9,7 @@ from conformance.core.outcomes import Status
 from conformance.core.profiles import load_profile
 from conformance.core.rfc9293.reference import unsupported
 
-from .helpers import ISN, PEER_ISN, ROOT, FakeWire
-from .test_push_collapse import answer_app_requests
+from .helpers import ISN, PEER_ISN, ROOT, FakeWire, answer_app_requests
 
 CASE = ROOT / "cases" / "app" / "aggregate-sends.yaml"
 

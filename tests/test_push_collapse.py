@@ -10,22 +10,9 @@ from conformance.core.profiles import load_profile
 from conformance.core.rfc9293 import LINUX
 from conformance.core.rfc9293.reference import play, unsupported
 
-from .helpers import ISN, PEER_ISN, ROOT, FakeWire
+from .helpers import ISN, PEER_ISN, ROOT, FakeWire, answer_app_requests
 
 CASE = ROOT / "cases" / "sender" / "push-collapse.yaml"
-
-
-def answer_app_requests(w: FakeWire, answered: set[int], now: float) -> None:
-    """Answer every agent command the engine gave and `answered` does not hold, as a well-behaved application
-    on a socket with the defaults would (TCP_NODELAY 0); a send says it took all its octets."""
-    for request in w.requests:
-        if request.id not in answered:
-            answered.add(request.id)
-            answer: dict[str, object] = {"ok": True, "sock": 2, "options": {"TCP_NODELAY": 0}}
-            if request.cmd == "send":
-                answer["sent"] = len(str(request.args.get("data", "")).encode())
-            w.dialogue.app_answer(request.id, answer, now)
-            w.advance(now)
 
 
 def _play(segments: list[tuple[str, bytes]]) -> Verdict:

@@ -10,27 +10,12 @@ from conformance.core.loader import load_case
 from conformance.core.outcomes import Status
 from conformance.core.profiles import load_profile
 
-from .helpers import ISN, PEER_ISN, ROOT, FakeWire
+from .helpers import ISN, PEER_ISN, ROOT, FakeWire, answer_app_requests
 
 SENDER = ROOT / "cases" / "sender"
 
 #: What the scripted target sends: (seconds after the app's write, flags, seq relative to its ISN, octets).
 Script = Sequence[tuple[float, str, int, int]]
-
-
-def _answer_app(w: FakeWire, now: float, answered: set[int]) -> None:
-    """Answer every agent command the engine gave, as the agent would for a well-behaved application."""
-    for request in w.requests:
-        if request.id in answered:
-            continue
-        answered.add(request.id)
-        answer: dict[str, object] = {"ok": True, "sock": 1 + len(answered)}
-        if request.cmd == "send":
-            answer["sent"] = len(str(request.args.get("data", "")).encode())
-        if request.cmd == "state":
-            answer.update(state="ESTABLISHED", linux="ESTABLISHED")
-        w.dialogue.app_answer(request.id, answer, now)
-        w.advance(now)
 
 
 def _play(name: str, script: Script) -> Verdict:
@@ -39,16 +24,16 @@ def _play(name: str, script: Script) -> Verdict:
     answered: set[int] = set()
     t = 100.0
     w.advance(t)
-    _answer_app(w, t + 0.001, answered)  # listen
+    answer_app_requests(w, answered, t + 0.001)  # listen
     w.reply(t + 0.002, "SA", seq=PEER_ISN, ack=ISN + 1)
     for i in range(4):  # accept, send (and a state request, when one comes)
-        _answer_app(w, t + 0.004 + i * 0.001, answered)
+        answer_app_requests(w, answered, t + 0.004 + i * 0.001)
     t += 0.01
     for at, flags, rel, size in script:
         w.reply(t + at, flags, seq=PEER_ISN + rel, payload=b"x" * size)
-        _answer_app(w, t + at + 0.0005, answered)
+        answer_app_requests(w, answered, t + at + 0.0005)
     w.run_until(t + 10)
-    _answer_app(w, t + 10, answered)
+    answer_app_requests(w, answered, t + 10)
     w.run_until(t + 12)
     return w.verdict()
 

@@ -14,8 +14,8 @@ from conformance.core.outcomes import Status
 from conformance.core.profiles import load_profile
 from conformance.core.segment import Segment, seq_add
 
-from .helpers import ISN, PEER_ISN, ROOT, FakeWire
-from .test_sender_window_cases import _answer_app, _cites
+from .helpers import ISN, PEER_ISN, ROOT, FakeWire, answer_app_requests
+from .test_sender_window_cases import _cites
 
 SHRUNK = ROOT / "cases" / "sender" / "shrunk-window-no-timeout.yaml"
 SHORT_R2 = ROOT / "cases" / "sender" / "shrunk-window-no-timeout-short-r2.yaml"
@@ -37,7 +37,7 @@ def _drive(w: FakeWire, script: Script, state: str) -> Verdict:
             if request.cmd == "state" and request.id not in answered:
                 answered.add(request.id)
                 w.dialogue.app_answer(request.id, {"ok": True, "state": state, "linux": state}, now)
-        _answer_app(w, now, answered)
+        answer_app_requests(w, answered, now)
 
     pending = sorted(script, key=lambda item: item[0])
     for now in sorted({round(at + 0.005 * k, 6) for at, _ in script for k in range(21)}):
