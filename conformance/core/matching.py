@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .ipfields import FIELD_MAX, observed, route_diff, source_diff
-from .model import Bound, Reference, SegmentPattern
+from .model import Bound, OptionSpec, Reference, SegmentPattern
 from .segment import Segment, seq_diff
 from .values import Expr
 
@@ -74,25 +74,9 @@ def compare(
         out.append(FieldDiff("max_len", f"at most {bound}", str(n), n <= bound))
     if pattern.data is not None:
         out.append(FieldDiff("data", repr(pattern.data), repr(seg.payload[:64]), seg.payload == pattern.data))
-    if pattern.options is not None:
-        for spec in pattern.options:
-            if spec.kind == "nop":
-                continue
-            got = [v for k, v in seg.options if k == spec.kind]
-            if isinstance(spec.value, Bound):
-                out.extend(bound_diff(spec.kind, spec.value, seg, got, values or {}))
-            elif spec.absent:
-                out.append(FieldDiff(f"option {spec.kind}", "absent", repr(got[0]) if got else "absent", not got))
-            elif not got:
-                out.append(
-                    FieldDiff(
-                        f"option {spec.kind}", "present" if spec.value is None else repr(spec.value), "absent", False
-                    )
-                )
-            elif spec.value is not None:
-                out.append(FieldDiff(f"option {spec.kind}", repr(spec.value), repr(got[0]), got[0] == spec.value))
-            else:
-                out.append(FieldDiff(f"option {spec.kind}", "present", repr(got[0]), True))
+    for spec in pattern.options or ():
+        if spec.kind != "nop":
+            out.extend(option_diffs(spec, seg, values or {}))
     for name, expr in pattern.ip or ():
         out.append(ip_diff(name, expr, seg, names))
     if pattern.src is not None:
@@ -108,6 +92,21 @@ def compare(
     if seg.checksum_ok is False:
         out.append(FieldDiff("checksum", "valid (RFC 9293 MUST-2)", "invalid", False))
     return out
+
+
+def option_diffs(spec: OptionSpec, seg: Segment, values: Mapping[str, float]) -> list[FieldDiff]:
+    """One expected option of `seg`: absent, present, of a value, or within a bound (:func:`bound_diff`)."""
+    got = [v for k, v in seg.options if k == spec.kind]
+    field = f"option {spec.kind}"
+    if isinstance(spec.value, Bound):
+        return bound_diff(spec.kind, spec.value, seg, got, values)
+    if spec.absent:
+        return [FieldDiff(field, "absent", repr(got[0]) if got else "absent", not got)]
+    if not got:
+        return [FieldDiff(field, "present" if spec.value is None else repr(spec.value), "absent", False)]
+    if spec.value is not None:
+        return [FieldDiff(field, repr(spec.value), repr(got[0]), got[0] == spec.value)]
+    return [FieldDiff(field, "present", repr(got[0]), True)]
 
 
 def bound_limit(bound: Bound, seg: Segment, values: Mapping[str, float]) -> int | None:
