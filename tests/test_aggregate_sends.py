@@ -7,7 +7,8 @@ from conformance.core.engine import Verdict
 from conformance.core.loader import load_case
 from conformance.core.outcomes import Status
 from conformance.core.profiles import load_profile
-from conformance.core.rfc9293.reference import unsupported
+from conformance.core.rfc9293 import LINUX
+from conformance.core.rfc9293.reference import play, unsupported
 
 from .helpers import ISN, PEER_ISN, ROOT, FakeWire, answer_app_requests
 
@@ -53,5 +54,10 @@ def test_sent_at_once_is_information_not_a_failure() -> None:
     assert {f.failure.reference.id for f in v.findings if f.failure.reference} == {"MAY-16"}
 
 
-def test_the_model_declines_it_with_the_reason() -> None:
-    assert "getsockopt" in (unsupported(load_case(CASE)) or "")
+def test_the_linux_model_plays_it_and_its_nagle_algorithm_aggregates() -> None:
+    case = load_case(CASE)
+    assert unsupported(case) is None
+    verdict = play(case, LINUX).verdict
+    assert verdict.status is Status.PASSED and not verdict.findings
+    sent = [e.segment.payload for e in verdict.trace if not e.outgoing and e.segment.payload]
+    assert sent == [b"a", b"bcd"]

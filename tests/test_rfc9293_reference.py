@@ -61,6 +61,12 @@ CAUGHT_BY = {
     "mss-on-every-segment": {"options-mss-only-on-syn"},
     "no-simultaneous-open": {"client-simultaneous-open"},
     "rst-with-data-ignored": {"data-rst-with-data"},
+    "no-ecn": {"handshake-ecn-setup"},
+    "window-16-bit": {"sender-window-32-bit"},
+    "no-timestamp-reopen": {"time-wait-timestamp-reopen"},
+    "no-nagle": {"app-nagle", "app-aggregate-sends"},
+    "no-delayed-ack": {"ack-train"},
+    "ack-delay-600ms": {"ack-train"},
 }
 #: Deviation -> (a case it fails, the requirement its failure must cite).
 CITED = {
@@ -82,6 +88,12 @@ CITED = {
     "mss-on-every-segment": ("options-mss-only-on-syn", "MUST-65"),
     "no-simultaneous-open": ("client-simultaneous-open", "EP-18"),
     "rst-with-data-ignored": ("data-rst-with-data", "SHLD-2"),
+    "no-ecn": ("handshake-ecn-setup", "SHLD-8"),
+    "window-16-bit": ("sender-window-32-bit", "REC-1"),
+    "no-timestamp-reopen": ("time-wait-timestamp-reopen", "SHLD-4"),
+    "no-nagle": ("app-nagle", "SHLD-7"),
+    "no-delayed-ack": ("ack-train", "SHLD-18"),
+    "ack-delay-600ms": ("ack-train", "MUST-40"),
 }
 #: Deviation -> dialogues of the matrix that must catch it (no shipped case checks these behaviours).
 MATRIX_CAUGHT_BY = {

@@ -18,7 +18,10 @@ from .host import Host
 from .tcb import State, Tcb
 
 #: Socket options the model honours (others are refused); getsockopt answers those of :mod:`.keepalive`.
-OPTIONS = ("SO_LINGER", "TCP_NODELAY", "SO_RCVBUF", *keepalive.DEFAULTS)
+OPTIONS = ("SO_LINGER", "TCP_NODELAY", "SO_RCVBUF", "SO_OOBINLINE", *keepalive.DEFAULTS)
+#: The options getsockopt answers, and their defaults: keep-alive's, and TCP_NODELAY off (the Nagle algorithm on:
+#: RFC 9293 §3.7.4 SHLD-7; Linux tcp(7)).
+GETSOCKOPT = {**keepalive.DEFAULTS, "TCP_NODELAY": 0}
 #: What a connect learns when the connection is deleted, by the reason (errno names).
 ERRNO = {"refused": "ECONNREFUSED", "reset": "ECONNRESET", "timeout": "ETIMEDOUT", "aborted": "ECONNABORTED"}
 EPHEMERAL = 50000
@@ -105,7 +108,7 @@ class Agent:
             assert isinstance(here, list) and isinstance(there, list)
             state = self.host.status(int(here[1]), (str(there[0]), int(there[1])))
             return {"ok": True, "state": state.value, "linux": "model", "timer_ms": 0}
-        if cmd in ("accept", "recv"):
+        if cmd in ("accept", "recv", "poll"):
             return self._blocked(req, now)
         found = self.socks.get(int(str(args.get("sock", 0))))
         if found is None:
@@ -127,6 +130,8 @@ class Agent:
                 keepalive.set_options(tcb, _ints(options), now)
                 if "SO_RCVBUF" in options:
                     tcb.rcv_buf = int(str(options["SO_RCVBUF"]))
+                if "TCP_NODELAY" in options:
+                    tcb.nodelay = bool(int(str(options["TCP_NODELAY"])))
             return {"ok": True}
         if cmd == "getsockopt":
             return self._getsockopt(args, sock)
@@ -155,6 +160,7 @@ class Agent:
                     if tcb.state not in (State.SYN_RECEIVED, State.CLOSED):
                         self.accepted.add(id(tcb))
                         keepalive.set_options(tcb, _ints(listener.options), now)  # inherited from the listener
+                        tcb.nodelay = bool(int(str(listener.options.get("TCP_NODELAY", 0))))
                         return self._register(_Sock(listener.port, tcb, dict(listener.options)), peer=list(tcb.remote))
             return None
         if req.cmd == "connect":
@@ -185,12 +191,13 @@ class Agent:
 
     def _getsockopt(self, args: dict[str, object], sock: _Sock) -> dict[str, object]:
         """getsockopt: the socket's values of the options the model has, their defaults unless set."""
-        names = args.get("names") or list(keepalive.DEFAULTS)
+        names = args.get("names") or list(GETSOCKOPT)
         assert isinstance(names, list)
-        unknown = sorted(str(n) for n in names if n not in keepalive.DEFAULTS)
+        unknown = sorted(str(n) for n in names if n not in GETSOCKOPT)
         if unknown:
             return {"ok": False, "error": "bad request", "detail": f"the model has no {', '.join(unknown)}"}
-        values = {**keepalive.DEFAULTS, **_ints(sock.options)}
+        nodelay = {"TCP_NODELAY": int(str(sock.options["TCP_NODELAY"]))} if "TCP_NODELAY" in sock.options else {}
+        values = {**GETSOCKOPT, **_ints(sock.options), **nodelay}
         return {"ok": True, "options": {str(n): values[str(n)] for n in names}}
 
     def _register(self, sock: _Sock, **extra: object) -> dict[str, object]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..segment import Segment, seq_add, seq_diff
+from . import delack, options
 from .profile import ModelProfile
 from .rules import RULES, Rule, acceptable, in_window
 from .tcb import SYNCHRONIZED, Emitted, Sent, State, Tcb
@@ -78,6 +79,7 @@ def listen(seg: Segment, profile: ModelProfile, new_tcb: Callable[[], Tcb], out:
         out.note("listen/syn-fin")
         return None
     tcb = new_tcb()  # third: the SYN
+    options.negotiate(tcb, seg)
     tcb.irs, tcb.rcv_nxt = seg.seq, seq_add(seg.seq, 1)
     tcb.snd_una, tcb.snd_nxt = tcb.iss, seq_add(tcb.iss, 1)
     tcb.snd_wnd = tcb.max_snd_wnd = window(seg, profile)
@@ -139,7 +141,7 @@ def other(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
     if _simultaneous_open(tcb, seg):
         out.note("syn-received/simultaneous")
         tcb.state = State.ESTABLISHED
-        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = window(seg, p), seg.seq, seg.ack
+        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = options.send_window(tcb, seg, window(seg, p)), seg.seq, seg.ack
         acked(tcb, seg.ack, now)
         return
     if p.flagless_dropped and tcb.state in SYNCHRONIZED - {State.TIME_WAIT} and not set(seg.flags) & set("ARS"):
@@ -151,6 +153,7 @@ def other(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
     if not acceptable(seg.seq, seg.seg_len, tcb.rcv_nxt, tcb.rcv_wnd):  # first
         _unacceptable(tcb, seg, now, out)
         return
+    options.heard(tcb, seg)
     if "R" in seg.flags and seg.payload and not p.rst_with_data_accepted:
         out.note("deviation")
         return
@@ -282,7 +285,7 @@ def _ack(tcb: Tcb, seg: Segment, now: float, out: Out) -> bool:
             return False
         out.note("ack/syn-received")
         tcb.state = State.ESTABLISHED
-        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = window(seg, p), seg.seq, seg.ack
+        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = options.send_window(tcb, seg, window(seg, p)), seg.seq, seg.ack
         acked(tcb, seg.ack, now)
         return True
     if seq_diff(seg.ack, tcb.snd_nxt) > 0:
@@ -297,7 +300,7 @@ def _ack(tcb: Tcb, seg: Segment, now: float, out: Out) -> bool:
     if seq_diff(seg.ack, tcb.snd_una) >= 0 and (
         seq_diff(tcb.snd_wl1, seg.seq) < 0 or (tcb.snd_wl1 == seg.seq and seq_diff(tcb.snd_wl2, seg.ack) <= 0)
     ):
-        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = window(seg, p), seg.seq, seg.ack
+        tcb.snd_wnd, tcb.snd_wl1, tcb.snd_wl2 = options.send_window(tcb, seg, window(seg, p)), seg.seq, seg.ack
         tcb.max_snd_wnd = max(tcb.max_snd_wnd, tcb.snd_wnd)
     if st is State.FIN_WAIT_1 and our_fin_acked:
         out.note("ack/fin-wait-1")
@@ -340,11 +343,14 @@ def text_and_fin(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
             tcb.out_of_order[start] = (data, fin)
         out.send(tcb.ack_now("seq/out-of-order"))
         return
+    gap = bool(tcb.out_of_order)  # filling a gap is acknowledged at once (RFC 5681 §4.2)
     rule = _deliver(tcb, data, fin, now, out)
     while rule is not None and tcb.rcv_nxt in tcb.out_of_order and tcb.state is not State.CLOSED:
         rule = _deliver(tcb, *tcb.out_of_order.pop(tcb.rcv_nxt), now, out) or rule
     if rule == "fin/ack" and not tcb.profile.ack_fin:
         out.note(rule)
+    elif rule == "text/accept" and not gap and not delack.take(tcb, len(data), now):
+        out.note("text/delayed")
     elif rule is not None:
         out.send(tcb.ack_now(rule))
 

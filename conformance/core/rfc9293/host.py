@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from ..segment import RAW_OPTION, SEQ_MOD, Segment, seq_add
-from . import apps, arrive, keepalive, minisocks, sender
+from . import apps, arrive, delack, keepalive, minisocks, sender
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
@@ -113,6 +113,7 @@ class Host:
             self._record(now, out, State.CLOSED)
             return out.sent
         before = tcb.state
+        tcb.clock = now
         if minisocks.is_timewait(tcb):
             if minisocks.timewait(tcb, seg, now, out):
                 if seg.dport in self.listeners:  # TCP_TW_SYN: the listener takes the SYN (MAY-2)
@@ -136,6 +137,8 @@ class Host:
             sender.acknowledged(tcb, now)  # §3.8.6.1: the window may have opened
             sent += self._output(tcb, now)
         sent += self._application(tcb, before, now)
+        if any("A" in e.segment.flags and e.segment.dport == tcb.remote[1] for e in sent):
+            delack.acked(tcb)  # our ACK went out with a reply (tcp_event_ack_sent)
         if tcb.state is State.CLOSED:
             self._forget(tcb, tcb.closed_by or "closed", now, None)
         return sent
@@ -170,6 +173,7 @@ class Host:
         """Run the timers due at `now` (§3.10.8)."""
         out: list[Emitted] = []
         for tcb in list(self.tcbs.values()):
+            tcb.clock = now
             if tcb.time_wait_deadline is not None and now >= tcb.time_wait_deadline:
                 self._forget(tcb, "closed", now, "timeout/time-wait")
             elif tcb.user_deadline is not None and now >= tcb.user_deadline:
@@ -180,6 +184,11 @@ class Host:
                 out += self._persist_timeout(tcb, now)
             elif tcb.keep_deadline is not None and now >= tcb.keep_deadline:
                 out += self._keepalive_timeout(tcb, now)
+            elif delack.due(tcb, now):
+                delack.acked(tcb)
+                emitted = tcb.ack_now("delack/timeout")
+                self.decisions.append(Decision(now, emitted.rule, tcb.state, emitted.segment))
+                out.append(emitted)
         return out
 
     def deadline(self) -> float | None:
@@ -197,6 +206,7 @@ class Host:
     ) -> Tcb:
         tcb = Tcb((self.address, port), remote, state, self.profile, passive, app=app)
         tcb.rcv_buf = self.rcv_bufs.get(port) if passive else None
+        tcb.clock = now
         tcb.iss = self._iss(port, remote, now) if iss is None else iss
         tcb.rcv_wnd = tcb.window_left()
         return tcb
@@ -218,7 +228,9 @@ class Host:
 
     def _transmit(self, tcb: Tcb, sent: Sent, now: float, rule: str) -> list[Emitted]:
         """Send a new segment that takes sequence space, put it on the retransmission queue, arm the timer."""
-        sent.first_sent = now
+        sent.first_sent = tcb.clock = now
+        if "A" in sent.flags:
+            delack.acked(tcb)
         tcb.queue.append(sent)
         self._arm(tcb, now)
         ack = 0 if sent.flags == "S" else tcb.rcv_nxt

@@ -15,6 +15,7 @@ Each function follows its Linux function's order; every decision names a ``linux
 from __future__ import annotations
 
 from ..segment import Segment, seq_add, seq_diff
+from . import options
 from .arrive import Out, close, invalid_reply, reset_for, start_time_wait
 from .tcb import State, Tcb
 
@@ -86,7 +87,8 @@ def _time_wait(tcb: Tcb, seg: Segment, now: float, out: Out) -> bool:
         if "R" not in flags and p.time_wait_restart_on_ack:
             start_time_wait(tcb, now)
         return False
-    new_syn = "S" in flags and not set(flags) & set("RA") and seq_diff(seg.seq, tcb.rcv_nxt) > 0
+    newer = seq_diff(seg.seq, tcb.rcv_nxt) > 0 or options.newer_timestamp(tcb, seg)  # RFC 6191 §2, SHLD-4
+    new_syn = "S" in flags and not set(flags) & set("RA") and newer
     if new_syn and p.time_wait_reopen:
         return True
     if "R" in flags:

@@ -81,6 +81,26 @@ class ModelProfile:
     #: New data after the application's CLOSE is answered by a RST (RFC 9293 §3.6.1 and RFC 1122 §4.2.2.13,
     #: SHOULD; Linux tcp_rcv_state_process, LINUX_MIB_TCPABORTONDATA: <SEQ=SEG.ACK><CTL=RST>, CLOSED).
     rst_on_data_after_close: bool = True
+    #: RFC 7323 §2.2: the window scale shift a SYN-ACK offers to a SYN that offers one (None: no option; scaling is
+    #: optional. Linux: 7, from tcp_rmem's 6 MB maximum, net/ipv4/tcp_output.c tcp_select_initial_window).
+    window_scale: int | None = None
+    #: RFC 7323 §3.2: timestamps in the SYN-ACK to a SYN that offers them, then on every segment but a RST
+    #: (Linux tcp_timestamps=1). RFC 6191 §2 (SHLD-4): a SYN in TIME-WAIT with a newer timestamp opens a new
+    #: connection (Linux tcp_timewait_state_process: "after rcv_nxt, or with a TSval newer than tw_ts_recent").
+    timestamps: bool = True
+    rfc6191: bool = True
+    #: RFC 3168 §6.1.1 (SHLD-8): an ECN-setup SYN gets an ECN-setup SYN-ACK (Linux tcp_ecn=2: when asked).
+    ecn: bool = True
+    #: RFC 9293 §3.8.6.3 delayed ACK (SHLD-18): how long an ACK of in-order text may wait (None: every segment is
+    #: acknowledged at once, which any delay policy within MUST-40's 0.5 s is compatible with; Linux: TCP_ATO_MIN
+    #: 40 ms, observations E5), and Linux's quick-ack mode: this many ACKs at once after the first data, or after
+    #: a gap longer than the RTO (TCP_MAX_QUICKACKS 16, net/ipv4/tcp_input.c tcp_event_data_recv).
+    ack_delay: float | None = None
+    quickacks: int = 0
+    #: RFC 9293 §3.7.4 (SHLD-7): the Nagle algorithm, on unless TCP_NODELAY; with Minshall's variant no small
+    #: segment is held unless a small one is unacknowledged (Linux net/ipv4/tcp_output.c tcp_minshall_check).
+    nagle: bool = True
+    nagle_minshall: bool = False
     #: Minimum gap between replies to invalid segments on a connection (Linux tcp_invalid_ratelimit 0.5 s).
     invalid_ratelimit: float = 0.0
     #: The receive window offered (RCV.WND), the MSS offered in SYN-ACKs.
@@ -137,6 +157,8 @@ class ModelProfile:
     simultaneous_open: bool = True
     #: A RST that carries data is processed like any RST (§3.5.3, SHLD-2); False: dropped.
     rst_with_data_accepted: bool = True
+    #: The send window kept in 16 bits (§3.1 REC-1 recommends 32 bits with window scaling); True: truncated.
+    window_16_bit: bool = False
 
 
 #: The RFCs' recommendations (RFC 9293, RFC 5961 on, RFC 6298 timers, MSL 2 min).
@@ -163,6 +185,10 @@ LINUX = replace(
     synrcvd_ack_first=True,  # tcp_check_req
     synrcvd_syn_resets=True,  # tcp_check_req, embryonic_reset
     rcv_wnd=65535,
+    window_scale=7,  # tcp_select_initial_window with tcp_rmem[2] 6 MB
+    ack_delay=0.04,  # TCP_ATO_MIN, the delayed-ACK timer's first value
+    quickacks=16,  # TCP_MAX_QUICKACKS
+    nagle_minshall=True,  # tcp_minshall_check
 )
 
 
@@ -260,4 +286,18 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "RFC 9293 §3.5.3, SHLD-2: a RST that carries data is accepted",
         (("rst_with_data_accepted", False),),
     ),
+    Deviation("no-ecn", "RFC 9293 §3.8.2, SHLD-8: an ECN-setup SYN-ACK answers an ECN-setup SYN", (("ecn", False),)),
+    Deviation("window-16-bit", "RFC 9293 §3.1, REC-1: scaled windows computed in 32 bits", (("window_16_bit", True),)),
+    Deviation(
+        "no-timestamp-reopen",
+        "RFC 9293 §3.6.1, SHLD-4, RFC 6191: a SYN with a newer timestamp reopens from TIME-WAIT",
+        (("rfc6191", False),),
+    ),
+    Deviation("no-nagle", "RFC 9293 §3.7.4, SHLD-7: the Nagle algorithm", (("nagle", False),)),
+    Deviation(
+        "no-delayed-ack",
+        "RFC 9293 §3.8.6.3, SHLD-18: fewer ACKs than segments",
+        (("ack_delay", None), ("quickacks", 0)),
+    ),
+    Deviation("ack-delay-600ms", "RFC 9293 §3.8.6.3, MUST-40: an ACK delayed less than 0.5 s", (("ack_delay", 0.6),)),
 )

@@ -20,10 +20,9 @@ from ..model import AppStep, Case, ExpectStep, SendStep
 from ..params import resolve
 from ..segment import Segment
 from ..verdict import fail_always
-from .agent import OPTIONS, Agent
+from .agent import GETSOCKOPT, OPTIONS, Agent
 from .apps import APPS
 from .host import Host
-from .keepalive import DEFAULTS as KEPT
 from .profile import LINUX, ModelProfile
 
 OUR_IP = "198.18.0.1"
@@ -46,8 +45,8 @@ SYSCTL_KNOBS = {
     "tcp_syn_linear_timeouts": "syn_linear",
 }
 
-#: The TCP options the model sends (on its SYN and SYN-ACK); it implements no ECN (RFC 3168).
-SENT_OPTIONS = frozenset({"mss"})
+#: The TCP options the model sends (on its SYN-ACK when the SYN offered them: :mod:`.options`).
+SENT_OPTIONS = frozenset({"mss", "wscale", "timestamp"})
 
 
 def unsupported(case: Case) -> str | None:
@@ -73,17 +72,13 @@ def unsupported(case: Case) -> str | None:
             wanted = {o.kind for o in step.pattern.options or () if not o.absent} - SENT_OPTIONS
             if wanted:
                 return f"expects options the model does not send: {', '.join(sorted(wanted))}"
-            if set(step.pattern.flags or "") & set("EC"):
-                return "expects ECN flags (RFC 3168), which the model does not implement"
-            if step.segments is not None:
-                return "counts the ACKs of a train: the model acknowledges every segment at once (no delayed ACK)"
         if not isinstance(step, AppStep):
             continue
         args = dict(step.args)
         if step.do == "connect" and "to" in args:
             return f"connects to a named address ({args['to']}), which the model's fake wire does not have"
         names = args.get("names")
-        if step.do == "getsockopt" and isinstance(names, list) and set(names) <= set(KEPT):
+        if step.do == "getsockopt" and isinstance(names, list) and set(names) <= set(GETSOCKOPT):
             continue
         if step.do in ("getsockopt", "poll", "sockatmark"):
             return f"asks the stack {step.do}: the model keeps no stack defaults, urgent marks or poll state"

@@ -147,6 +147,8 @@ _RULES = (
     # §3.10.7.4 seventh: text, eighth: FIN
     Rule("text/accept", "§3.10.7.4 seventh", "text: advance RCV.NXT, <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>", "EP-7"),
     Rule("text/ignore", "§3.10.7.4 seventh", "CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: ignore the text"),
+    Rule("text/delayed", "§3.8.6.3", "text: its ACK delayed (SHLD-18), less than 0.5 s (MUST-40)"),
+    Rule("delack/timeout", "§3.8.6.3", "the delayed ACK's timer: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> (MUST-40)"),
     Rule("fin/ack", "§3.10.7.4 eighth", "FIN: advance RCV.NXT over it and acknowledge it", "EP-15"),
     Rule("fin/time-wait", "§3.10.7.4 eighth", "TIME-WAIT, FIN again: ACK it, restart the 2 MSL timer", "EP-16"),
     # §3.10.1-5 user calls

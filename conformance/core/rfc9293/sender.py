@@ -12,7 +12,11 @@ window and D the data queued, "send data:
 (4) or if the override timeout occurs."
 
 Fs is 1/2, as recommended. The sockets API has no PUSH flag, so every SEND is pushed (§3.9.1.2, MUST-60/61). The
-model has no Nagle algorithm (§3.7.4), so the bracketed conditions do not apply.
+bracketed conditions are the Nagle algorithm (§3.7.4, SHLD-7: "no new small segment while data sent is
+unacknowledged"), on unless the application set TCP_NODELAY (MUST-17) or the profile has none (:func:`nagle_holds`).
+Linux uses Minshall's variant (``tcp_nagle_check`` -> ``tcp_minshall_check``): a small segment is held only while a
+small segment sent earlier (ending at ``snd_sml``) is unacknowledged, so a SEND's last partial segment goes out
+behind full-sized ones.
 
 "It may be convenient to combine this timer [the override] with the timer used to probe zero windows": the model
 does so, as Linux does (the probe timer ``ICSK_TIME_PROBE0``, net/ipv4/tcp_output.c ``tcp_send_probe0``). The
@@ -52,12 +56,31 @@ def chunk(tcb: Tcb) -> int:
     if size <= 0:
         return 0
     if min(d, u) >= tcb.send_mss:  # (1)
-        return size
+        return _small(tcb, size)
+    if nagle_holds(tcb):
+        return 0
     if d <= u:  # (2): every SEND is pushed
-        return size
+        return _small(tcb, size)
     if min(d, u) >= FS * tcb.max_snd_wnd:  # (3)
-        return size
+        return _small(tcb, size)
     return 0
+
+
+def nagle_holds(tcb: Tcb) -> bool:
+    """The bracketed conditions of (2) and (3): does the Nagle algorithm hold a small segment now?"""
+    p = tcb.profile
+    if not p.nagle or tcb.nodelay or tcb.snd_nxt == tcb.snd_una:
+        return False
+    if p.nagle_minshall:  # Linux: only while a small segment is unacknowledged
+        return seq_diff(tcb.snd_sml, tcb.snd_una) > 0 and seq_diff(tcb.snd_sml, tcb.snd_nxt) <= 0
+    return True
+
+
+def _small(tcb: Tcb, size: int) -> int:
+    """`size` octets go out now: remember the end of a small segment (Linux ``tcp_minshall_update``)."""
+    if size < tcb.send_mss:
+        tcb.snd_sml = seq_add(tcb.snd_nxt, size)
+    return size
 
 
 def interval(tcb: Tcb) -> float:

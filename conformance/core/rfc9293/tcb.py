@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..segment import Segment, seq_add, seq_diff
+from ..segment import SEQ_MOD, Segment, canonical_flags, seq_add, seq_diff
 from .profile import ModelProfile
 from .rules import RULES, Rule
 
@@ -147,6 +147,25 @@ class Tcb:
     #: The peer's FIN waits in the receive queue for the application (Linux queues it as an skb, close() purges the
     #: queue: net/ipv4/tcp.c tcp_close); with unread text, what makes the queue non-empty.
     fin_unread: bool = False
+    #: The time of the event being processed (the timestamp clock of RFC 7323 §5.4 reads it).
+    clock: float = 0.0
+    #: Options agreed in the handshake (:mod:`.options`): window scale shifts (RFC 7323 §2.3), timestamps and
+    #: the last TSval to echo (§3.2, §4.3), ECN (RFC 3168 §6.1.1).
+    snd_shift: int = 0
+    rcv_shift: int = 0
+    ts_ok: bool = False
+    ts_recent: int = 0
+    ecn_ok: bool = False
+    #: Delayed ACK (:mod:`.delack`): octets taken but not acknowledged, the timer, the quick-ack credit, the
+    #: receiver's MSS estimate, when the last text came. Nagle (:mod:`.sender`): TCP_NODELAY, and the end of the
+    #: last small segment sent (Linux snd_sml).
+    unacked_octets: int = 0
+    delack_deadline: float | None = None
+    quick: int = 0
+    rcv_mss: int = 536
+    last_text: float | None = None
+    nodelay: bool = False
+    snd_sml: int = 0
     app: str = "listen"  # which application holds it: listen (never accepts), banner, echo, http, agent
     app_buffer: bytes = b""  # what the application has read and keeps (the http service's request)
     app_done: bool = False  # the application has made its last call (answered, closed)
@@ -168,19 +187,27 @@ class Tcb:
             self.time_wait_deadline,
             self.persist_deadline,
             self.keep_deadline,
+            self.delack_deadline,
         )
         times = [t for t in timers if t is not None]
         return min(times) if times else None
 
     def segment(self, flags: str, seq: int, ack: int, payload: bytes = b"", **extra: object) -> Segment:
         """A segment of this connection: from local to remote, with our receive window when ACK is set."""
-        window = self.rcv_wnd if "A" in flags and "R" not in flags else 0
-        options: tuple[tuple[str, object], ...] = ()
+        window = self.rcv_wnd >> self.rcv_shift if "A" in flags and "R" not in flags else 0  # RFC 7323 §2.3
+        options: list[tuple[str, object]] = []
         p = self.profile
         if ("S" in flags or not p.mss_option_on_syn_only) and p.mss_option_in_syn:  # SHLD-5, MUST-65
-            options = (("mss", p.mss),)
+            options.append(("mss", p.mss))
         if "S" in flags:
-            window = self.rcv_wnd
+            window = self.rcv_wnd  # never scaled in a SYN (RFC 7323 §2.2)
+            if "A" in flags and self.rcv_shift:
+                options += [("nop", None), ("wscale", self.rcv_shift)]
+            if "A" in flags and self.ecn_ok:
+                flags = canonical_flags(flags + "E")  # an ECN-setup SYN-ACK: ECE, not CWR (RFC 3168 §6.1.1)
+        if self.ts_ok and "R" not in flags:  # RFC 7323 §3.2: TSopt on every non-RST segment, TSecr = TS.Recent
+            options += [("nop", None), ("nop", None), ("timestamp", (self.ts_val(), self.ts_recent))]
+        # NOPs align each option to 32 bits, as Linux lays them out (tcp_options_write), with no EOL
         return Segment(
             src=self.local[0],
             dst=self.remote[0],
@@ -191,8 +218,13 @@ class Tcb:
             flags=flags,
             window=min(window, 65535),
             payload=payload,
-            options=options,
+            options=tuple(options),
         )
+
+    def ts_val(self) -> int:
+        """TSval: a 1 ms clock (RFC 7323 §5.4; Linux TCP_TS_HZ 1000) from a per-connection offset (Linux
+        ts_offset, RFC 7323 §5.4 and §7.1: here the ISS)."""
+        return (int(self.clock * 1000) + self.iss) % SEQ_MOD
 
     def ack_now(self, rule: str) -> Emitted:
         """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, the reply of many paragraphs of §3.10.7.4."""
