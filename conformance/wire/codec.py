@@ -15,7 +15,8 @@ is 2 ms at p99 with many dialogues at once. So the wire uses
   over thousands of random segments and frames, that :func:`encode` gives the
   bytes Scapy builds and :func:`decode` the segment Scapy's dissection gives.
 
-A frame the fast path is not sure of is handed to Scapy, never guessed at.
+A frame the fast path is not sure of is handed to Scapy, never guessed at. The TCP options, in each of these
+forms, are :mod:`conformance.wire.tcp_options`'s.
 """
 
 from __future__ import annotations
@@ -28,24 +29,13 @@ from typing import Any
 from ..core.segment import (
     FLAG_ORDER,
     ICMP_ERRORS,
-    RAW_OPTION,
     IcmpError,
     IpHeader,
     Segment,
     canonical_flags,
     octets_after_eol,
 )
-
-_OPTION_NAMES = {
-    "MSS": "mss",
-    "WScale": "wscale",
-    "SAckOK": "sackok",
-    "Timestamp": "timestamp",
-    "NOP": "nop",
-    "EOL": "eol",
-    "SAck": "sack",
-}
-_OPTION_SCAPY = {v: k for k, v in _OPTION_NAMES.items()}
+from .tcp_options import from_scapy, options_bytes, parse_options, raw_options, to_scapy
 
 ETH_IPV4, ETH_IPV6 = b"\x08\x00", b"\x86\xdd"
 PROTO_TCP, PROTO_ICMP, PROTO_ICMPV6 = 6, 1, 58
@@ -85,13 +75,6 @@ def to_segment(pkt: Any) -> Segment | None:
     payload = bytes(tcp.payload)
     if body is not None:  # drop Ethernet padding of short frames
         payload = payload[: max(0, body - tcp.dataofs * 4)]
-    options = []
-    for opt in tcp.options:
-        name, value = opt if isinstance(opt, tuple) else (opt, None)
-        if isinstance(name, int):
-            options.append((f"kind{name}", value))
-        else:
-            options.append((_OPTION_NAMES.get(name, str(name).lower()), value if value != b"" else None))
     chk = tcp.chksum
     ok = checksum_ok(bytes(pkt.original)) if getattr(pkt, "original", None) else None
     return Segment(
@@ -105,7 +88,7 @@ def to_segment(pkt: Any) -> Segment | None:
         flags=canonical_flags(str(tcp.flags).replace("N", "")),
         window=tcp.window,
         payload=payload,
-        options=tuple(options),
+        options=from_scapy(tcp.options),
         time=float(pkt.time),
         checksum_ok=ok if chk is not None else None,
         extra=extra,
@@ -122,21 +105,7 @@ def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
 
-    raw = _raw_options(seg)
-    opts: list[tuple[str, Any]] = []
-    for kind, value in seg.options:
-        scapy_name = _OPTION_SCAPY.get(kind)
-        if scapy_name is None:
-            continue
-        if kind == "sackok":
-            opts.append((scapy_name, b""))
-        elif kind in ("nop", "eol"):
-            opts.append((scapy_name, None))
-        elif kind == "timestamp":
-            assert isinstance(value, tuple | list), "a timestamp option's value is (TSval, TSecr)"
-            opts.append((scapy_name, tuple(value)))
-        else:
-            opts.append((scapy_name, value))
+    raw = raw_options(seg)
     tcp = TCP(
         sport=seg.sport,
         dport=seg.dport,
@@ -145,7 +114,7 @@ def to_frame(seg: Segment, our_mac: str, target_mac: str) -> Any:
         flags=seg.flags or 0,
         window=seg.window,
         urgptr=seg.urgptr,
-        options=[] if raw is not None else opts,
+        options=[] if raw is not None else to_scapy(seg.options),
     )
     if raw is not None:  # Scapy builds well-formed options only: the header's bytes go in front of the payload
         tcp.dataofs = (20 + len(raw)) // 4
@@ -173,16 +142,6 @@ def _source_routed(options: bytes) -> bool:
             return True
         i += 1 if options[i] == 1 else max(options[i + 1] if i + 1 < len(options) else 0, 2)
     return False
-
-
-def _raw_options(seg: Segment) -> bytes | None:
-    """The option bytes of a segment that has raw options (None: it has none, Scapy builds its options)."""
-    if not any(kind == RAW_OPTION for kind, _ in seg.options):
-        return None
-    opts = _options_bytes(seg.options)
-    if opts is None:
-        raise ValueError(f"options {seg.options!r} do not fit in a TCP header (40 octets)")
-    return opts
 
 
 def spoil(checksum: int) -> int:
@@ -281,37 +240,6 @@ def _mac(text: str) -> bytes:
     return bytes.fromhex(text.replace(":", ""))
 
 
-def _options_bytes(options: tuple[tuple[str, object], ...]) -> bytes | None:
-    """The option bytes Scapy would build (padded with zeros to 32 bits); None: leave it to Scapy."""
-    out = bytearray()
-    for kind, value in options:
-        if kind == "nop":
-            out.append(1)
-        elif kind == "eol":
-            out.append(0)
-        elif kind == "sackok":
-            out += b"\x04\x02"
-        elif kind == "mss" and type(value) is int and 0 <= value <= 0xFFFF:
-            out += struct.pack("!BBH", 2, 4, value)
-        elif kind == "wscale" and type(value) is int and 0 <= value <= 0xFF:
-            out += struct.pack("!BBB", 3, 3, value)
-        elif kind == "timestamp" and isinstance(value, tuple | list) and len(value) == 2:
-            if not all(type(v) is int and 0 <= v <= 0xFFFFFFFF for v in value):
-                return None
-            out += struct.pack("!BBII", 8, 10, *value)
-        elif kind == "sack" and isinstance(value, tuple) and 0 < len(value) <= 8:
-            if not all(type(v) is int and 0 <= v <= 0xFFFFFFFF for v in value):
-                return None
-            out += struct.pack(f"!BB{len(value)}I", 5, 2 + 4 * len(value), *value)
-        elif kind == RAW_OPTION and isinstance(value, bytes):
-            out += value  # written as they are: an unknown kind, an illegal length
-        elif kind in _OPTION_SCAPY:
-            return None  # a known option with a value the fast path does not build
-        # any other kind: left out, as to_frame does
-    out += b"\x00" * (-len(out) % 4)
-    return bytes(out) if len(out) <= 40 else None
-
-
 def _ipv4_header(src: bytes, dst: bytes, proto: int, body: int, ip: IpHeader | None) -> bytes:
     """An IPv4 header (RFC 791) for `body` octets of `proto`, with the fields a case set and its checksum."""
     opts = ip.options if ip is not None else b""
@@ -355,7 +283,7 @@ def encode(seg: Segment, our_mac: str, target_mac: str) -> bytes:
     error = seg.extra.get("icmp")
     if isinstance(error, IcmpError):
         return encode_icmp(error, our_mac, target_mac)
-    opts = _options_bytes(seg.options)
+    opts = options_bytes(seg.options)
     if opts is None or set(seg.flags) - set(FLAG_ORDER):
         return bytes(to_frame(seg, our_mac, target_mac))
     flags = 0
@@ -379,41 +307,6 @@ def encode(seg: Segment, our_mac: str, target_mac: str) -> bytes:
     if seg.checksum_ok is False:
         chk = spoil(chk)
     return eth + ip + tcp[:16] + chk.to_bytes(2, "big") + tcp[18:]
-
-
-def _parse_options(raw: bytes) -> tuple[tuple[str, object], ...] | None:
-    """The options as :func:`to_segment` names them; None when Scapy should decide."""
-    out: list[tuple[str, object]] = []
-    i, n = 0, len(raw)
-    while i < n:
-        kind = raw[i]
-        if kind == 0:
-            out.append(("eol", None))
-            break
-        if kind == 1:
-            out.append(("nop", None))
-            i += 1
-            continue
-        if i + 1 >= n:
-            return None
-        size = raw[i + 1]
-        if size < 2 or i + size > n:
-            return None
-        value = raw[i + 2 : i + size]
-        if kind == 2 and size == 4:
-            out.append(("mss", int.from_bytes(value, "big")))
-        elif kind == 3 and size == 3:
-            out.append(("wscale", value[0]))
-        elif kind == 4 and size == 2:
-            out.append(("sackok", None))
-        elif kind == 8 and size == 10:
-            out.append(("timestamp", struct.unpack("!II", value)))
-        elif kind == 5 and (size - 2) % 4 == 0:
-            out.append(("sack", struct.unpack(f"!{(size - 2) // 4}I", value)))
-        else:
-            return None
-        i += size
-    return tuple(out)
 
 
 def decode(frame: bytes, time: float) -> Segment | None:
@@ -453,7 +346,7 @@ def decode(frame: bytes, time: float) -> Segment | None:
     doff = (off >> 4) * 4
     if doff < 20 or start + doff > end or flags >> 8:
         return scapy_decode(frame, time)
-    options = _parse_options(frame[start + 20 : start + doff])
+    options = parse_options(frame[start + 20 : start + doff])
     if options is None:
         return scapy_decode(frame, time)
     return Segment(
