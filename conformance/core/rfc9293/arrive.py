@@ -2,7 +2,7 @@
 
 Read it next to the RFC. :func:`closed` is §3.10.7.1, :func:`listen` §3.10.7.2, :func:`syn_sent` §3.10.7.3 and
 :func:`other` §3.10.7.4 with its eight checks in the RFC's order (first the sequence number, second RST, fourth
-SYN, fifth ACK, seventh the text, eighth FIN; the third, security, and the sixth, URG, change nothing here).
+SYN, fifth ACK, sixth URG in :mod:`.urgent`, seventh the text, eighth FIN; the third, security, changes nothing here).
 Every decision is recorded in an :class:`Out` with the :class:`~.rules.Rule` that made it; the choices RFC 9293
 leaves open are the :class:`~.profile.ModelProfile`'s.
 """
@@ -16,6 +16,7 @@ from . import delack, options
 from .profile import ModelProfile
 from .rules import RULES, Rule, acceptable, in_window
 from .tcb import SYNCHRONIZED, Emitted, Sent, State, Tcb
+from .urgent import check_urg
 
 
 class Out:
@@ -177,6 +178,8 @@ def other(tcb: Tcb, seg: Segment, now: float, out: Out) -> None:
         out.note("ack/off")
         return
     if _ack(tcb, seg, now, out):
+        if tcb.state in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
+            check_urg(tcb, seg)  # sixth, the URG bit (:mod:`.urgent`); in the other states "ignore the URG"
         if _data_after_close(tcb, seg):
             out.send(reset_for(seg, "close/data-after-close", p))
             close(tcb, "reset")

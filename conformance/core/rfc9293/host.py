@@ -21,6 +21,7 @@ from . import apps, arrive, delack, keepalive, minisocks, sender
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
+from .urgent import mark_send
 
 Key = tuple[int, str, int]  # local port, remote address, remote port
 
@@ -71,9 +72,12 @@ class Host:
         self.tcbs[(local_port, remote[0], remote[1])] = tcb
         return self._transmit(tcb, Sent(tcb.iss, "S"), now, "open/active")
 
-    def send(self, tcb: Tcb, data: bytes, now: float) -> list[Emitted]:
-        """SEND (§3.10.2): queue the data, and segmentize it when the state allows."""
+    def send(self, tcb: Tcb, data: bytes, now: float, urgent: bool = False) -> list[Emitted]:
+        """SEND (§3.10.2): queue the data, and segmentize it when the state allows; with the urgent flag, SND.UP
+        after it (:mod:`.urgent`)."""
         tcb.pending += data
+        if urgent:
+            mark_send(tcb)
         return self._output(tcb, now)
 
     def close(self, tcb: Tcb, now: float) -> list[Emitted]:

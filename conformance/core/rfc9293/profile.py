@@ -101,6 +101,10 @@ class ModelProfile:
     #: segment is held unless a small one is unacknowledged (Linux net/ipv4/tcp_output.c tcp_minshall_check).
     nagle: bool = True
     nagle_minshall: bool = False
+    #: The last urgent octet is the mark and is read apart (one octet, MSG_OOB) unless SO_OOBINLINE, the BSD way (Linux
+    #: net/ipv4/tcp.c tcp_recvmsg_locked, tcp_recv_urg; tcp_input.c tcp_urg); RFC 9293 §3.8.5 marks a point in the
+    #: stream: the urgent data stays in line, the mark after it (RFC 6093). See :mod:`.urgent`.
+    urgent_oob: bool = False
     #: Minimum gap between replies to invalid segments on a connection (Linux tcp_invalid_ratelimit 0.5 s).
     invalid_ratelimit: float = 0.0
     #: The receive window offered (RCV.WND), the MSS offered in SYN-ACKs.
@@ -157,6 +161,19 @@ class ModelProfile:
     simultaneous_open: bool = True
     #: A RST that carries data is processed like any RST (§3.5.3, SHLD-2); False: dropped.
     rst_with_data_accepted: bool = True
+    #: The urgent mechanism (§3.8.5, :mod:`.urgent`): a SEND's urgent flag sets SND.UP (MUST-30); the urgent pointer is
+    #: the octet after the urgent data, sent and read (MUST-62, RFC 6093 §2; Linux tcp_stdurg=0; False: the last
+    #: urgent octet, RFC 1122 §4.2.2.4's reading); every segment before SND.UP carries URG (MUST-31; False: only the
+    #: one where the urgent data ends); the sixth check takes the URG bit (MUST-30); a pointer beyond the segment's
+    #: text stands (MUST-31; False: the urgent data ends with the segment); poll reports urgent data (MUST-32);
+    #: sockatmark reports the mark (MUST-33).
+    urgent_send: bool = True
+    urgent_pointer_after: bool = True
+    urgent_every_segment: bool = True
+    urgent_receive: bool = True
+    urgent_any_length: bool = True
+    urgent_notify: bool = True
+    urgent_at_mark: bool = True
     #: The send window kept in 16 bits (§3.1 REC-1 recommends 32 bits with window scaling); True: truncated.
     window_16_bit: bool = False
 
@@ -184,6 +201,7 @@ LINUX = replace(
     time_wait_reopen=True,  # tcp_timewait_state_process, TCP_TW_SYN
     synrcvd_ack_first=True,  # tcp_check_req
     synrcvd_syn_resets=True,  # tcp_check_req, embryonic_reset
+    urgent_oob=True,  # tcp_recvmsg_locked, tcp_recv_urg; SO_OOBINLINE off by default
     rcv_wnd=65535,
     window_scale=7,  # tcp_select_initial_window with tcp_rmem[2] 6 MB
     ack_delay=0.04,  # TCP_ATO_MIN, the delayed-ACK timer's first value

@@ -14,6 +14,7 @@ from enum import Enum
 from ..segment import SEQ_MOD, Segment, canonical_flags, seq_add, seq_diff
 from .profile import ModelProfile
 from .rules import RULES, Rule
+from .urgent import pointer
 
 
 class State(Enum):
@@ -139,6 +140,14 @@ class Tcb:
     user_timeout: float | None = None
     #: RCV.BUFF set by SO_RCVBUF (§3.8.6.2.2; None: the profile's window).
     rcv_buf: int | None = None
+    #: The urgent mechanism (§3.8.5, :mod:`.urgent`): SND.UP and RCV.UP, the sequence numbers after the urgent data
+    #: sent and received (None: none); the last urgent octet once it arrived, whether the application read it apart
+    #: (MSG_OOB), and SO_OOBINLINE.
+    snd_up: int | None = None
+    rcv_up: int | None = None
+    urgent_octet: bytes | None = None
+    urgent_read: bool = False
+    oob_inline: bool = False
     first_syn: float = 0.0  # when the first SYN went out (SYN-SENT's give-up budget)
     last_invalid_reply: float | None = None
     #: Set when the TCB is deleted (CLOSED): the reason, for the application ("reset", "refused", "timeout").
@@ -197,6 +206,7 @@ class Tcb:
         window = self.rcv_wnd >> self.rcv_shift if "A" in flags and "R" not in flags else 0  # RFC 7323 §2.3
         options: list[tuple[str, object]] = []
         p = self.profile
+        urgptr = pointer(self, flags, seq, len(payload))  # §3.8.5: URG while SND.UP is ahead (:mod:`.urgent`)
         if ("S" in flags or not p.mss_option_on_syn_only) and p.mss_option_in_syn:  # SHLD-5, MUST-65
             options.append(("mss", p.mss))
         if "S" in flags:
@@ -215,8 +225,9 @@ class Tcb:
             dport=self.remote[1],
             seq=seq,
             ack=ack if "A" in flags else 0,
-            flags=flags,
+            flags=flags if urgptr is None else flags + "U",
             window=min(window, 65535),
+            urgptr=urgptr or 0,
             payload=payload,
             options=tuple(options),
         )
