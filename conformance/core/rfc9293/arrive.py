@@ -397,6 +397,8 @@ def acked(tcb: Tcb, ack: int, now: float) -> bool:
             tcb.timer.rto = max(tcb.timer.rto, tcb.profile.rto_fallback)
     tcb.snd_una = ack
     tcb.retries = 0
+    if not any(s.retransmitted for s in tcb.queue):  # Linux tcp_any_retrans_done: the run is over
+        tcb.retrans_stamp = None
     tcb.rtx_deadline = now + tcb.timer.rto if tcb.queue else None
     # §3.10.8 USER TIMEOUT: the time data may stay unacknowledged, counted again for what is left
     tcb.user_deadline = now + tcb.user_timeout if tcb.queue and tcb.user_timeout is not None else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from ..segment import RAW_OPTION, SEQ_MOD, Segment, seq_add
-from . import apps, arrive, delack, keepalive, minisocks, sender
+from . import apps, arrive, delack, keepalive, minisocks, sender, timeouts
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
@@ -134,6 +134,7 @@ class Host:
         else:
             arrive.other(tcb, seg, now, out)
         self._record(now, out, tcb.state)
+        timeouts.entered(tcb, before, now)
         sent = list(out.sent)
         if any(rule.key.startswith("ack/") for rule, _ in out.log):
             keepalive.heard(tcb, now)  # the fifth check took its ACK: "received" for §3.8.4
@@ -179,7 +180,8 @@ class Host:
         for tcb in list(self.tcbs.values()):
             tcb.clock = now
             if tcb.time_wait_deadline is not None and now >= tcb.time_wait_deadline:
-                self._forget(tcb, "closed", now, "timeout/time-wait")
+                fin_wait_2 = tcb.state is State.FIN_WAIT_2  # the orphan's timer (:mod:`.timeouts`)
+                self._forget(tcb, "closed", now, "timeout/fin-wait-2" if fin_wait_2 else "timeout/time-wait")
             elif tcb.user_deadline is not None and now >= tcb.user_deadline:
                 self._forget(tcb, "timeout", now, "timeout/user")
             elif tcb.rtx_deadline is not None and now >= tcb.rtx_deadline:
@@ -279,7 +281,7 @@ class Host:
         if self._give_up(tcb, now):
             self._forget(tcb, "timeout", now, "timeout/give-up")
             return []
-        tcb.retries += 1
+        timeouts.retransmitting(tcb, now)
         linear = tcb.state is State.SYN_SENT and tcb.retries <= p.syn_linear
         if not linear:
             tcb.timer.back_off()
@@ -330,7 +332,7 @@ class Host:
             return now - tcb.first_syn >= p.rto_initial * ((1 << (p.syn_retries + 1)) - 1) - 1e-9
         if tcb.state is State.SYN_SENT:
             return tcb.retries >= p.syn_retries
-        return tcb.retries >= p.data_retries
+        return timeouts.r2_expired(tcb, now)
 
     def _forget(self, tcb: Tcb, reason: str, now: float, rule: str | None, sent: Segment | None = None) -> None:
         arrive.close(tcb, reason)

@@ -43,6 +43,15 @@ class ModelProfile:
     syn_linear: int = 0
     #: Retransmissions of data before giving up (R2, RFC 9293 §3.8.3; Linux tcp_retries2 15).
     data_retries: int = 15
+    #: R2 measured in time, not counted (§3.8.3 allows either; Linux retransmits_timed_out: the time data_retries
+    #: backoffs from rto_min take, :mod:`.timeouts`).
+    r2_as_time: bool = False
+    #: Retransmissions to a window shrunk to zero are probes R2 does not count (§3.8.6 SHLD-17; Linux
+    #: tcp_retransmit_timer, "we should not timeout this connection"; :mod:`.timeouts`).
+    shrunk_window_kept: bool = True
+    #: An orphaned FIN-WAIT-2 is deleted, silently, after this (Linux tcp_fin_timeout 60 s, net/ipv4/tcp.c
+    #: tcp_close, tcp_fin_time; RFC 9293 has no such timer: None).
+    fin_timeout: float | None = None
     #: RFC 9293 §3.10.8 USER TIMEOUT, None: none (Linux: none by default).
     user_timeout: float | None = None
     #: TIME-WAIT length, 2 MSL (RFC 9293 §3.4.2: MSL 2 min, 240 s; Linux TCP_TIMEWAIT_LEN 60 s).
@@ -114,6 +123,8 @@ class ModelProfile:
     isn_secret: bytes = b"rfc9293-model"
     isn_tick: float = 4e-6
     # ---------------------------------------------------------------- deviations (mutations, not stacks)
+    #: The orphaned FIN-WAIT-2's timer runs when the profile has one (fin_timeout); False: never, whatever the sysctl.
+    fin_wait_2_expires: bool = True
     #: Answer segments to a closed port with a RST (§3.10.7.1); False: no RST for a closed port.
     rst_for_closed: bool = True
     #: Added to every acknowledgment number we compute from SEG.SEQ+SEG.LEN (1: "ack = seq + len + 1").
@@ -189,6 +200,8 @@ LINUX = replace(
     rto_max=120.0,  # TCP_RTO_MAX
     granularity=0.2,  # the variance term is floored at rto_min (tcp_rtt_estimator)
     syn_linear=4,  # tcp_syn_linear_timeouts
+    r2_as_time=True,  # net/ipv4/tcp_timer.c retransmits_timed_out, tcp_model_timeout
+    fin_timeout=60.0,  # tcp_fin_timeout
     time_wait=60.0,  # TCP_TIMEWAIT_LEN
     time_wait_restart_on_ack=True,  # observations E6
     syn_data_accepted=False,  # tcp_fastopen=1: server side off (observations E7f)
@@ -303,6 +316,16 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "rst-with-data-ignored",
         "RFC 9293 §3.5.3, SHLD-2: a RST that carries data is accepted",
         (("rst_with_data_accepted", False),),
+    ),
+    Deviation(
+        "fin-wait-2-forever",
+        "Linux ip-sysctl.rst tcp_fin_timeout: an orphaned FIN-WAIT-2 is aborted after it",
+        (("fin_wait_2_expires", False),),
+    ),
+    Deviation(
+        "shrunk-window-times-out",
+        "RFC 9293 §3.8.6, SHLD-17: no timeout for data beyond a shrunk window",
+        (("shrunk_window_kept", False),),
     ),
     Deviation("no-ecn", "RFC 9293 §3.8.2, SHLD-8: an ECN-setup SYN-ACK answers an ECN-setup SYN", (("ecn", False),)),
     Deviation("window-16-bit", "RFC 9293 §3.1, REC-1: scaled windows computed in 32 bits", (("window_16_bit", True),)),

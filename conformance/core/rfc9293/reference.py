@@ -43,6 +43,8 @@ SYSCTL_KNOBS = {
     "tcp_synack_retries": "synack_retries",
     "tcp_syn_retries": "syn_retries",
     "tcp_syn_linear_timeouts": "syn_linear",
+    "tcp_retries2": "data_retries",
+    "tcp_fin_timeout": "fin_timeout",
 }
 
 #: The TCP options the model sends (on its SYN-ACK when the SYN offered them: :mod:`.options`).

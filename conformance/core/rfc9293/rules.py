@@ -161,6 +161,11 @@ _RULES = (
     Rule("timeout/give-up", "§3.10.8; §3.8.3", "retransmissions exhausted (R2): delete the TCB, CLOSED"),
     Rule("timeout/user", "§3.10.8 USER TIMEOUT", "flush all queues, delete the TCB, CLOSED"),
     Rule("timeout/time-wait", "§3.10.8 TIME-WAIT TIMEOUT", "delete the TCB, enter CLOSED"),
+    Rule(
+        "timeout/fin-wait-2",
+        "§3.6 (Linux net/ipv4/tcp.c tcp_close, tcp_fin_timeout)",
+        "an orphaned FIN-WAIT-2 times out: deleted without a segment, CLOSED (Linux)",
+    ),
     # §3.8.6 the send window: the persist timer
     Rule("persist/probe", "§3.8.6.1", "zero window: probe it (MUST-36), the interval doubling (SHLD-30)"),
     Rule("keepalive/probe", "§3.8.4", "idle: a probe <SEQ=SND.NXT-1><CTL=ACK>, no data (MAY-5, SHLD-12)"),

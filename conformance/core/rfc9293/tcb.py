@@ -123,6 +123,7 @@ class Tcb:
     received: bytes = b""  # in order, not read by the application
     out_of_order: dict[int, tuple[bytes, bool]] = field(default_factory=dict)  # seq -> (text, FIN)
     retries: int = 0
+    retrans_stamp: float | None = None  # the first retransmission of the run (Linux retrans_stamp, :mod:`.timeouts`)
     rto: Rto | None = None
     rtx_deadline: float | None = None
     user_deadline: float | None = None
