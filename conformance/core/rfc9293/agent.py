@@ -25,6 +25,8 @@ GETSOCKOPT = {**keepalive.DEFAULTS, "TCP_NODELAY": 0}
 #: What a connect learns when the connection is deleted, by the reason (errno names).
 ERRNO = {"refused": "ECONNREFUSED", "reset": "ECONNRESET", "timeout": "ETIMEDOUT", "aborted": "ECONNABORTED"}
 EPHEMERAL = 50000
+#: listen's backlog when the command has none (docs/agent-protocol.md, ``conformance.inside.agent``).
+BACKLOG = 8
 
 
 class Answering(Protocol):
@@ -93,7 +95,8 @@ class Agent:
             options = args.get("options") or {}
             assert isinstance(options, dict)
             buffer = options.get("SO_RCVBUF")
-            self.host.listen(port, "agent", None if buffer is None else int(str(buffer)))
+            backlog = int(str(args.get("backlog", BACKLOG)))
+            self.host.listen(port, "agent", None if buffer is None else int(str(buffer)), backlog)
             return self._register(_Sock(port, options=dict(options)))
         if cmd == "connect":
             self._next_port += 1
@@ -159,6 +162,7 @@ class Agent:
                 if tcb.local[1] == listener.port and tcb.passive and id(tcb) not in self.accepted:
                     if tcb.state not in (State.SYN_RECEIVED, State.CLOSED):
                         self.accepted.add(id(tcb))
+                        self.host.listen_queues[listener.port].taken.add(id(tcb))  # off the accept queue
                         keepalive.set_options(tcb, _ints(listener.options), now)  # inherited from the listener
                         tcb.nodelay = bool(int(str(listener.options.get("TCP_NODELAY", 0))))
                         return self._register(_Sock(listener.port, tcb, dict(listener.options)), peer=list(tcb.remote))

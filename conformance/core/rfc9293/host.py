@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from ..segment import RAW_OPTION, SEQ_MOD, Segment, seq_add
-from . import apps, arrive, delack, keepalive, minisocks, sender, timeouts
+from . import apps, arrive, delack, keepalive, minisocks, queues, sender, timeouts
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
@@ -49,16 +49,19 @@ class Host:
         self.profile = profile
         self.listeners: dict[int, str] = {}  # port -> application
         self.rcv_bufs: dict[int, int | None] = {}  # port -> the receive buffer its connections get
+        self.listen_queues: dict[int, queues.Listener] = {}  # port -> its backlog and what was accepted
         self.tcbs: dict[Key, Tcb] = {}
         self.decisions: list[Decision] = []
         #: Connections deleted, newest last, with why (for the application's answers).
         self.gone: list[Tcb] = []
 
     # ---------------------------------------------------------------- user calls (§3.10.1-5)
-    def listen(self, port: int, app: str = "listen", rcv_buf: int | None = None) -> None:
-        """Passive OPEN (§3.10.1): the port enters LISTEN; `rcv_buf`: its connections' RCV.BUFF (SO_RCVBUF)."""
+    def listen(self, port: int, app: str = "listen", rcv_buf: int | None = None, backlog: int | None = None) -> None:
+        """Passive OPEN (§3.10.1): the port enters LISTEN; `rcv_buf`: its connections' RCV.BUFF (SO_RCVBUF);
+        `backlog`: listen()'s, bounding its queues (:mod:`.queues`; None: unbounded)."""
         self.listeners[port] = app
         self.rcv_bufs[port] = rcv_buf
+        self.listen_queues[port] = queues.Listener(backlog)
 
     def unlisten(self, port: int) -> None:
         """CLOSE of a listener (§3.10.4 LISTEN): delete it."""
@@ -111,7 +114,9 @@ class Host:
         remote = (seg.src, seg.sport)
         tcb = self.tcbs.get((seg.dport, *remote))
         if tcb is None and seg.dport in self.listeners:
-            return self._listen(seg, now, out)
+            tcb = self._from_cookie(seg, now, out)
+            if tcb is None:
+                return self._listen(seg, now, out)
         if tcb is None:
             arrive.closed(seg, self.profile, out)
             self._record(now, out, State.CLOSED)
@@ -128,6 +133,8 @@ class Host:
                     return sent
                 out.send(tcb.ack_now("linux/tw-ack"))  # no listener: tcp_v4_rcv falls through to TCP_TW_ACK
         elif minisocks.request_bad_ack(tcb, seg, out):
+            pass
+        elif queues.overflow(self.listen_queues.get(seg.dport), tcb, seg, list(self.tcbs.values()), out):
             pass
         elif tcb.state is State.SYN_SENT:
             arrive.syn_sent(tcb, seg, now, out)
@@ -164,15 +171,41 @@ class Host:
         """A segment for a listener (§3.10.7.2); `iss`: the ISS a reopened connection must use."""
         app = self.listeners[seg.dport]
         remote = (seg.src, seg.sport)
-        tcb = arrive.listen(
-            seg, self.profile, lambda: self._new_tcb(seg.dport, remote, State.SYN_RECEIVED, True, now, app, iss), out
-        )
+
+        def request(chosen: int | None) -> Tcb:
+            return self._new_tcb(seg.dport, remote, State.SYN_RECEIVED, True, now, app, chosen)
+
+        queue = self.listen_queues.setdefault(seg.dport, queues.Listener())
+        handled, cookie = queues.syn(queue, seg, now, self.profile, list(self.tcbs.values()), request, out)
+        chosen = iss if cookie is None else cookie
+        tcb = None if handled else arrive.listen(seg, self.profile, lambda: request(chosen), out)
         if tcb is not None:
             self.tcbs[(seg.dport, seg.src, seg.sport)] = tcb
             self._arm(tcb, now)
             tcb.queue[0].first_sent = now
         self._record(now, out, tcb.state if tcb else State.LISTEN)
         return out.sent
+
+    def _from_cookie(self, seg: Segment, now: float, out: arrive.Out) -> Tcb | None:
+        """An ACK to a listener that carries a valid SYN cookie (:mod:`.queues`): the request it stands for, in
+        SYN-RECEIVED with its SYN-ACK acknowledged (nothing queued, no RTT sample: the cookie keeps no send time);
+        the ACK then takes it on. None: no cookie."""
+        queue = self.listen_queues.get(seg.dport)
+        mss = None if queue is None else queues.cookie_mss(queue, self.profile, seg, now)
+        if mss is None:
+            return None
+        app, remote, iss = self.listeners[seg.dport], (seg.src, seg.sport), seq_add(seg.ack, -1)
+        tcb = arrive.listen(
+            queues.cookie_syn(seg, mss),
+            self.profile,
+            lambda: self._new_tcb(seg.dport, remote, State.SYN_RECEIVED, True, now, app, iss),
+            arrive.Out(),
+        )
+        assert tcb is not None
+        tcb.queue = []
+        self.tcbs[(seg.dport, *remote)] = tcb
+        out.note("linux/cookie-ack")
+        return tcb
 
     def advance(self, now: float) -> list[Emitted]:
         """Run the timers due at `now` (§3.10.8)."""

@@ -52,6 +52,13 @@ class ModelProfile:
     #: An orphaned FIN-WAIT-2 is deleted, silently, after this (Linux tcp_fin_timeout 60 s, net/ipv4/tcp.c
     #: tcp_close, tcp_fin_time; RFC 9293 has no such timer: None).
     fin_timeout: float | None = None
+    #: A listen backlog's queues are full beyond this many more than the backlog (Linux sk_acceptq_is_full and
+    #: inet_csk_reqsk_queue_is_full: ``>``, one more; POSIX listen(): the backlog itself, 0). :mod:`.queues`.
+    backlog_extra: int = 0
+    #: SYN cookies (RFC 4987 §3.6; Linux tcp_syncookies 1: when the SYN queue overflows, 2: always, 0: never).
+    syncookies: int = 0
+    #: The final ACK that finds the accept queue full gets a RST (Linux tcp_abort_on_overflow 0: dropped).
+    abort_on_overflow: int = 0
     #: RFC 9293 §3.10.8 USER TIMEOUT, None: none (Linux: none by default).
     user_timeout: float | None = None
     #: TIME-WAIT length, 2 MSL (RFC 9293 §3.4.2: MSL 2 min, 240 s; Linux TCP_TIMEWAIT_LEN 60 s).
@@ -125,6 +132,12 @@ class ModelProfile:
     # ---------------------------------------------------------------- deviations (mutations, not stacks)
     #: The orphaned FIN-WAIT-2's timer runs when the profile has one (fin_timeout); False: never, whatever the sysctl.
     fin_wait_2_expires: bool = True
+    #: The listen backlog bounds the queues (:mod:`.queues`); False: it is ignored.
+    honour_backlog: bool = True
+    #: tcp_syncookies as this value whatever the sysctl (None: the profile's).
+    syncookies_override: int | None = None
+    #: A SYN answered by a cookie leaves no state (RFC 4987 §3.6); False: a request is kept as well.
+    cookie_stateless: bool = True
     #: Answer segments to a closed port with a RST (§3.10.7.1); False: no RST for a closed port.
     rst_for_closed: bool = True
     #: Added to every acknowledgment number we compute from SEG.SEQ+SEG.LEN (1: "ack = seq + len + 1").
@@ -202,6 +215,8 @@ LINUX = replace(
     syn_linear=4,  # tcp_syn_linear_timeouts
     r2_as_time=True,  # net/ipv4/tcp_timer.c retransmits_timed_out, tcp_model_timeout
     fin_timeout=60.0,  # tcp_fin_timeout
+    backlog_extra=1,  # include/net/sock.h sk_acceptq_is_full, inet_connection_sock.h inet_csk_reqsk_queue_is_full
+    syncookies=1,  # tcp_syncookies (observations: tcp_syncookies=1)
     time_wait=60.0,  # TCP_TIMEWAIT_LEN
     time_wait_restart_on_ack=True,  # observations E6
     syn_data_accepted=False,  # tcp_fastopen=1: server side off (observations E7f)
@@ -326,6 +341,31 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "shrunk-window-times-out",
         "RFC 9293 §3.8.6, SHLD-17: no timeout for data beyond a shrunk window",
         (("shrunk_window_kept", False),),
+    ),
+    Deviation(
+        "backlog-ignored",
+        "Linux listen(2), sk_acceptq_is_full: the backlog bounds the queues",
+        (("honour_backlog", False),),
+    ),
+    Deviation(
+        "overflow-rst",
+        "Linux ip-sysctl.rst tcp_abort_on_overflow (default 0): the final ACK to a full accept queue is dropped",
+        (("abort_on_overflow", 1),),
+    ),
+    Deviation(
+        "no-syncookies",
+        "Linux ip-sysctl.rst tcp_syncookies=1: a SYN cookie when the SYN queue overflows",
+        (("syncookies_override", 0),),
+    ),
+    Deviation(
+        "syncookies-always",
+        "Linux ip-sysctl.rst tcp_syncookies=0: no cookies, SYNs beyond the backlog dropped",
+        (("syncookies_override", 2),),
+    ),
+    Deviation(
+        "cookie-keeps-state",
+        "RFC 4987 §3.6: a SYN answered by a cookie leaves no state",
+        (("cookie_stateless", False),),
     ),
     Deviation("no-ecn", "RFC 9293 §3.8.2, SHLD-8: an ECN-setup SYN-ACK answers an ECN-setup SYN", (("ecn", False),)),
     Deviation("window-16-bit", "RFC 9293 §3.1, REC-1: scaled windows computed in 32 bits", (("window_16_bit", True),)),

@@ -45,6 +45,8 @@ SYSCTL_KNOBS = {
     "tcp_syn_linear_timeouts": "syn_linear",
     "tcp_retries2": "data_retries",
     "tcp_fin_timeout": "fin_timeout",
+    "tcp_syncookies": "syncookies",
+    "tcp_abort_on_overflow": "abort_on_overflow",
 }
 
 #: The TCP options the model sends (on its SYN-ACK when the SYN offered them: :mod:`.options`).
@@ -84,8 +86,6 @@ def unsupported(case: Case) -> str | None:
             continue
         if step.do in ("getsockopt", "poll", "sockatmark"):
             return f"asks the stack {step.do}: the model keeps no stack defaults, urgent marks or poll state"
-        if step.do == "listen" and "backlog" in args:
-            return "needs an accept queue of a given backlog (not modelled)"
         options = args.get("options")
         if isinstance(options, dict) and set(options) - set(OPTIONS):
             return f"needs socket options the model does not have: {', '.join(sorted(set(options) - set(OPTIONS)))}"

@@ -107,6 +107,37 @@ _RULES = (
         "SYN-RECEIVED (passive OPEN), a SYN in the window: a RST, the request dropped (Linux)",
     ),
     Rule(
+        "linux/syn-queue-full",
+        "§3.10.7.2 third (Linux net/ipv4/tcp_input.c tcp_conn_request; RFC 4987 §2.2)",
+        "a SYN finds the SYN queue full, without syncookies: dropped (Linux)",
+    ),
+    Rule(
+        "linux/accept-queue-full",
+        "§3.10.7.2 third (Linux net/ipv4/tcp_input.c tcp_conn_request, sk_acceptq_is_full)",
+        "a SYN finds the accept queue full: dropped (Linux)",
+    ),
+    Rule(
+        "linux/syncookie",
+        "§3.10.7.2 third (RFC 4987 §3.6; Linux tcp_conn_request, tcp_syncookies)",
+        "SYN: <SEQ=cookie><ACK=RCV.NXT><CTL=SYN,ACK>, no state kept (Linux)",
+        "EP-5",
+    ),
+    Rule(
+        "linux/cookie-ack",
+        "§3.10.7.2 (RFC 4987 §3.6; Linux net/ipv4/syncookies.c cookie_v4_check)",
+        "an ACK for a listener whose SEG.ACK-1 is a valid cookie: the connection it encodes is made (Linux)",
+    ),
+    Rule(
+        "linux/listen-overflow",
+        "§3.10.7.4 fifth (Linux net/ipv4/tcp_minisocks.c tcp_check_req, listen_overflow)",
+        "SYN-RECEIVED, the final ACK finds the accept queue full: dropped, the request kept (Linux)",
+    ),
+    Rule(
+        "linux/listen-overflow-rst",
+        "§3.10.7.4 fifth (Linux tcp_check_req, tcp_abort_on_overflow=1)",
+        "SYN-RECEIVED, the final ACK finds the accept queue full: <SEQ=SEG.ACK><CTL=RST>, the request dropped",
+    ),
+    Rule(
         "close/data-after-close",
         "§3.6.1 (RFC 1122 §4.2.2.13)",
         "new data received after CLOSE: send a RST to show that data was lost, CLOSED",
