@@ -32,6 +32,19 @@ def test_shipped_case_passes_against_the_linux_model(case: Case) -> None:
 #: Deviation -> cases of the shipped suite that must catch it (at least these): each claims, in its refs, the
 #: document the deviation breaks.
 CAUGHT_BY = {
+    "urgent-not-sent": {"app-urgent-send-pointer", "app-urgent-send-long"},
+    "urgent-pointer-last-octet": {
+        "app-urgent-send-pointer",
+        "app-urgent-send-long",
+        "app-urgent-receive-mark",
+        "app-urgent-receive-notify",
+        "app-urgent-receive-long",
+    },
+    "urgent-last-segment-only": {"app-urgent-send-long"},
+    "urgent-ignored": {"app-urgent-receive-mark", "app-urgent-receive-notify", "app-urgent-receive-long"},
+    "urgent-ends-with-segment": {"app-urgent-receive-long"},
+    "urgent-not-notified": {"app-urgent-receive-notify", "app-urgent-receive-long"},
+    "urgent-mark-unknown": {"app-urgent-receive-mark", "app-urgent-receive-long"},
     "no-rst-closed": {"closed-ack", "closed-null", "closed-syn", "closed-synfin-data"},
     "ack-plus-one": {"data-ack-seq-plus-len", "final-ack-data"},
     "constant-isn": {"isn-unpredictable"},
@@ -77,6 +90,10 @@ CAUGHT_BY = {
 }
 #: Deviation -> (a case it fails, the requirement its failure must cite).
 CITED = {
+    "urgent-pointer-last-octet": ("app-urgent-send-pointer", "MUST-62"),
+    "urgent-last-segment-only": ("app-urgent-send-long", "MUST-31"),
+    "urgent-not-notified": ("app-urgent-receive-notify", "MUST-32"),
+    "urgent-mark-unknown": ("app-urgent-receive-mark", "MUST-33"),
     "no-rst-closed": ("closed-syn", "RFC 9293 §3.10.7.1"),
     "no-rst-closed-flagless": ("closed-null", "EP-6"),
     "checksum-unchecked": ("checksum-bad-syn", "MUST-3"),

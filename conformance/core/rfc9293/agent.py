@@ -13,7 +13,7 @@ from typing import Protocol
 
 from ..segment import Segment
 from ..steps import Addressing, AppRequest
-from . import keepalive
+from . import keepalive, urgent
 from .host import Host
 from .tcb import State, Tcb
 
@@ -130,6 +130,7 @@ class Agent:
                 return {"ok": False, "error": "bad request", "detail": f"the model has no {', '.join(unknown)}"}
             sock.options.update(options)
             if tcb is not None:
+                tcb.oob_inline = bool(int(str(options.get("SO_OOBINLINE", int(tcb.oob_inline)))))
                 keepalive.set_options(tcb, _ints(options), now)
                 if "SO_RCVBUF" in options:
                     tcb.rcv_buf = int(str(options["SO_RCVBUF"]))
@@ -138,12 +139,14 @@ class Agent:
             return {"ok": True}
         if cmd == "getsockopt":
             return self._getsockopt(args, sock)
+        if cmd == "sockatmark":  # ioctl SIOCATMARK (MUST-33)
+            return {"ok": True, "at_mark": tcb is not None and urgent.at_mark(tcb)}
         if tcb is None:  # a listener: close it
             self.host.unlisten(sock.port)
             return {"ok": True}
         if cmd == "send":
             data = str(args.get("data", "")).encode()
-            out += [e.segment for e in self.host.send(tcb, data, now)]
+            out += [e.segment for e in self.host.send(tcb, data, now, urgent=bool(args.get("urgent")))]
             return {"ok": True, "sent": len(data)}
         if cmd in ("shutdown", "close"):
             linger = sock.options.get("SO_LINGER")
@@ -163,6 +166,7 @@ class Agent:
                     if tcb.state not in (State.SYN_RECEIVED, State.CLOSED):
                         self.accepted.add(id(tcb))
                         self.host.listen_queues[listener.port].taken.add(id(tcb))  # off the accept queue
+                        tcb.oob_inline = bool(int(str(listener.options.get("SO_OOBINLINE", 0))))
                         keepalive.set_options(tcb, _ints(listener.options), now)  # inherited from the listener
                         tcb.nodelay = bool(int(str(listener.options.get("TCP_NODELAY", 0))))
                         return self._register(_Sock(listener.port, tcb, dict(listener.options)), peer=list(tcb.remote))
@@ -182,15 +186,17 @@ class Agent:
         if found is None or found.tcb is None:
             return {"ok": False, "error": "bad request", "detail": "no such socket"}
         tcb = found.tcb
-        if tcb.received:
-            data, tcb.received = tcb.received, b""
-            return {"ok": True, "data": data.decode(errors="replace"), "eof": False}
+        if req.cmd == "poll" or req.args.get("urgent"):
+            return _urgent_or_poll(req, tcb)
+        data = urgent.read(tcb, int(str(req.args.get("max", 65536))))
+        if data:
+            return {"ok": True, "data": data.decode(errors="replace"), "eof": False, "at_mark": urgent.at_mark(tcb)}
         if tcb.state is State.CLOSED and tcb.closed_by in ("reset", "timeout"):
             # §3.10.7.4: RECEIVEs get "reset" responses; §3.10.8: "connection aborted due to user timeout"
             reason = tcb.closed_by
             return {"ok": False, "error": ERRNO[reason], "detail": f"model: connection closed by {reason}"}
         if tcb.fin_received or tcb.state is State.CLOSED:
-            return {"ok": True, "data": "", "eof": True}
+            return {"ok": True, "data": "", "eof": True, "at_mark": urgent.at_mark(tcb)}
         return None
 
     def _getsockopt(self, args: dict[str, object], sock: _Sock) -> dict[str, object]:
@@ -208,6 +214,21 @@ class Agent:
         number = max((n for n in self.socks if n > 0), default=0) + 1
         self.socks[number] = sock
         return {"ok": True, "sock": number, **extra}
+
+
+def _urgent_or_poll(req: AppRequest, tcb: Tcb) -> dict[str, object] | None:
+    """``recv`` with ``urgent`` (MSG_OOB, which never blocks), or ``poll`` (None while nothing is ready), answered
+    as the agent does from :mod:`.urgent`'s state."""
+    if req.cmd == "poll":
+        readable = urgent.readable(tcb) or tcb.state is State.CLOSED
+        pending = urgent.pending(tcb)
+        if not readable and not pending:
+            return None
+        return {"ok": True, "readable": readable, "urgent": pending, "at_mark": urgent.at_mark(tcb)}
+    got = urgent.read_oob(tcb)
+    if isinstance(got, str):
+        return {"ok": False, "error": got, "detail": "model: recv(MSG_OOB)"}
+    return {"ok": True, "data": got.decode(errors="replace"), "eof": got == b"", "at_mark": urgent.at_mark(tcb)}
 
 
 def _ints(options: dict[str, object]) -> dict[str, int]:

@@ -367,6 +367,39 @@ DEVIATIONS: tuple[Deviation, ...] = (
         "RFC 4987 §3.6: a SYN answered by a cookie leaves no state",
         (("cookie_stateless", False),),
     ),
+    Deviation(
+        "urgent-not-sent",
+        "RFC 9293 §3.10.2, MUST-30: a SEND with the urgent flag sets SND.UP",
+        (("urgent_send", False),),
+    ),
+    Deviation(
+        "urgent-pointer-last-octet",
+        "RFC 9293 §3.8.5, MUST-62 (RFC 6093 §2): the urgent pointer is the octet after the urgent data",
+        (("urgent_pointer_after", False),),
+    ),
+    Deviation(
+        "urgent-last-segment-only",
+        "RFC 9293 §3.8.5, MUST-31: urgent data of any length, URG on every segment before SND.UP",
+        (("urgent_every_segment", False),),
+    ),
+    Deviation(
+        "urgent-ignored", "RFC 9293 §3.10.7.4 sixth, MUST-30: the URG bit sets RCV.UP", (("urgent_receive", False),)
+    ),
+    Deviation(
+        "urgent-ends-with-segment",
+        "RFC 9293 §3.8.5, MUST-31: urgent data of any length, a pointer beyond the segment stands",
+        (("urgent_any_length", False),),
+    ),
+    Deviation(
+        "urgent-not-notified",
+        "RFC 9293 §3.8.5, MUST-32: the application is told of urgent data",
+        (("urgent_notify", False),),
+    ),
+    Deviation(
+        "urgent-mark-unknown",
+        "RFC 9293 §3.8.5, MUST-33: the application learns whether urgent data remains",
+        (("urgent_at_mark", False),),
+    ),
     Deviation("no-ecn", "RFC 9293 §3.8.2, SHLD-8: an ECN-setup SYN-ACK answers an ECN-setup SYN", (("ecn", False),)),
     Deviation("window-16-bit", "RFC 9293 §3.1, REC-1: scaled windows computed in 32 bits", (("window_16_bit", True),)),
     Deviation(
