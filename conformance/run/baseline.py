@@ -5,9 +5,16 @@ baseline lists the known ones, a YAML list of entries::
 
     - case: closed-ack.ipv6          # the case's id, as the reports give it (.ipv6 for the IPv6 copy)
       check: "expect R seq=305419896 len=0 within 1.000 s"   # the failing step, as the report gives it,
-                                     # or its line and kind: "line 11 mismatch"
+                                     # or the step and the kind of failure: "withhold 1 timing"
       why: "PyTCP answers a segment to a closed port with RST,ACK seq=0, whatever the segment's ACK"
       until: 2025-12-31              # optional: from the day after, the deviation counts as new again
+
+A step that records several checks (a withhold's retransmissions: which one is late may change from run to run)
+is named by its kind and its ordinal among the case's steps of that kind, then the kind of failure:
+``withhold 1 timing`` is a timing failure of the case's first ``withhold`` step. Unlike the step's line, that key
+survives edits above the step (a comment, a longer description, a ref). Before a run plays anything,
+:meth:`Baseline.check_keys` refuses a key that names no step of its case, and the retired ``line N KIND`` form,
+saying what to write instead.
 
 What a run makes of a case against it (:meth:`Baseline.judge`):
 
@@ -27,14 +34,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from ..core.checks import STEP_TYPES
 from ..core.errors import CaseFormatError, HarnessError
-from ..core.loader import read_case_file
+from ..core.loader import load_case, read_case_file
+from ..core.model import Case
+from ..core.outcomes import FailureKind
 from ..core.results import CaseResult
 from .coverage import MAX_RESULTS_BYTES
 
@@ -42,6 +53,21 @@ from .coverage import MAX_RESULTS_BYTES
 KNOWN = "known deviation"
 #: The fields of an entry.
 FIELDS = ("case", "check", "why", "until")
+#: A check that names a step by its kind and ordinal, then the kind of failure: ``withhold 1 timing``.
+STEP_KEY = re.compile(rf"({'|'.join(STEP_TYPES)}) ([0-9]{{1,4}}) ([a-z]+)")
+#: The retired form, which named the step by its line: ``line 38 timing``.
+LINE_KEY = re.compile(r"line ([0-9]{1,7}) ([a-z]+)")
+_KIND_OF = {cls: name for name, cls in STEP_TYPES.items()}
+
+
+def step_key(case: Case, line: int) -> str | None:
+    """The stable name of `case`'s step at `line`: its kind and its ordinal among the case's steps of that kind
+    (``withhold 1``); None when no step, or more than one, begins on that line."""
+    at = [s for s in case.steps if s.line == line]
+    if len(at) != 1 or type(at[0]) not in _KIND_OF:
+        return None
+    same = [s for s in case.steps if type(s) is type(at[0])]
+    return f"{_KIND_OF[type(at[0])]} {same.index(at[0]) + 1}"
 
 
 @dataclass(frozen=True)
@@ -53,9 +79,37 @@ class Entry:
     why: str
     until: dt.date | None = None
 
-    def names(self, case: str, step: str, line: int, kind: str) -> bool:
+    def names(self, case: Case, step: str, line: int, kind: str) -> bool:
         """Whether this entry names the failure of `case` at `step` (line `line`, kind `kind`)."""
-        return self.case == case and self.check.strip() in (step.strip(), f"line {line} {kind}")
+        if self.case != case.id:
+            return False
+        check = self.check.strip()
+        if check == step.strip():
+            return True
+        key = step_key(case, line) if STEP_KEY.fullmatch(check) else None
+        return key is not None and check == f"{key} {kind}"
+
+    def stale(self, case: Case) -> str | None:
+        """What is wrong with this entry's step key for `case` (None: nothing, or it names the step by its text)."""
+        check = self.check.strip()
+        if by_line := LINE_KEY.fullmatch(check):
+            key = step_key(case, int(by_line[1]))
+            now = (
+                f"write 'check: {key} {by_line[2]}' (the step that begins on line {by_line[1]} now)"
+                if key
+                else f"no single step begins on line {by_line[1]} now: name the step by its kind and ordinal"
+            )
+            return f"check {check!r} names a step by its line, which moves when the case file is edited; {now}"
+        if not (by_step := STEP_KEY.fullmatch(check)):
+            return None
+        if by_step[3] not in set(FailureKind):
+            return f"check {check!r}: {by_step[3]!r} is not a kind of failure (one of {', '.join(FailureKind)})"
+        kind, n = by_step[1], int(by_step[2])
+        steps = [s for s in case.steps if _KIND_OF.get(type(s)) == kind]
+        if not 1 <= n <= len(steps):
+            have = ", ".join(f"{kind} {i} (line {s.line})" for i, s in enumerate(steps, 1)) or "none"
+            return f"check {check!r} names no step of the case: its {kind} steps are {have}"
+        return None
 
     def expired(self, today: dt.date) -> bool:
         return self.until is not None and today > self.until
@@ -99,13 +153,24 @@ class Baseline:
             baseline.today = today
         return baseline
 
+    def check_keys(self, cases: Iterable[Case]) -> None:
+        """Refuse, before anything is played, an entry whose check names a step its case does not have (or by its
+        line): HarnessError saying which entry and what to write. Entries of cases not in `cases` are left to
+        :meth:`settle`."""
+        by_id = {c.id: c for c in cases}
+        for n, entry in enumerate(self.entries, 1):
+            case = by_id.get(entry.case) or by_id.get(entry.case.removesuffix(".ipv6"))
+            problem = entry.stale(case) if case is not None else None
+            if problem:
+                raise HarnessError(f"--baseline {self.path}: entry {n} ({entry.case}): {problem}", _FORM)
+
     def judge(self, result: CaseResult) -> CaseResult:
         """Mark `result` a known deviation when an entry names its failure (in place; returned for chaining)."""
         failure = result.verdict.failure if result.verdict is not None else None
         if result.status != "failed" or failure is None:
             return result
         for entry in self.entries:
-            if entry.names(result.case.id, failure.step, failure.line, str(failure.kind)):
+            if entry.names(result.case, failure.step, failure.line, str(failure.kind)):
                 if entry.expired(self.today):
                     continue
                 result.status = "skipped"
@@ -147,12 +212,12 @@ class Baseline:
 
 def _is_this(entry: Entry, result: CaseResult) -> bool:
     failure = result.verdict.failure if result.verdict is not None else None
-    return failure is not None and entry.names(result.case.id, failure.step, failure.line, str(failure.kind))
+    return failure is not None and entry.names(result.case, failure.step, failure.line, str(failure.kind))
 
 
 _FORM = (
-    "each entry: {case: ID, check: 'the failing step as the report gives it, or line N KIND', why: TEXT, "
-    "until: YYYY-MM-DD (optional)}"
+    "each entry: {case: ID, check: 'the failing step as the report gives it, or STEP N KIND (withhold 1 timing: "
+    "a timing failure of the case's first withhold step)', why: TEXT, until: YYYY-MM-DD (optional)}"
 )
 
 
@@ -196,10 +261,22 @@ def from_results(path: str) -> list[dict[str, Any]]:
 
 
 def _check(case: dict[str, Any], failure: dict[str, Any]) -> str:
-    """The failing step's description, or ``line N KIND`` when its line holds several steps (a withhold's
-    retransmissions: which one is late may change from run to run)."""
+    """The failing step's description, or ``STEP N KIND`` (:func:`step_key`, read from the case file) when the
+    step recorded several checks (a withhold's retransmissions: which one is late may change from run to run)."""
     same_line = [s for s in case.get("steps", []) if s.get("line") == failure["line"]]
-    return str(failure["step"]) if len(same_line) <= 1 else f"line {failure['line']} {failure['kind']}"
+    if len(same_line) <= 1:
+        return str(failure["step"])
+    where = f"case {case['id']}, failing at line {failure['line']}"
+    try:
+        key = step_key(load_case(str(case.get("file"))), int(failure["line"]))
+    except CaseFormatError as exc:
+        raise HarnessError(
+            f"{where}: cannot read its case file {case.get('file')} to name the step ({exc.problem})",
+            "write the baseline where the run's case files are, as they were for the run",
+        ) from None
+    if key is None:
+        raise HarnessError(f"{where}: its case file {case.get('file')} has no single step on that line now")
+    return f"{key} {failure['kind']}"
 
 
 def _known_why(message: str) -> str | None:

@@ -125,6 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.profile:
         load_profile(args.profile)  # a bad profile is a usage error, before anything is set up
     baseline = Baseline.load(args.baseline) if args.baseline else None  # so is a bad baseline
+    if baseline is not None:
+        baseline.check_keys(cases)  # and an entry that names no step of its case
     check_privileges()
     paths = ReportPaths.of(args.reports, args.junit, args.html)
     check_output_paths(paths.folder, paths.junit, paths.html)  # before the first packet
