@@ -111,3 +111,11 @@ def test_urg_after_the_peer_fin_is_ignored() -> None:
     assert tcb.state is State.CLOSE_WAIT
     host.receive(to_target("AU", tcb.rcv_nxt, tcb.snd_nxt, b"", 5), 0.2)
     assert tcb.rcv_up is None and not urgent.pending(tcb)
+
+
+def test_nagle_does_not_hold_urgent_data() -> None:
+    host, tcb = connection(LINUX)
+    assert [len(e.segment.payload) for e in host.send(tcb, b"a", 0.2)] == [1]  # a small segment, unacknowledged
+    assert host.send(tcb, b"b", 0.3) == []  # Nagle (Minshall's, Linux) holds the next small one
+    (urgent_segment,) = [e.segment for e in host.send(tcb, b"!", 0.4, urgent=True)]
+    assert urgent_segment.payload == b"b!" and "U" in urgent_segment.flags and urgent_segment.urgptr == 2

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from ..segment import seq_add, seq_diff
 from .tcb import Tcb
+from .urgent import urgent_mode
 
 #: §3.8.6.2.1: "Fs is a fraction whose recommended value is 1/2".
 FS = 0.5
@@ -70,6 +71,8 @@ def nagle_holds(tcb: Tcb) -> bool:
     """The bracketed conditions of (2) and (3): does the Nagle algorithm hold a small segment now?"""
     p = tcb.profile
     if not p.nagle or tcb.nodelay or tcb.snd_nxt == tcb.snd_una:
+        return False
+    if urgent_mode(tcb):  # Linux tcp_nagle_test: "Don't use the nagle rule for urgent data"
         return False
     if p.nagle_minshall:  # Linux: only while a small segment is unacknowledged
         return seq_diff(tcb.snd_sml, tcb.snd_una) > 0 and seq_diff(tcb.snd_sml, tcb.snd_nxt) <= 0

@@ -63,12 +63,17 @@ def mark_send(conn: Connection) -> None:
         conn.snd_up = seq_add(conn.snd_nxt, len(conn.pending))
 
 
+def urgent_mode(conn: Connection) -> bool:
+    """Is urgent data sent and not acknowledged yet (Linux ``tcp_urg_mode``: SND.UP != SND.UNA)?"""
+    return conn.snd_up is not None and seq_diff(conn.snd_up, conn.snd_una) > 0
+
+
 def pointer(conn: Connection, flags: str, seq: int, length: int) -> int | None:
     """The urgent pointer of an outgoing segment with `flags` at `seq` with `length` octets of text (None: no URG;
     never on a SYN or a RST, which Linux builds apart)."""
     up, p = conn.snd_up, conn.profile
-    if up is None or set(flags) & set("SR") or seq_diff(up, conn.snd_una) <= 0 or seq_diff(up, seq) <= 0:
-        return None  # not in urgent mode (Linux tcp_urg_mode), or the segment is past the urgent data
+    if up is None or set(flags) & set("SR") or not urgent_mode(conn) or seq_diff(up, seq) <= 0:
+        return None  # not in urgent mode, or the segment is past the urgent data
     if not p.urgent_every_segment and seq_diff(up, seq_add(seq, length)) > 0:
         return None  # the deviation: only the segment where the urgent data ends is marked
     offset = seq_diff(up, seq) - (0 if p.urgent_pointer_after else 1)
