@@ -137,7 +137,7 @@ class AgentCommand(ActiveStep):
         return Progress.DONE
 
     def _check_state(self, ctx: Context, answer: dict[str, object], when: float, now: float) -> Progress:
-        ref = ctx.event_time(ctx.last_event) if ctx.last_event >= 0 else ctx.event_time(-1) or now
+        ref = ctx.event_time(ctx.last_event)  # -1: the dialogue's start (0.0 on a fake clock is a time, not none)
         how = (
             f"white box: sock_diag in the target (Linux {answer.get('linux')}), "
             f"read {format_duration(when - ref)} after the previous event"
@@ -187,7 +187,7 @@ class AppResult(ActiveStep):
     def advance(self, ctx: Context, now: float) -> Progress:
         step = self.step
         tol = ctx.case.tolerance
-        ref = ctx.event_time(ctx.last_event) if ctx.last_event >= 0 else ctx.event_time(-1) or now
+        ref = ctx.event_time(ctx.last_event)  # -1: the dialogue's start (0.0 on a fake clock is a time, not none)
         window = self._window(ctx)
         got = ctx.app_result(step.of)
         if got is None:
