@@ -22,6 +22,8 @@ OPTIONS = ("SO_LINGER", "TCP_NODELAY", "SO_RCVBUF", "SO_OOBINLINE", *keepalive.D
 #: The options getsockopt answers, and their defaults: keep-alive's, and TCP_NODELAY off (the Nagle algorithm on:
 #: RFC 9293 §3.7.4 SHLD-7; Linux tcp(7)).
 GETSOCKOPT = {**keepalive.DEFAULTS, "TCP_NODELAY": 0}
+#: And the IP layer's (:mod:`.ip`): IP_TTL (RFC 9293 §3.9.2 MUST-49), IP_TOS (§3.9.1.9 MUST-48).
+OPTIONS = (*OPTIONS, "IP_TTL", "IP_TOS")
 #: What a connect learns when the connection is deleted, by the reason (errno names).
 ERRNO = {"refused": "ECONNREFUSED", "reset": "ECONNRESET", "timeout": "ETIMEDOUT", "aborted": "ECONNABORTED"}
 EPHEMERAL = 50000
@@ -101,6 +103,8 @@ class Agent:
         if cmd == "connect":
             self._next_port += 1
             remote = (str(args["addr"]), int(str(args["port"])))
+            if self.host.ip.refuses_open(remote[0]):  # MUST-46 (Linux tcp_v4_connect: ENETUNREACH)
+                return {"ok": False, "error": "ENETUNREACH", "detail": f"model: {remote[0]} is a broadcast address"}
             out += [e.segment for e in self.host.connect(self._next_port, remote, now)]
             sock = _Sock(self._next_port, self.host.tcbs[(self._next_port, remote[0], remote[1])])
             self.accepted.add(id(sock.tcb))
@@ -132,6 +136,7 @@ class Agent:
             if tcb is not None:
                 tcb.oob_inline = bool(int(str(options.get("SO_OOBINLINE", int(tcb.oob_inline)))))
                 keepalive.set_options(tcb, _ints(options), now)
+                self.host.ip.set_options(tcb, options)
                 if "SO_RCVBUF" in options:
                     tcb.rcv_buf = int(str(options["SO_RCVBUF"]))
                 if "TCP_NODELAY" in options:

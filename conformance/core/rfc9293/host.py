@@ -18,6 +18,7 @@ import hashlib
 
 from ..segment import RAW_OPTION, SEQ_MOD, Segment, seq_add
 from . import apps, arrive, delack, keepalive, minisocks, queues, sender, timeouts
+from .ip import IpLayer, icmp, icmp_error, reason
 from .profile import ModelProfile
 from .rules import RULES
 from .tcb import Decision, Emitted, Sent, State, Tcb
@@ -44,9 +45,13 @@ def _unknown_option(seg: Segment) -> bool:
 class Host:
     """The model of one TCP endpoint's host: see the module docstring."""
 
-    def __init__(self, address: str, profile: ModelProfile) -> None:
+    def __init__(
+        self, address: str, profile: ModelProfile, prefix: int | None = None, secondary: str | None = None
+    ) -> None:
         self.address = address
         self.profile = profile
+        #: The IP layer under it (:mod:`.ip`): the host's addresses and prefix, the header of what it sends.
+        self.ip = IpLayer(profile, address, prefix, secondary)
         self.listeners: dict[int, str] = {}  # port -> application
         self.rcv_bufs: dict[int, int | None] = {}  # port -> the receive buffer its connections get
         self.listen_queues: dict[int, queues.Listener] = {}  # port -> its backlog and what was accepted
@@ -108,6 +113,8 @@ class Host:
     # ---------------------------------------------------------------- events
     def receive(self, seg: Segment, now: float) -> list[Emitted]:
         """SEGMENT ARRIVES (§3.10.7): what the host sends in reply."""
+        if icmp_error(seg) is not None:  # an ICMP error IP passes up (§3.9.2.2)
+            return self._icmp(seg, now)
         out = arrive.Out()
         if self._dropped_on_input(seg, now, out):
             return []
@@ -158,7 +165,10 @@ class Host:
     def _dropped_on_input(self, seg: Segment, now: float, out: arrive.Out) -> bool:
         """Before any state: a wrong checksum (§3.1, MUST-3) drops the segment; so does an option of unknown kind
         under the deviation that does not ignore one (MUST-6)."""
-        if seg.checksum_ok is False and self.profile.check_checksum:
+        dropped = self.ip.arrive(seg, self.tcbs.get((seg.dport, seg.src, seg.sport)))  # IP, before TCP (:mod:`.ip`)
+        if dropped is not None:
+            out.log.append((dropped, None))
+        elif seg.checksum_ok is False and self.profile.check_checksum:
             out.note("checksum/bad")
         elif not self.profile.ignore_unknown_options and _unknown_option(seg):
             out.note("deviation")
@@ -172,8 +182,9 @@ class Host:
         app = self.listeners[seg.dport]
         remote = (seg.src, seg.sport)
 
-        def request(chosen: int | None) -> Tcb:
-            return self._new_tcb(seg.dport, remote, State.SYN_RECEIVED, True, now, app, chosen)
+        def request(chosen: int | None) -> Tcb:  # at the address the SYN came to, with its route (:mod:`.ip`)
+            tcb = self._new_tcb(seg.dport, remote, State.SYN_RECEIVED, True, now, app, chosen)
+            return self.ip.passive_open(tcb, seg)
 
         queue = self.listen_queues.setdefault(seg.dport, queues.Listener())
         handled, cookie = queues.syn(queue, seg, now, self.profile, list(self.tcbs.values()), request, out)
@@ -206,6 +217,19 @@ class Host:
         self.tcbs[(seg.dport, *remote)] = tcb
         out.note("linux/cookie-ack")
         return tcb
+
+    def _icmp(self, seg: Segment, now: float) -> list[Emitted]:
+        """An ICMP error passed up by IP (§3.9.2.2, MUST-54), acted on by the connection of the segment it quotes
+        (:func:`.ip.icmp`): aborted, or kept. Nothing is sent."""
+        error = icmp_error(seg)
+        assert error is not None
+        q = error.quoted
+        tcb = self.tcbs.get((q.sport, q.dst, q.dport))
+        rule, abort = icmp(self.profile, error, tcb)
+        if tcb is not None and abort:
+            self._forget(tcb, reason(error), now, None)
+        self.decisions.append(Decision(now, rule, self.status(q.sport, (q.dst, q.dport)), None))
+        return []
 
     def advance(self, now: float) -> list[Emitted]:
         """Run the timers due at `now` (§3.10.8)."""

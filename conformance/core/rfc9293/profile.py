@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+#: RFC 9293 §3.9.2.2: the ICMP errors (type, code) that are hard (destination unreachable 2-4) and soft
+#: (destination unreachable 0, 1, 5; time exceeded; parameter problem). See :mod:`.ip`.
+ICMP_HARD = frozenset({(3, 2), (3, 3), (3, 4)})
+ICMP_SOFT = frozenset({(3, 0), (3, 1), (3, 5), (11, 0), (11, 1), (12, 0)})
+
 
 @dataclass(frozen=True)
 class ModelProfile:
@@ -129,6 +134,39 @@ class ModelProfile:
     #: The secret of the ISN function (RFC 6528: ISN = M + F(4-tuple, secret)), and the clock M's tick.
     isn_secret: bytes = b"rfc9293-model"
     isn_tick: float = 4e-6
+    # ---------------------------------------------------------------- the IP layer (:mod:`.ip`)
+    #: RFC 1122 §3.2.1.8: a host can be the final destination of a source route; Linux drops source-routed
+    #: datagrams unless net.ipv4.conf.*.accept_source_route is 1 (ip-sysctl.rst: FALSE on a host; RFC 7126 §4.3).
+    accept_source_route: bool = True
+    #: §3.9.2.1 SHLD-24: a later source route overrides the SYN's (Linux keeps the SYN's: net/ipv4/tcp_ipv4.c
+    #: tcp_v4_syn_recv_sock copies the request's ireq_opt once).
+    later_route_overrides: bool = True
+    #: §3.9.2.2: the ICMP errors that abort a connection in a passive SYN-RECEIVED (Linux: a request sock,
+    #: tcp_req_err: net or host unreachable, time exceeded, parameter problem), in SYN-SENT (Linux tcp_v4_err: any
+    #: but fragmentation needed, RFC 5461 §4) and synchronized (Linux: none without IP_RECVERR, tcp_v4_err sets
+    #: sk_err_soft). The RFC: the hard errors (SHLD-26), never the soft ones (MUST-56).
+    icmp_abort_request: frozenset[tuple[int, int]] = ICMP_HARD
+    icmp_abort_syn_sent: frozenset[tuple[int, int]] = ICMP_HARD
+    icmp_abort_synchronized: frozenset[tuple[int, int]] = ICMP_HARD
+    #: A SYN-ACK's IPv4 identification is 0 (Linux ip_build_and_send_pkt, DF set); a retransmission reuses its
+    #: original's (§3.8.1 MAY-4; Linux: the next inet_id, ip_select_ident_segs, so False).
+    synack_ip_id_zero: bool = False
+    retransmit_reuses_ip_id: bool = True
+    #: True in both profiles, False only in deviations: a SYN to a broadcast address is discarded (§3.9.2.3
+    #: MUST-57), so is one from an invalid source (MUST-63; Linux: ip_route_input_slow's martian source for 0.0.0.0,
+    #: fib_validate_source for the subnet's broadcast under rp_filter 2, which the embedded target runs with),
+    #: an OPEN to a broadcast address fails (§3.9.1.1 MUST-46), IP_TTL and IP_TOS set the fields (MUST-49, MUST-48)
+    #: also mid-connection (SHLD-21), the return route is used (MUST-53), a Source Quench is discarded (MUST-55),
+    #: and a connection answers from the address it was opened to (§3.9.1.1 MUST-45).
+    drop_syn_to_broadcast: bool = True
+    drop_invalid_source: bool = True
+    reject_open_to_broadcast: bool = True
+    honour_ip_ttl: bool = True
+    honour_ip_tos: bool = True
+    tos_changes: bool = True
+    reverse_route: bool = True
+    discard_source_quench: bool = True
+    reply_from_arrival_address: bool = True
     # ---------------------------------------------------------------- deviations (mutations, not stacks)
     #: The orphaned FIN-WAIT-2's timer runs when the profile has one (fin_timeout); False: never, whatever the sysctl.
     fin_wait_2_expires: bool = True
@@ -209,6 +247,13 @@ RFC = ModelProfile(name="rfc")
 LINUX = replace(
     RFC,
     name="linux",
+    accept_source_route=False,  # net.ipv4.conf.*.accept_source_route 0 (ip-sysctl.rst)
+    later_route_overrides=False,  # tcp_v4_syn_recv_sock: the SYN's ireq_opt, kept
+    icmp_abort_request=frozenset({(3, 0), (3, 1), (11, 0), (11, 1), (12, 0)}),  # tcp_v4_err -> tcp_req_err
+    icmp_abort_syn_sent=(ICMP_HARD - {(3, 4)}) | ICMP_SOFT,  # tcp_v4_err: tcp_done_with_error
+    icmp_abort_synchronized=frozenset(),  # tcp_v4_err: sk_err_soft unless inet->recverr
+    synack_ip_id_zero=True,  # ip_build_and_send_pkt
+    retransmit_reuses_ip_id=False,  # __tcp_retransmit_skb -> ip_queue_xmit -> ip_select_ident_segs
     rto_min=0.2,  # TCP_RTO_MIN
     rto_max=120.0,  # TCP_RTO_MAX
     granularity=0.2,  # the variance term is floored at rto_min (tcp_rtt_estimator)
@@ -251,6 +296,47 @@ class Deviation:
 
 
 DEVIATIONS: tuple[Deviation, ...] = (
+    Deviation(
+        "syn-to-broadcast-answered",
+        "RFC 9293 §3.9.2.3, MUST-57: a SYN to a broadcast address is discarded",
+        (("drop_syn_to_broadcast", False),),
+    ),
+    Deviation(
+        "invalid-source-answered",
+        "RFC 9293 §3.9.2.3, MUST-63: a SYN from an invalid source address is ignored",
+        (("drop_invalid_source", False),),
+    ),
+    Deviation(
+        "open-broadcast-accepted",
+        "RFC 9293 §3.9.1.1, MUST-46: an OPEN to a broadcast address is an error",
+        (("reject_open_to_broadcast", False),),
+    ),
+    Deviation("ttl-ignored", "RFC 9293 §3.9.2, MUST-49: the TTL is configurable", (("honour_ip_ttl", False),)),
+    Deviation("tos-ignored", "RFC 9293 §3.9.1.9, MUST-48: the application sets DiffServ", (("honour_ip_tos", False),)),
+    Deviation("tos-fixed", "RFC 9293 §3.9.1.9, SHLD-21: the DiffServ field can change", (("tos_changes", False),)),
+    Deviation(
+        "route-not-reversed", "RFC 9293 §3.9.2.1, MUST-53: the SYN's return route is used", (("reverse_route", False),)
+    ),
+    Deviation(
+        "soft-error-aborts",
+        "RFC 9293 §3.9.2.2, MUST-56: a soft ICMP error does not abort the connection",
+        (("icmp_abort_synchronized", ICMP_HARD | ICMP_SOFT),),
+    ),
+    Deviation(
+        "source-quench-aborts",
+        "RFC 9293 §3.9.2.2, MUST-55: an ICMP Source Quench is silently discarded",
+        (("discard_source_quench", False),),
+    ),
+    Deviation(
+        "reply-from-primary",
+        "RFC 9293 §3.9.1.1, MUST-45: a connection keeps the local address it was opened to",
+        (("reply_from_arrival_address", False),),
+    ),
+    Deviation(
+        "ip-id-per-datagram",
+        "RFC 9293 §3.8.1, MAY-4 as Linux takes it: a retransmitted SYN-ACK keeps its IPv4 identification (0)",
+        (("synack_ip_id_zero", False), ("retransmit_reuses_ip_id", False)),
+    ),
     Deviation("no-rst-closed", "RFC 9293 §3.10.7.1: a RST for a closed port", (("rst_for_closed", False),)),
     Deviation("ack-plus-one", "RFC 9293 §3.4: ack = SEG.SEQ + SEG.LEN", (("ack_offset", 1),)),
     Deviation("constant-isn", "RFC 9293 §3.4.1 MUST-8, RFC 6528", (("constant_isn", 123456789),)),

@@ -16,19 +16,24 @@ import heapq
 from dataclasses import dataclass, replace
 
 from ..engine import Addressing, AppRequest, Dialogue, Policy, Verdict
-from ..model import AppStep, Case, ExpectStep, SendStep
+from ..model import AppStep, Case, ExpectStep
 from ..params import resolve
 from ..segment import Segment
 from ..verdict import fail_always
 from .agent import GETSOCKOPT, OPTIONS, Agent
 from .apps import APPS
 from .host import Host
+from .ip import connection_of, linux_departure
 from .profile import LINUX, ModelProfile
 
 OUR_IP = "198.18.0.1"
 TARGET_IP = "198.18.0.2"
 TARGET_PORT = 7000
-ADDRESSING = Addressing(OUR_IP, TARGET_IP, TARGET_PORT)
+#: The target's subnet and its second address (:mod:`.ip`), so that a case's named addresses (broadcast,
+#: secondary) resolve as on the embedded target.
+PREFIX = 24
+SECONDARY_IP = "198.18.0.3"
+ADDRESSING = Addressing(OUR_IP, TARGET_IP, TARGET_PORT, PREFIX, SECONDARY_IP)
 #: Our first source port and ISN; later connections count up.
 SPORT, ISN = 40000, 1000
 ONE_WAY = 0.0002
@@ -40,6 +45,7 @@ MAX_EVENTS = 200_000
 
 #: Target sysctls (net.ipv4.X) the model has a knob for: sysctl -> profile field.
 SYSCTL_KNOBS = {
+    "accept_source_route": "accept_source_route",
     "tcp_synack_retries": "synack_retries",
     "tcp_syn_retries": "syn_retries",
     "tcp_syn_linear_timeouts": "syn_linear",
@@ -55,20 +61,15 @@ SENT_OPTIONS = frozenset({"mss", "wscale", "timestamp"})
 
 def unsupported(case: Case) -> str | None:
     """Why the model cannot play `case` (None: it can)."""
-    routed = any(isinstance(s, SendStep) and s.ip is not None and s.ip.route for s in case.steps)
-    if routed or any(isinstance(s, ExpectStep) and s.pattern.route is not None for s in case.steps):
-        return "sends or checks IP source routes (RFC 9293 §3.9.2.1): the model has no IP layer to carry them"
+    departs = linux_departure(case)
+    if departs is not None:
+        return departs
     other = sorted(set(case.sysctls) - set(SYSCTL_KNOBS))
     if other:
         return f"needs target sysctls the model has no knob for: {', '.join(other)}"
     if case.service not in (*APPS, "closed", "agent"):
         return f"needs the {case.service} service, an application the model does not have"
     for step in case.steps:
-        named = isinstance(step, SendStep) and step.ip is not None and bool(step.ip.src or step.ip.dst)
-        if isinstance(step, SendStep) and (step.icmp is not None or named):
-            return "sends ICMP errors or segments to or from named addresses (RFC 9293 §3.9.2), not modelled"
-        if isinstance(step, ExpectStep) and step.pattern.ip:
-            return "checks IP header fields (TTL, TOS, identification), which the model's segments do not carry"
         if isinstance(step, ExpectStep):
             wanted = {o.kind for o in step.pattern.options or () if not o.absent} - SENT_OPTIONS
             if wanted:
@@ -76,8 +77,6 @@ def unsupported(case: Case) -> str | None:
         if not isinstance(step, AppStep):
             continue
         args = dict(step.args)
-        if step.do == "connect" and "to" in args:
-            return f"connects to a named address ({args['to']}), which the model's fake wire does not have"
         names = args.get("names")
         if step.do == "getsockopt" and isinstance(names, list) and set(names) <= set(GETSOCKOPT):
             continue
@@ -127,7 +126,7 @@ class _Wire:
 def play(case: Case, profile: ModelProfile = LINUX, *, policy: Policy = fail_always) -> Played:
     """Play `case` against the model with `profile`; the dialogue's parameters are the documented defaults
     (with the case's sysctls), so a profile that departs from them is a target that departs from them."""
-    host = Host(TARGET_IP, profile_for(case, profile))
+    host = Host(TARGET_IP, profile_for(case, profile), PREFIX, SECONDARY_IP)
     if case.service in APPS:
         host.listen(TARGET_PORT, case.service)
     names = case.connections()
@@ -146,12 +145,12 @@ def play(case: Case, profile: ModelProfile = LINUX, *, policy: Policy = fail_alw
                 else:
                     from_target(agent.request(action, dialogue, now), now)
                 continue
-            dialogue.receive(action.at(now + CAPTURE))
+            dialogue.receive(replace(action, time=now + CAPTURE, extra={**action.extra, "ours": True}))
             wire.push(now + ONE_WAY, True, action)
 
     def from_target(segments: list[Segment], now: float) -> None:
         for seg in segments:
-            wire.push(now + ONE_WAY, False, seg)
+            wire.push(now + ONE_WAY, False, host.ip.output(seg, connection_of(seg, host.tcbs, host.gone)))
 
     now = 0.0
     dispatch(dialogue.advance(now), now)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ..segment import SEQ_MOD, Segment, canonical_flags, seq_add, seq_diff
+from .ip import IpState
 from .profile import ModelProfile
 from .rules import RULES, Rule
 from .urgent import pointer
@@ -141,6 +142,8 @@ class Tcb:
     user_timeout: float | None = None
     #: RCV.BUFF set by SO_RCVBUF (§3.8.6.2.2; None: the profile's window).
     rcv_buf: int | None = None
+    #: The IP header fields of the connection's datagrams (:mod:`.ip`): TTL, TOS, identification, return route.
+    ip: IpState = field(default_factory=IpState)
     #: The urgent mechanism (§3.8.5, :mod:`.urgent`): SND.UP and RCV.UP, the sequence numbers after the urgent data
     #: sent and received (None: none); the last urgent octet once it arrived, whether the application read it apart
     #: (MSG_OOB), and SO_OOBINLINE.
