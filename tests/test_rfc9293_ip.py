@@ -216,3 +216,19 @@ def test_a_should_linux_does_not_follow_warns_against_the_linux_model_and_passes
     verdict = play(case, LINUX, policy=lambda ref: outcome(ref, None)).verdict
     assert verdict.status is Status.WARNING and verdict.findings
     assert all(DEPARTED[path] in f.failure.render() for f in verdict.findings)
+
+
+@pytest.mark.parametrize(("kind", "errno"), [((3, 1), "EHOSTUNREACH"), ((3, 3), "ECONNREFUSED"), ((11, 0), None)])
+def test_an_error_during_an_active_open_ends_it_on_linux_with_the_errno(
+    kind: tuple[int, int], errno: str | None
+) -> None:
+    """Linux tcp_v4_err in SYN-SENT: tcp_done_with_error for any error (soft ones too, RFC 5461 §4); the RFC
+    profile only for the hard ones (SHLD-26), never the soft (MUST-56)."""
+    for profile in (LINUX, RFC):
+        host = Host(HOST, profile, 24)
+        (syn,) = [e.segment for e in host.connect(50000, (US, SPORT), 0.0)]
+        host.receive(_error(*kind, syn), 0.01)
+        ended = profile is LINUX or kind in ICMP_HARD
+        assert (host.status(50000, (US, SPORT)) is State.CLOSED) is ended, (profile.name, kind)
+        if ended:
+            assert host.gone[-1].closed_by == (errno or "EHOSTUNREACH")

@@ -34,6 +34,15 @@ from .rules import Rule
 DEFAULT_TTL = 64
 #: ICMP Source Quench (RFC 792), which RFC 6633 deprecated.
 SOURCE_QUENCH = 4
+#: Destination unreachable codes and the errno Linux gives the application (icmp_err_convert).
+UNREACHABLE_ERRNO = {
+    0: "ENETUNREACH",
+    1: "EHOSTUNREACH",
+    2: "ENOPROTOOPT",
+    3: "ECONNREFUSED",
+    4: "EMSGSIZE",
+    5: "EOPNOTSUPP",
+}
 #: The connection's key in the host: local port, remote address, remote port.
 Key = tuple[int, str, int]
 
@@ -267,9 +276,12 @@ def icmp(profile: ModelProfile, error: IcmpError, tcb: Conn | None) -> tuple[Rul
 
 
 def reason(error: IcmpError) -> str:
-    """Why an ICMP error ended a connection, for the application (Linux icmp_err_convert: port and protocol
-    unreachable ECONNREFUSED and ENOPROTOOPT; here 'refused' and 'unreachable')."""
-    return "refused" if error.type == 3 and error.code in (2, 3) else "unreachable"
+    """Why an ICMP error ended a connection, as the errno the application gets (Linux net/ipv4/icmp.c
+    icmp_err_convert for destination unreachable; tcp_v4_err: EHOSTUNREACH for time exceeded, EPROTO for a
+    parameter problem)."""
+    if error.type == 3:
+        return UNREACHABLE_ERRNO.get(error.code, "EHOSTUNREACH")
+    return "EPROTO" if error.type == 12 else "EHOSTUNREACH"
 
 
 def icmp_error(seg: Segment) -> IcmpError | None:
