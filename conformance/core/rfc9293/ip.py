@@ -25,7 +25,6 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
 from ..ipfields import IP_OPTION_EOL, received_route
-from ..model import Case, ExpectStep, SendStep
 from ..segment import IcmpError, Segment, seq_diff
 from .profile import ICMP_HARD, ICMP_SOFT, ModelProfile
 from .rules import Rule
@@ -288,29 +287,3 @@ def icmp_error(seg: Segment) -> IcmpError | None:
     """The ICMP error a segment stands for (the engine's ``extra["icmp"]``), or None."""
     error = seg.extra.get("icmp")
     return error if isinstance(error, IcmpError) else None
-
-
-def linux_departure(case: Case) -> str | None:
-    """Why `case` cannot pass against the LINUX model under a policy that fails every check: it checks a SHOULD
-    that Linux 6.18 does not follow, so it warns against Linux (and the model). A hard ICMP error about a segment
-    of a synchronized connection (SHLD-26: Linux keeps the connection, tcp_v4_err), a later source route that
-    differs from the SYN's (SHLD-24: Linux keeps the SYN's, tcp_v4_syn_recv_sock). The RFC profile plays them
-    (tests/test_rfc9293_ip.py)."""
-    labels = {s.label: s.pattern.flags or "" for s in case.steps if isinstance(s, ExpectStep) and s.label}
-    routes: dict[str, tuple[str, ...]] = {}
-    for step in case.steps:
-        if not isinstance(step, SendStep):
-            continue
-        if step.icmp is not None and (step.icmp.type, step.icmp.code) in ICMP_HARD:
-            if "S" not in labels.get(step.icmp.quote, "S"):
-                return (
-                    "checks SHLD-26 (a hard ICMP error aborts an established connection), which Linux 6.18 does not "
-                    "follow (tcp_v4_err: sk_err_soft unless IP_RECVERR): it warns against Linux and the LINUX model"
-                )
-        route = step.ip.route if step.ip is not None else ()
-        if route and routes.setdefault(step.conn, route) != route:
-            return (
-                "checks SHLD-24 (a later source route overrides the SYN's), which Linux 6.18 does not follow "
-                "(tcp_v4_syn_recv_sock keeps the SYN's): it warns against Linux and the LINUX model"
-            )
-    return None

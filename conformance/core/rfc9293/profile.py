@@ -126,6 +126,9 @@ class ModelProfile:
     #: net/ipv4/tcp.c tcp_recvmsg_locked, tcp_recv_urg; tcp_input.c tcp_urg); RFC 9293 §3.8.5 marks a point in the
     #: stream: the urgent data stays in line, the mark after it (RFC 6093). See :mod:`.urgent`.
     urgent_oob: bool = False
+    #: SHOULDs the stack does not follow, by requirement id, with the source that says so: a case that checks one
+    #: warns against the stack and against the model under this profile, as a run does (reference.policy_for).
+    should_departures: tuple[tuple[str, str], ...] = ()
     #: Minimum gap between replies to invalid segments on a connection (Linux tcp_invalid_ratelimit 0.5 s).
     invalid_ratelimit: float = 0.0
     #: The receive window offered (RCV.WND), the MSS offered in SYN-ACKs.
@@ -277,6 +280,10 @@ LINUX = replace(
     urgent_oob=True,  # tcp_recvmsg_locked, tcp_recv_urg; SO_OOBINLINE off by default
     rcv_wnd=65535,
     window_scale=7,  # tcp_select_initial_window with tcp_rmem[2] 6 MB
+    should_departures=(
+        ("SHLD-26", "net/ipv4/tcp_ipv4.c tcp_v4_err, tcp_req_err: a hard ICMP error does not abort the connection"),
+        ("SHLD-24", "net/ipv4/tcp_ipv4.c tcp_v4_syn_recv_sock: the SYN's source route is kept, a later one ignored"),
+    ),
     ack_delay=0.04,  # TCP_ATO_MIN, the delayed-ACK timer's first value
     quickacks=16,  # TCP_MAX_QUICKACKS
     nagle_minshall=True,  # tcp_minshall_check

@@ -16,14 +16,15 @@ import heapq
 from dataclasses import dataclass, replace
 
 from ..engine import Addressing, AppRequest, Dialogue, Policy, Verdict
-from ..model import AppStep, Case, ExpectStep
+from ..model import AppStep, Case, ExpectStep, Reference
+from ..outcomes import Outcome
 from ..params import resolve
 from ..segment import Segment
 from ..verdict import fail_always
 from .agent import GETSOCKOPT, OPTIONS, Agent
 from .apps import APPS
 from .host import Host
-from .ip import connection_of, linux_departure
+from .ip import connection_of
 from .profile import LINUX, ModelProfile
 
 OUR_IP = "198.18.0.1"
@@ -61,9 +62,6 @@ SENT_OPTIONS = frozenset({"mss", "wscale", "timestamp"})
 
 def unsupported(case: Case) -> str | None:
     """Why the model cannot play `case` (None: it can)."""
-    departs = linux_departure(case)
-    if departs is not None:
-        return departs
     other = sorted(set(case.sysctls) - set(SYSCTL_KNOBS))
     if other:
         return f"needs target sysctls the model has no knob for: {', '.join(other)}"
@@ -123,9 +121,22 @@ class _Wire:
         return time, to_target, seg
 
 
-def play(case: Case, profile: ModelProfile = LINUX, *, policy: Policy = fail_always) -> Played:
+def policy_for(profile: ModelProfile) -> Policy:
+    """Every check that does not hold fails, except one of a SHOULD the profile documents the stack does not follow
+    (:attr:`~.profile.ModelProfile.should_departures`), which warns, as it does in a run against that stack."""
+    departs = {requirement for requirement, _ in profile.should_departures}
+
+    def policy(ref: Reference | None) -> Outcome:
+        return Outcome.WARN if ref is not None and ref.id in departs else fail_always(ref)
+
+    return policy
+
+
+def play(case: Case, profile: ModelProfile = LINUX, *, policy: Policy | None = None) -> Played:
     """Play `case` against the model with `profile`; the dialogue's parameters are the documented defaults
-    (with the case's sysctls), so a profile that departs from them is a target that departs from them."""
+    (with the case's sysctls), so a profile that departs from them is a target that departs from them. The
+    verdict is judged by `policy`, by default :func:`policy_for` the profile."""
+    policy = policy_for(profile) if policy is None else policy
     host = Host(TARGET_IP, profile_for(case, profile), PREFIX, SECONDARY_IP)
     if case.service in APPS:
         host.listen(TARGET_PORT, case.service)
