@@ -148,6 +148,10 @@ class ExpectStep(Step):
 class SilenceStep(Step):
     seconds: float
     description: str = ""
+    #: ``repeats: judged``: a repeat of a segment already judged breaks the silence even when none of our ACKs
+    #: covered it. By default such a repeat is taken as one our late ACK caused and passed over; a dialogue that
+    #: withholds its ACK on purpose makes the repeat the target's own doing, so it asks for it to be judged.
+    judge_repeats: bool = False
 
 
 @dataclass(frozen=True)

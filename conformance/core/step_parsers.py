@@ -48,7 +48,7 @@ STEP_KINDS = ("send", "expect", "silence", "withhold", "assert", "app", "app_res
 STEP_KEYS = {
     "send": {"conn", "ref"},
     "expect": {"conn", "ref", "label", "bind", "until", "segments"},
-    "silence": {"conn", "ref"},
+    "silence": {"conn", "ref", "repeats"},
     "withhold": {"conn", "ref", "retransmits", "schedule", "count", "then_silence"},
     "assert": {"ref"},
     "app": {"conn", "ref", "label", "wait"},
@@ -56,6 +56,9 @@ STEP_KEYS = {
     "state": {"conn", "ref", "lasts"},
 }
 DEFAULT_WITHIN = 1.0
+#: ``silence`` with ``repeats:``: whether a repeat none of our ACKs covered is passed over (the default: our ACK
+#: may have been late) or judged (the dialogue withholds its ACK on purpose, so the repeat is the target's).
+SILENCE_REPEATS = ("forgiven", "judged")
 
 
 def field_name(path: Path_) -> str:
@@ -363,7 +366,11 @@ def _series(b: StepBuilder, s: RawStep, until: Any) -> tuple[Expr | None, tuple[
 def _silence(b: StepBuilder, s: RawStep) -> Step:
     # Without conn: the whole case must be silent; with it, that connection.
     conn = s.raw.get("conn", ANY_CONN)
-    return SilenceStep(line=s.line, conn=conn, ref=s.ref, seconds=b.duration(s.body, s.body_path))
+    repeats = s.raw.get("repeats", "forgiven")
+    if repeats not in SILENCE_REPEATS:
+        raise b.error(s.path + ("repeats",), f"unknown repeats value {repeats!r}", SILENCE_REPEATS)
+    seconds = b.duration(s.body, s.body_path)
+    return SilenceStep(line=s.line, conn=conn, ref=s.ref, seconds=seconds, judge_repeats=repeats == "judged")
 
 
 def _withhold(b: StepBuilder, s: RawStep) -> Step:

@@ -123,6 +123,8 @@ def step_row(step: Step) -> tuple[bool | None, str, str]:
         direction = None
     elif isinstance(step, SilenceStep):
         label, direction = f"silence {format_duration(step.seconds)}: the target sends nothing", None
+        if step.judge_repeats:
+            label += " (repeats judged: not even a repeat no ACK of ours covered)"
     elif isinstance(step, AssertStep):
         label, direction = f"assert {step.check}: {', '.join(map(str, step.exprs or step.names))}", None
     else:

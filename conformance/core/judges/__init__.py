@@ -40,7 +40,8 @@ def judge_for(step: Step, ctx: Context) -> ActiveStep:
             segments=step.segments,
         )
     if isinstance(step, SilenceStep):
-        return Silence(step, step.seconds, f"silence for {format_duration(step.seconds)}")
+        judged = ", repeats judged" if step.judge_repeats else ""
+        return Silence(step, step.seconds, f"silence for {format_duration(step.seconds)}{judged}", step.judge_repeats)
     if isinstance(step, AssertStep):
         return Assert(step)
     if isinstance(step, WithholdStep):

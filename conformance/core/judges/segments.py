@@ -3,7 +3,7 @@
 ``expect`` takes the next segment of its connection and compares it field by field with the pattern, then its
 time with the window, counted from the previous event on the wire (packetdrill style). ``silence`` fails on any
 segment from the target. A retransmission that only our late ACK caused is passed over by both (see
-:meth:`~conformance.core.engine.Dialogue.our_ack_was_late`).
+:meth:`~conformance.core.engine.Dialogue.our_ack_was_late`), except by a silence with ``repeats: judged``.
 """
 
 from __future__ import annotations
@@ -287,10 +287,11 @@ def values(ctx: Context) -> dict[str, float]:
 class Silence(ActiveStep):
     """Nothing from the target for `seconds` (on the step's connection, or on every one)."""
 
-    def __init__(self, step: Step, seconds: float, description: str) -> None:
+    def __init__(self, step: Step, seconds: float, description: str, judge_repeats: bool = False) -> None:
         self.step = step
         self.seconds = seconds
         self.description = description
+        self.judge_repeats = judge_repeats  # ``repeats: judged``: no repeat is taken as our late ACK's doing
         self.begin = 0.0
 
     def start(self, ctx: Context, now: float) -> None:
@@ -302,11 +303,15 @@ class Silence(ActiveStep):
     def _concerns(self, ctx: Context, index: int) -> bool:
         return self.step.conn == ANY_CONN or ctx.entry(index).conn == self.step.conn
 
+    def _late(self, ctx: Context, index: int, seg: Segment) -> bool:
+        """A repeat our late ACK caused, passed over unless the step judges repeats (we withheld the ACK)."""
+        return not self.judge_repeats and ctx.our_ack_was_late(index, seg)
+
     def advance(self, ctx: Context, now: float) -> Progress:
         s = self.step
         end = self.begin + self.seconds
         for item in ctx.unexamined():  # retransmissions our slowness caused do not break a silence
-            if self._concerns(ctx, item[0]) and (stale(ctx, item, s.line) or ctx.our_ack_was_late(*item)):
+            if self._concerns(ctx, item[0]) and (stale(ctx, item, s.line) or self._late(ctx, *item)):
                 ctx.discard(item)
         mine = [item for item in ctx.unexamined() if self._concerns(ctx, item[0])]
         if mine:
