@@ -41,7 +41,7 @@ def test_a_probe_far_from_one_rto_is_a_shld_29_warning(at: float) -> None:
     v = _play(CASE, _probe_at(at))
     assert v.status is Status.WARNING and _cites(v, "SHLD-29"), v.findings
     message = " ".join(f.failure.render() for f in v.findings)
-    assert ("early" if at < 0.2 else "late") in message and "rto = R + max(rto_min, 2R)" in message
+    assert ("early" if at < 0.2 else "late") in message and "R + max(rto_min, 2R) with the first sample" in message
 
 
 def test_no_probe_is_a_must_36_failure() -> None:

@@ -43,18 +43,22 @@ DEFAULT_TOLERANCE = Tolerance()
 class Window:
     """When a segment is expected, relative to the previous event.
 
-    ``value`` names a run value the gap comes from instead of a fixed duration (``after: rto``: one data RTO of
-    the run's profile and the handshake RTT, see :func:`conformance.core.schedules.named_time`); ``seconds`` is 0
-    until the judge resolves it when its step starts.
+    ``value`` names a run value the gap comes from instead of a fixed duration (``after: rto``: the target's data RTO,
+    from the run's profile and the RTT samples on the wire, see :mod:`conformance.core.rto`); ``seconds`` is 0
+    until the judge resolves it when its step starts. ``latest``: an ``after`` window that is a range, expected
+    between ``seconds`` and ``latest`` (each end with its tolerance), when the run cannot tell one value (``after:
+    rto``: the RTOs a target could have from the RTT samples on the wire, see :mod:`conformance.core.rto`).
     """
 
     kind: str  # "within" | "after"
     seconds: float
     value: str | None = None
+    latest: float | None = None
 
     def deadline(self, tol: Tolerance) -> float:
         """Latest acceptable gap."""
-        return self.seconds + tol.of(self.seconds)
+        end = self.seconds if self.latest is None else self.latest
+        return end + tol.of(end)
 
     def earliest(self, tol: Tolerance) -> float:
         if self.kind == "within":
@@ -71,6 +75,8 @@ class Window:
                 f"late: expected within {format_duration(self.seconds)} "
                 f"(tolerance {format_duration(t)}), observed after {format_duration(gap)}"
             )
+        if self.latest is not None:
+            return self._check_range(gap, tol)
         if abs(gap - self.seconds) <= t:
             return None
         early_late = "early" if gap < self.seconds else "late"
@@ -80,7 +86,22 @@ class Window:
             f"(off by {format_duration(gap - self.seconds)})"
         )
 
+    def _check_range(self, gap: float, tol: Tolerance) -> str | None:
+        assert self.latest is not None
+        first, last = self.earliest(tol), self.deadline(tol)
+        if first <= gap <= last:
+            return None
+        early_late, off = ("early", gap - first) if gap < first else ("late", gap - last)
+        return (
+            f"{early_late}: expected after {format_duration(self.seconds)} to {format_duration(self.latest)}, "
+            f"i.e. {format_duration(first)} to {format_duration(last)} with the tolerance ({tol}) of each end, "
+            f"observed after {format_duration(gap)} (off by {format_duration(off)})"
+        )
+
     def __str__(self) -> str:
+        if self.latest is not None:
+            name = f"{self.value} = " if self.value else ""
+            return f"{self.kind} {name}{format_duration(self.seconds)} to {format_duration(self.latest)}"
         if self.value is None:
             return f"{self.kind} {format_duration(self.seconds)}"
         if not self.seconds:  # not resolved yet: the case as written

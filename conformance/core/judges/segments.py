@@ -15,6 +15,7 @@ from ..ipfields import IcmpSpec, with_ip
 from ..matching import FieldDiff, compare, matches, not_checked
 from ..model import ANY_CONN, AssertStep, SegmentPattern, SendStep, Step
 from ..outcomes import FailureKind, Status
+from ..rto import rto_bounds, rtt_samples
 from ..schedules import named_time
 from ..segment import IcmpError, Segment, seq_add, seq_diff
 from ..steps import DELIVERY_GRACE, Connection, describe_send
@@ -127,24 +128,37 @@ class Expect(ActiveStep):
         self.timer_tolerance: Tolerance | None = None
         #: The answer time of the last app step waited for, when the window is a ``within`` (see :meth:`ref_time`).
         self.app_anchor: float | None = None
+        #: The window names a run value, resolved at start and again when judging (see :meth:`_resolve`).
+        self.named = window.value is not None and not window.seconds
+        self.plain_description = description
 
     def start(self, ctx: Context, now: float) -> None:
         self.ref_index = ctx.last_event
         self.app_anchor = ctx.last_app_answer if self.window.kind == "within" else None
-        if self.window.value is not None and not self.window.seconds:
+        if self.named:
             self._resolve(ctx)
 
     def _resolve(self, ctx: Context) -> None:
-        """A window that names a run value (``after: rto``) gets its seconds from the run's values and the
-        handshake RTT measured on the wire, and the tolerance of a timer: the case's widened by the target's timer
-        granularity (as a retransmission's, see judges.withhold). The report shows the derivation."""
-        assert self.window.value is not None
-        rtt = ctx.conns[self.step.conn].rtt
-        seconds, how = named_time(self.window.value, ctx.params, rtt)
-        self.window = replace(self.window, seconds=seconds)
+        """A window that names a run value gets its seconds from the run's values, and the tolerance of a timer:
+        the case's widened by the target's timer granularity (as a retransmission's, see judges.withhold).
+        ``after: rto`` is the range of RTOs the target could have from the RTT samples on the wire up to the event
+        the window counts from (:mod:`conformance.core.rto`): resolved again when judging, once the capture has
+        given our own segments their wire times. The report and a failure show the derivation."""
+        name = self.window.value
+        assert name is not None
+        if name == "rto":
+            entries = [ctx.entry(i) for i in range(self.ref_index + 1)]
+            rto_min = ctx.params["rto_min"]
+            origin = f"from {rto_min.origin}: {rto_min.source}"
+            bounds = rto_bounds(rtt_samples(entries, self.step.conn), rto_min.value, origin)
+            latest = bounds.high if bounds.high > bounds.low else None
+            self.window, how = replace(self.window, seconds=bounds.low, latest=latest), bounds.how
+        else:
+            seconds, how = named_time(name, ctx.params, ctx.conns[self.step.conn].rtt)
+            self.window = replace(self.window, seconds=seconds)
         granularity = ctx.params.value("timer_granularity") if "timer_granularity" in ctx.params else 0.0
         self.timer_tolerance = ctx.case.tolerance.widened(granularity)
-        self.description += f" ({how}{'' if rtt is not None else '; no handshake RTT was measured'})"
+        self.description = f"{self.plain_description} ({how})"
 
     def _tolerance(self, ctx: Context) -> Tolerance:
         return self.timer_tolerance or ctx.case.tolerance
@@ -168,6 +182,8 @@ class Expect(ActiveStep):
         return ctx.our_ack_was_late(index, seg)
 
     def advance(self, ctx: Context, now: float) -> Progress:
+        if self.named:
+            self._resolve(ctx)
         tol = self._tolerance(ctx)
         ref = self.ref_time(ctx)
         while True:
