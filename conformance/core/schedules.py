@@ -157,8 +157,9 @@ SCHEDULES: dict[str, Callable[[Params, float | None], Schedule]] = {
 #: Names an expected time (``within: NAME``, ``after: NAME``) may give instead of a duration, beside every
 #: documented time (core.params, unit s): what each stands for.
 NAMED_TIMES = {
-    "rto": "one data RTO: R + max(rto_min, 2R) with R the handshake RTT measured on the wire (RFC 6298 §2.2), "
-    "the `data` schedule's first interval",
+    "rto": "one data RTO: from the smallest to the largest RTO the target could hold after the RTT samples on the "
+    "wire up to the event the window counts from (RFC 6298 §2.2-2.3 with rto_min for G, as the `data` schedule; "
+    "conformance.core.rto)",
 }
 
 
@@ -168,7 +169,12 @@ def timed_names(documented: dict[str, str]) -> list[str]:
 
 
 def named_time(name: str, params: Params, rtt: float | None) -> tuple[float, str]:
-    """The seconds `name` stands for in this run (see :data:`NAMED_TIMES`), and how they were derived."""
+    """The seconds `name` stands for in this run (see :data:`NAMED_TIMES`), and how they were derived.
+
+    For ``rto`` this is the value after the handshake sample `rtt` alone (the `data` schedule's first interval),
+    used where no dialogue is at hand (:func:`expected_duration`); a dialogue's ``after: rto`` takes every RTT
+    sample on its wire instead (:func:`conformance.core.rto.rto_bounds`, resolved by the expect judge).
+    """
     if name == "rto":
         r = rtt if rtt is not None else 0.0
         rto_min = params["rto_min"]
