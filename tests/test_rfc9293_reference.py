@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from conformance.core.engine import Verdict
 from conformance.core.loader import discover
-from conformance.core.model import Case
-from conformance.core.outcomes import Status
-from conformance.core.rfc9293 import DEVIATIONS, LINUX
+from conformance.core.model import Case, Reference
+from conformance.core.outcomes import Level, Outcome, Status
+from conformance.core.rfc9293 import DEVIATIONS, LINUX, RFC
 from conformance.core.rfc9293.matrix import checked_matrix
 from conformance.core.rfc9293.profile import Deviation
-from conformance.core.rfc9293.reference import play, unsupported
+from conformance.core.rfc9293.reference import play, policy_for, unsupported
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = discover([ROOT / "cases"])
@@ -53,7 +54,6 @@ CAUGHT_BY = {
     "soft-error-aborts": {"icmp-soft-errors-established"},
     "source-quench-aborts": {"icmp-source-quench"},
     "reply-from-primary": {"ip-secondary-address"},
-    "ip-id-per-datagram": {"ip-synack-retransmit-ip-id"},
     "urgent-not-sent": {"app-urgent-send-pointer", "app-urgent-send-long"},
     "urgent-pointer-last-octet": {
         "app-urgent-send-pointer",
@@ -98,15 +98,14 @@ CAUGHT_BY = {
     "rst-with-data-ignored": {"data-rst-with-data"},
     "fin-wait-2-forever": {"fin-wait-2-timeout"},
     "shrunk-window-times-out": {"sender-shrunk-window-no-timeout-short-r2"},
-    "backlog-ignored": {"accept-queue-full", "accept-queue-abort", "syncookies", "syncookies-off"},
+    "backlog-ignored": {"accept-queue-full", "accept-queue-abort", "syncookies-off"},
     "overflow-rst": {"accept-queue-full"},
     "no-syncookies": {"syncookies"},
     "syncookies-always": {"syncookies-off"},
-    "cookie-keeps-state": {"syncookies"},
     "no-ecn": {"handshake-ecn-setup"},
     "window-16-bit": {"sender-window-32-bit"},
     "no-timestamp-reopen": {"time-wait-timestamp-reopen"},
-    "no-nagle": {"app-nagle", "app-aggregate-sends"},
+    "no-nagle": {"app-nagle"},
     "no-delayed-ack": {"ack-train"},
     "ack-delay-600ms": {"ack-train"},
 }
@@ -137,13 +136,18 @@ CITED = {
     "fin-wait-2-forever": ("fin-wait-2-timeout", "tcp_fin_timeout"),
     "shrunk-window-times-out": ("sender-shrunk-window-no-timeout-short-r2", "SHLD-17"),
     "overflow-rst": ("accept-queue-full", "tcp_abort_on_overflow"),
-    "cookie-keeps-state": ("syncookies", "RFC4987-3.6"),
     "no-ecn": ("handshake-ecn-setup", "SHLD-8"),
     "window-16-bit": ("sender-window-32-bit", "REC-1"),
     "no-timestamp-reopen": ("time-wait-timestamp-reopen", "SHLD-4"),
     "no-nagle": ("app-nagle", "SHLD-7"),
     "no-delayed-ack": ("ack-train", "SHLD-18"),
     "ack-delay-600ms": ("ack-train", "MUST-40"),
+}
+#: Deviation of a MAY -> the cases that must note it: each reports, as information (a run judges a MAY so, never as a
+#: failure: conformance.core.profiles.outcome), a finding citing that MAY. No case may fail it.
+NOTED_BY = {
+    "ip-id-per-datagram": {"ip-synack-retransmit-ip-id": "MAY-4"},
+    "cookie-keeps-state": {"syncookies": "RFC4987-3.6"},
 }
 #: Deviation -> dialogues of the matrix that must catch it (no shipped case checks these behaviours).
 MATRIX_CAUGHT_BY = {
@@ -157,7 +161,49 @@ def _deviation(name: str) -> Deviation:
 
 
 def test_every_deviation_names_the_cases_that_catch_it() -> None:
-    assert {d.name for d in DEVIATIONS} == set(CAUGHT_BY) | set(MATRIX_CAUGHT_BY)
+    assert {d.name for d in DEVIATIONS} == set(CAUGHT_BY) | set(MATRIX_CAUGHT_BY) | set(NOTED_BY)
+    assert not set(NOTED_BY) & (set(CAUGHT_BY) | set(MATRIX_CAUGHT_BY))
+
+
+def _may_findings(verdict: Verdict) -> set[str]:
+    refs = [f.failure.reference for f in verdict.findings if f.outcome is Outcome.INFO]
+    return {r.id for r in refs if r is not None and r.level is Level.MAY}
+
+
+@pytest.mark.parametrize("name", sorted(NOTED_BY))
+def test_a_deviation_of_a_may_is_noted_not_failed(name: str) -> None:
+    """Against the mutated model the case passes with a note citing the MAY; against the unmutated one, no note."""
+    profile = _deviation(name).apply(LINUX)
+    for case_id, may in NOTED_BY[name].items():
+        case = next(c for c in PLAYABLE if c.id == case_id)
+        assert may not in _may_findings(play(case, LINUX).verdict)
+        verdict = play(case, profile).verdict
+        assert verdict.status is Status.PASSED, verdict.failure.render() if verdict.failure else verdict.status
+        assert may in _may_findings(verdict)
+
+
+def _ref(level: Level, id: str = "X-1", stack: str | None = None) -> Reference:
+    return Reference(id=id, doc="a document", level=level, stack=stack)
+
+
+@pytest.mark.parametrize(
+    ("ref", "linux", "rfc"),
+    [
+        (None, Outcome.FAIL, Outcome.FAIL),
+        (_ref(Level.MUST), Outcome.FAIL, Outcome.FAIL),
+        (_ref(Level.MUST_NOT), Outcome.FAIL, Outcome.FAIL),
+        (_ref(Level.SHOULD), Outcome.FAIL, Outcome.FAIL),
+        (_ref(Level.SHOULD_NOT), Outcome.FAIL, Outcome.FAIL),
+        (_ref(Level.SHOULD, "SHLD-26"), Outcome.WARN, Outcome.FAIL),
+        (_ref(Level.MAY), Outcome.INFO, Outcome.INFO),
+        (_ref(Level.DEFAULT, stack="linux"), Outcome.FAIL, Outcome.INFO),
+        (_ref(Level.DEFAULT, stack="freebsd"), Outcome.INFO, Outcome.INFO),
+    ],
+)
+def test_the_reference_policy_judges_as_a_run(ref: Reference | None, linux: Outcome, rfc: Outcome) -> None:
+    """As ``outcome`` with --strict against the profile's stack, but a SHOULD the profile documents the stack does not
+    follow warns (SHLD-26 under LINUX); a MAY is information, never a failure."""
+    assert (policy_for(LINUX)(ref), policy_for(RFC)(ref)) == (linux, rfc)
 
 
 @pytest.mark.parametrize("name", sorted(CAUGHT_BY))

@@ -22,6 +22,9 @@ class ModelProfile:
     """The knobs of the model. Times in seconds."""
 
     name: str
+    #: The stack whose documented defaults (a reference of level ``default``) this profile follows, as in the
+    #: stack profiles of ``conformance/data/profiles`` (None: none, as ``rfc``); see reference.policy_for.
+    stack: str | None = None
     #: RFC 5961 §3-4 (RFC 9293 §3.10.7.4 second and fourth): challenge ACKs for RSTs not at RCV.NXT and SYNs.
     rfc5961: bool = True
     #: RFC 5961 §5 (MAY-12): the ACK range check in synchronized states.
@@ -250,6 +253,7 @@ RFC = ModelProfile(name="rfc")
 LINUX = replace(
     RFC,
     name="linux",
+    stack="linux",  # conformance/data/profiles/linux.yaml
     accept_source_route=False,  # net.ipv4.conf.*.accept_source_route 0 (ip-sysctl.rst)
     later_route_overrides=False,  # tcp_v4_syn_recv_sock: the SYN's ireq_opt, kept
     icmp_abort_request=frozenset({(3, 0), (3, 1), (11, 0), (11, 1), (12, 0)}),  # tcp_v4_err -> tcp_req_err

@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 
 from ..engine import Addressing, AppRequest, Dialogue, Policy, Verdict
 from ..model import AppStep, Case, ExpectStep, Reference
-from ..outcomes import Outcome
-from ..params import resolve
+from ..outcomes import Level, Outcome
+from ..params import Profile, resolve
+from ..profiles import outcome
 from ..segment import Segment
-from ..verdict import fail_always
 from .agent import GETSOCKOPT, OPTIONS, Agent
 from .apps import APPS
 from .host import Host
@@ -122,12 +122,18 @@ class _Wire:
 
 
 def policy_for(profile: ModelProfile) -> Policy:
-    """Every check that does not hold fails, except one of a SHOULD the profile documents the stack does not follow
-    (:attr:`~.profile.ModelProfile.should_departures`), which warns, as it does in a run against that stack."""
+    """A check that does not hold is judged as a run judges it (:func:`~conformance.core.profiles.outcome`) against
+    the profile's stack with ``--strict``, but for the SHOULDs the profile documents the stack does not follow
+    (:attr:`~.profile.ModelProfile.should_departures`), which warn as in a run: a MUST fails, a SHOULD fails unless
+    it is a documented departure (then it warns), a MAY is information, a stack's documented default fails under
+    that stack's profile and is information under any other."""
     departs = {requirement for requirement, _ in profile.should_departures}
+    stack = Profile(name=profile.name, title=profile.name, stack=profile.stack, read_sysctls=False)
 
     def policy(ref: Reference | None) -> Outcome:
-        return Outcome.WARN if ref is not None and ref.id in departs else fail_always(ref)
+        if ref is not None and ref.level in (Level.SHOULD, Level.SHOULD_NOT) and ref.id in departs:
+            return Outcome.WARN
+        return outcome(ref, stack, strict=True)
 
     return policy
 
