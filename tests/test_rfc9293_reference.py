@@ -136,6 +136,7 @@ CITED = {
     "fin-wait-2-forever": ("fin-wait-2-timeout", "tcp_fin_timeout"),
     "shrunk-window-times-out": ("sender-shrunk-window-no-timeout-short-r2", "SHLD-17"),
     "overflow-rst": ("accept-queue-full", "tcp_abort_on_overflow"),
+    "no-syncookies": ("syncookies", "Linux ip-sysctl.rst tcp_syncookies"),
     "no-ecn": ("handshake-ecn-setup", "SHLD-8"),
     "window-16-bit": ("sender-window-32-bit", "REC-1"),
     "no-timestamp-reopen": ("time-wait-timestamp-reopen", "SHLD-4"),
