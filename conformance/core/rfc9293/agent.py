@@ -141,6 +141,8 @@ class Agent:
                     tcb.rcv_buf = int(str(options["SO_RCVBUF"]))
                 if "TCP_NODELAY" in options:
                     tcb.nodelay = bool(int(str(options["TCP_NODELAY"])))
+                    if tcb.nodelay and self.host.profile.nagle_linux:  # __tcp_sock_set_nodelay: push what was held
+                        out += [e.segment for e in self.host.send(tcb, b"", now)]
             return {"ok": True}
         if cmd == "getsockopt":
             return self._getsockopt(args, sock)

@@ -121,10 +121,12 @@ class ModelProfile:
     #: a gap longer than the RTO (TCP_MAX_QUICKACKS 16, net/ipv4/tcp_input.c tcp_event_data_recv).
     ack_delay: float | None = None
     quickacks: int = 0
-    #: RFC 9293 §3.7.4 (SHLD-7): the Nagle algorithm, on unless TCP_NODELAY; with Minshall's variant no small
-    #: segment is held unless a small one is unacknowledged (Linux net/ipv4/tcp_output.c tcp_minshall_check).
+    #: RFC 9293 §3.7.4 (SHLD-7): the Nagle algorithm, on unless TCP_NODELAY. Linux's (net/ipv4/tcp_output.c): a
+    #: small segment is held only while a small one is unacknowledged (Minshall's variant, tcp_minshall_check), never
+    #: urgent data or data the FIN follows (tcp_nagle_test; tcp_send_fin pushes with TCP_NAGLE_OFF), and setting
+    #: TCP_NODELAY sends what was held (net/ipv4/tcp.c __tcp_sock_set_nodelay -> tcp_push_pending_frames).
     nagle: bool = True
-    nagle_minshall: bool = False
+    nagle_linux: bool = False
     #: The last urgent octet is the mark and is read apart (one octet, MSG_OOB) unless SO_OOBINLINE, the BSD way (Linux
     #: net/ipv4/tcp.c tcp_recvmsg_locked, tcp_recv_urg; tcp_input.c tcp_urg); RFC 9293 §3.8.5 marks a point in the
     #: stream: the urgent data stays in line, the mark after it (RFC 6093). See :mod:`.urgent`.
@@ -290,7 +292,7 @@ LINUX = replace(
     ),
     ack_delay=0.04,  # TCP_ATO_MIN, the delayed-ACK timer's first value
     quickacks=16,  # TCP_MAX_QUICKACKS
-    nagle_minshall=True,  # tcp_minshall_check
+    nagle_linux=True,  # tcp_minshall_check, tcp_nagle_test, __tcp_sock_set_nodelay
 )
 
 

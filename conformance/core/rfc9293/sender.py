@@ -16,7 +16,7 @@ bracketed conditions are the Nagle algorithm (§3.7.4, SHLD-7: "no new small seg
 unacknowledged"), on unless the application set TCP_NODELAY (MUST-17) or the profile has none (:func:`nagle_holds`).
 Linux uses Minshall's variant (``tcp_nagle_check`` -> ``tcp_minshall_check``): a small segment is held only while a
 small segment sent earlier (ending at ``snd_sml``) is unacknowledged, so a SEND's last partial segment goes out
-behind full-sized ones.
+behind full-sized ones; and it never holds urgent data or the data a CLOSE's FIN follows (``tcp_nagle_test``).
 
 "It may be convenient to combine this timer [the override] with the timer used to probe zero windows": the model
 does so, as Linux does (the probe timer ``ICSK_TIME_PROBE0``, net/ipv4/tcp_output.c ``tcp_send_probe0``). The
@@ -72,11 +72,11 @@ def nagle_holds(tcb: Tcb) -> bool:
     p = tcb.profile
     if not p.nagle or tcb.nodelay or tcb.snd_nxt == tcb.snd_una:
         return False
-    if urgent_mode(tcb):  # Linux tcp_nagle_test: "Don't use the nagle rule for urgent data"
+    if not p.nagle_linux:
+        return True
+    if urgent_mode(tcb) or tcb.close_pending:  # tcp_nagle_test: not "for urgent data (or for the final FIN)"
         return False
-    if p.nagle_minshall:  # Linux: only while a small segment is unacknowledged
-        return seq_diff(tcb.snd_sml, tcb.snd_una) > 0 and seq_diff(tcb.snd_sml, tcb.snd_nxt) <= 0
-    return True
+    return seq_diff(tcb.snd_sml, tcb.snd_una) > 0 and seq_diff(tcb.snd_sml, tcb.snd_nxt) <= 0  # Minshall
 
 
 def _small(tcb: Tcb, size: int) -> int:

@@ -213,15 +213,16 @@ class Tcb:
         urgptr = pointer(self, flags, seq, len(payload))  # §3.8.5: URG while SND.UP is ahead (:mod:`.urgent`)
         if ("S" in flags or not p.mss_option_on_syn_only) and p.mss_option_in_syn:  # SHLD-5, MUST-65
             options.append(("mss", p.mss))
+        # In Linux's order, each aligned to 32 bits by NOPs, no EOL (net/ipv4/tcp_output.c tcp_options_write: MSS,
+        # NOP NOP timestamps, NOP window scale; the model offers no SACK-permitted, which would take the NOPs' place)
+        if self.ts_ok and "R" not in flags:  # RFC 7323 §3.2: TSopt on every non-RST segment, TSecr = TS.Recent
+            options += [("nop", None), ("nop", None), ("timestamp", (self.ts_val(), self.ts_recent))]
         if "S" in flags:
             window = self.rcv_wnd  # never scaled in a SYN (RFC 7323 §2.2)
             if "A" in flags and self.rcv_shift:
                 options += [("nop", None), ("wscale", self.rcv_shift)]
             if "A" in flags and self.ecn_ok:
                 flags = canonical_flags(flags + "E")  # an ECN-setup SYN-ACK: ECE, not CWR (RFC 3168 §6.1.1)
-        if self.ts_ok and "R" not in flags:  # RFC 7323 §3.2: TSopt on every non-RST segment, TSecr = TS.Recent
-            options += [("nop", None), ("nop", None), ("timestamp", (self.ts_val(), self.ts_recent))]
-        # NOPs align each option to 32 bits, as Linux lays them out (tcp_options_write), with no EOL
         return Segment(
             src=self.local[0],
             dst=self.remote[0],
