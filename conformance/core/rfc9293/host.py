@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from ..segment import RAW_OPTION, SEQ_MOD, Segment, seq_add
-from . import apps, arrive, delack, keepalive, minisocks, queues, sender, timeouts
+from . import apps, arrive, delack, keepalive, minisocks, options, queues, sender, timeouts
 from .ip import IpLayer, icmp, icmp_error, reason
 from .profile import ModelProfile
 from .rules import RULES
@@ -139,6 +139,11 @@ class Host:
                     self.decisions.append(Decision(now, RULES["linux/tw-syn"], self.status(seg.dport, remote), None))
                     return sent
                 out.send(tcb.ack_now("linux/tw-ack"))  # no listener: tcp_v4_rcv falls through to TCP_TW_ACK
+        elif options.reopens(tcb, seg) and seg.dport in self.listeners:  # RFC 6191 §2, SHLD-4
+            self._forget(tcb, "closed", now, None)
+            sent = self._listen(seg, now, out)
+            self.decisions.append(Decision(now, RULES["time-wait/rfc6191"], self.status(seg.dport, remote), None))
+            return sent
         elif minisocks.request_bad_ack(tcb, seg, out):
             pass
         elif queues.overflow(self.listen_queues.get(seg.dport), tcb, seg, list(self.tcbs.values()), out):

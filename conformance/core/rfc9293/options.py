@@ -17,7 +17,7 @@ The model's own SYN (an active OPEN) offers only the MSS, so the options are agr
 from __future__ import annotations
 
 from ..segment import Segment, seq_diff
-from .tcb import Tcb
+from .tcb import State, Tcb
 
 #: RFC 7323 §2.3: "the shift count ... MUST be limited to 14".
 MAX_SHIFT = 14
@@ -50,6 +50,14 @@ def heard(tcb: Tcb, seg: Segment) -> None:
         return
     if seq_diff(int(stamp[0]), tcb.ts_recent) >= 0 and seq_diff(seg.seq, tcb.rcv_nxt) <= 0:
         tcb.ts_recent = int(stamp[0])
+
+
+def reopens(tcb: Tcb, seg: Segment) -> bool:
+    """RFC 6191 §2 outside Linux's timewait socks (:mod:`.minisocks` applies it there): a SYN that meets TIME-WAIT
+    with a newer timestamp is honoured, "creating a connection in the SYN-RECEIVED state", whatever its sequence
+    number. Without timestamps the model takes RFC 9293's sequence-number test (MAY-2) only in Linux's path."""
+    syn = "S" in seg.flags and not set(seg.flags) & set("RA")
+    return tcb.state is State.TIME_WAIT and syn and newer_timestamp(tcb, seg)
 
 
 def newer_timestamp(tcb: Tcb, syn: Segment) -> bool:

@@ -92,6 +92,11 @@ _RULES = (
         "FIN-WAIT-2 (closed by the application): the FIN at RCV.NXT, any ACK: TIME-WAIT, ACK it (Linux)",
     ),
     Rule(
+        "time-wait/rfc6191",
+        "§3.6.1 SHLD-4 (RFC 6191 §2)",
+        "TIME-WAIT, a SYN with a timestamp newer than the last one seen: a new connection, SYN-RECEIVED",
+    ),
+    Rule(
         "linux/tw-syn",
         "§3.6.1 MAY-2 (Linux net/ipv4/tcp_minisocks.c tcp_timewait_state_process, TCP_TW_SYN)",
         "TIME-WAIT, a SYN beyond RCV.NXT: a new connection, ISS = SND.NXT+65537 (Linux)",
