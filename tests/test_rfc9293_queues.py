@@ -7,10 +7,13 @@ from dataclasses import replace
 import pytest
 
 from conformance.core.rfc9293 import LINUX, RFC, Host, State
+from conformance.core.rfc9293.agent import Agent
 from conformance.core.rfc9293.profile import ModelProfile
 from conformance.core.rfc9293.queues import MSSTAB, cookie
+from conformance.core.rfc9293.reference import ADDRESSING
 from conformance.core.rfc9293.timeouts import model_timeout
 from conformance.core.segment import Segment
+from conformance.core.steps import AppRequest
 
 US, THEM, PORT = "198.18.0.1", "198.18.0.2", 7000
 
@@ -223,3 +226,100 @@ def test_the_rfc_profile_keeps_fin_wait_2() -> None:
     host.close(host.tcbs[(PORT, US, 40000)], 0.0)
     host.receive(seg("A", 1001, una + 1), 0.01)
     assert run(host, 10_000.0) == [] and host.status(PORT, (US, 40000)) is State.FIN_WAIT_2
+
+
+# ---------------------------------------------------------------- an orphan (close()) against a shutdown
+class _Answers:
+    def __init__(self) -> None:
+        self.answers: list[dict[str, object]] = []
+
+    def app_answer(self, request: int, answer: dict[str, object], time: float) -> None:
+        self.answers.append(answer)
+
+
+def agent_connection(profile: ModelProfile) -> tuple[Host, Agent, _Answers, int, object]:
+    """The agent listens and accepts a connection from 40000: the host, the agent, its answers, our next ACK
+    (the target's ISS + 1) and the accepted socket."""
+    host = Host(THEM, profile)
+    agent, answers = Agent(host, ADDRESSING), _Answers()
+    agent.request(AppRequest(1, "main", "listen", {"port": PORT}), answers, 0.0)
+    (synack,) = syn(host, 40000)
+    host.receive(seg("A", 1001, synack.seq + 1), 0.01)
+    agent.request(AppRequest(2, "main", "accept", {"sock": 1}), answers, 0.02)
+    return host, agent, answers, synack.seq + 1, answers.answers[-1]["sock"]
+
+
+def test_after_a_shutdown_fin_wait_2_has_no_timer_and_still_takes_data() -> None:
+    """Linux: only an orphan gets tcp_fin_timeout (SOCK_DEAD) or a RST for new data (RCV_SHUTDOWN)."""
+    host, agent, answers, una, sock = agent_connection(replace(LINUX, fin_timeout=3.0))
+    (fin,) = agent.request(AppRequest(3, "main", "shutdown", {"sock": sock, "how": "write"}), answers, 0.1)
+    assert fin.flags == "FA"
+    host.receive(seg("A", 1001, una + 1), 0.2)
+    assert host.status(PORT, (US, 40000)) is State.FIN_WAIT_2
+    assert run(host, 100.0) == []  # no FIN-WAIT-2 timer
+    (ack,) = [e.segment for e in host.receive(seg("PA", 1001, una + 1, payload=b"late"), 100.0)]
+    assert (ack.flags, ack.ack) == ("A", 1005)
+    assert host.status(PORT, (US, 40000)) is State.FIN_WAIT_2
+    agent.request(AppRequest(4, "main", "recv", {"sock": sock}), answers, 100.1)
+    assert answers.answers[-1]["data"] == "late"
+
+
+def test_a_close_after_a_shutdown_orphans_fin_wait_2_and_starts_its_timer() -> None:
+    host, agent, answers, una, sock = agent_connection(replace(LINUX, fin_timeout=3.0))
+    agent.request(AppRequest(3, "main", "shutdown", {"sock": sock}), answers, 0.1)
+    host.receive(seg("A", 1001, una + 1), 0.2)
+    assert agent.request(AppRequest(4, "main", "close", {"sock": sock}), answers, 1.0) == []
+    assert run(host, 10.0) == [(4.0, "timeout/fin-wait-2")]
+
+
+def test_new_data_after_close_is_reset_and_after_shutdown_both_too() -> None:
+    for how in ("close", "both"):
+        host, agent, answers, una, sock = agent_connection(LINUX)
+        args = {"sock": sock} if how == "close" else {"sock": sock, "how": how}
+        agent.request(AppRequest(3, "main", "close" if how == "close" else "shutdown", args), answers, 0.1)
+        host.receive(seg("A", 1001, una + 1), 0.2)
+        (rst,) = [e.segment for e in host.receive(seg("PA", 1001, una + 1, payload=b"late"), 0.3)]
+        assert rst.flags == "R", how
+
+
+def test_shutdown_read_sends_no_fin() -> None:
+    host, agent, answers, una, sock = agent_connection(LINUX)
+    assert agent.request(AppRequest(3, "main", "shutdown", {"sock": sock, "how": "read"}), answers, 0.1) == []
+    assert host.status(PORT, (US, 40000)) is State.ESTABLISHED
+
+
+# ---------------------------------------------------------------- an orphan's R2: tcp_orphan_retries
+def unanswered_fin(profile: ModelProfile, close: bool) -> list[tuple[float, str]]:
+    """Data and a FIN never acknowledged, after close() (an orphan) or a shutdown: each expiry and its rule."""
+    host, una = established(profile)
+    tcb = host.tcbs[(PORT, US, 40000)]
+    host.send(tcb, b"hello", 0.0)
+    (host.close if close else host.shutdown)(tcb, 0.0)
+    return run(host, 2000.0)
+
+
+def test_linux_gives_an_orphan_up_after_tcp_orphan_retries() -> None:
+    """tcp_orphan_retries 0 means 8 while alive: the first expiry past tcp_model_timeout(8) = 102.2 s."""
+    seen = unanswered_fin(LINUX, close=True)
+    assert seen[-1][1] == "timeout/give-up"
+    assert model_timeout(8, LINUX.rto_min, LINUX.rto_max) == pytest.approx(102.2)
+    assert seen[-1][0] == pytest.approx(204.6)  # retransmissions at 0.2 ... 102.6 (102.4 s after the first)
+    assert len(seen) == 10
+    held = unanswered_fin(LINUX, close=False)  # a shutdown: R2 (tcp_retries2 15, 924.6 s)
+    assert held[-1][1] == "timeout/give-up" and held[-1][0] > 924.6
+
+
+def test_the_orphan_retries_sysctl_counts_and_the_rfc_profile_has_none() -> None:
+    # tcp_model_timeout(2) = 1.4 s: retransmissions at 0.2, 0.6, 1.4, 3.0 (2.8 s after the first): given up
+    assert unanswered_fin(replace(LINUX, orphan_retries=2), close=True)[-1] == (3.0, "timeout/give-up")
+    assert [rule for _, rule in unanswered_fin(replace(RFC, data_retries=3), close=True)] == [
+        "timeout/retransmit"
+    ] * 3 + ["timeout/give-up"]
+
+
+def test_an_orphan_whose_rto_reached_rto_max_is_given_up_at_once() -> None:
+    """tcp_orphan_retries: not alive (icsk_rto = TCP_RTO_MAX) and the sysctl 0: no retries left, the first expiry
+    past tcp_model_timeout(0) gives up; a shut-down socket keeps R2."""
+    profile = replace(LINUX, rto_min=120.0)
+    assert unanswered_fin(profile, close=True) == [(120.0, "timeout/retransmit"), (240.0, "timeout/give-up")]
+    assert len(unanswered_fin(profile, close=False)) > 2

@@ -1,9 +1,10 @@
 """The target's agent, played by the model: the commands of ``conformance.inside.agent`` as user calls.
 
-``listen`` is a passive OPEN, ``connect`` an active OPEN, ``send`` a SEND, ``shutdown`` (write) and ``close`` a
-CLOSE (an ABORT when received data was never read, as Linux does, RFC 2525 §2.17, or with SO_LINGER 0), and
-``state`` a STATUS. Commands that block on a socket (accept, connect, recv) wait until the model's state lets them
-answer, or their timeout. Answers carry the same fields as the real agent's.
+``listen`` is a passive OPEN, ``connect`` an active OPEN, ``send`` a SEND, ``shutdown`` (write) a CLOSE, ``close``
+a CLOSE that makes the socket an orphan (Linux SOCK_DEAD: :mod:`.timeouts`; an ABORT when received data was never
+read, as Linux does, RFC 2525 §2.17, or with SO_LINGER 0), and ``state`` a STATUS. Commands that block on a
+socket (accept, connect, recv) wait until the model's state lets them answer, or their timeout. Answers carry the
+same fields as the real agent's.
 """
 
 from __future__ import annotations
@@ -155,10 +156,15 @@ class Agent:
             data = str(args.get("data", "")).encode()
             out += [e.segment for e in self.host.send(tcb, data, now, urgent=bool(args.get("urgent")))]
             return {"ok": True, "sent": len(data)}
-        if cmd in ("shutdown", "close"):
+        if cmd == "shutdown":  # the receive side shut by "read" or "both"; a FIN for "write" or "both"
+            how = str(args.get("how", "write"))
+            tcb.rcv_shutdown = tcb.rcv_shutdown or how in ("read", "both")
+            out += [e.segment for e in self.host.shutdown(tcb, now)] if how != "read" else []
+            return {"ok": True}
+        if cmd == "close":  # an orphan (:func:`.timeouts.orphan`)
             linger = sock.options.get("SO_LINGER")
             unread = bool(tcb.received) and self.host.profile.rst_on_unread_close
-            abort = cmd == "close" and (unread or linger in (0, [1, 0]))
+            abort = unread or linger in (0, [1, 0])
             calls = self.host.abort(tcb, now) if abort else self.host.close(tcb, now)
             out += [e.segment for e in calls]
             return {"ok": True}

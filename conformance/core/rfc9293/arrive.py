@@ -200,14 +200,16 @@ def _ends_beyond_window(tcb: Tcb, seg: Segment) -> bool:
 
 
 def _data_after_close(tcb: Tcb, seg: Segment) -> bool:
-    """RFC 9293 §3.6.1: after our application's CLOSE (FIN-WAIT-1/2; CLOSING and LAST-ACK for text before
-    RCV.NXT), new text (or a FIN past RCV.NXT) is data that will never be read (Linux: TCPABORTONDATA)."""
+    """RFC 9293 §3.6.1: after our application's close() (FIN-WAIT-1/2; CLOSING and LAST-ACK for text before
+    RCV.NXT), new text (or a FIN past RCV.NXT) is data that will never be read (Linux: TCPABORTONDATA). Linux's
+    tcp_rcv_state_process checks ``sk->sk_shutdown & RCV_SHUTDOWN``: set by close() or shutdown(SHUT_RD), not by
+    shutdown(SHUT_WR), whose FIN-WAIT-1/2 still takes data; in CLOSING and LAST-ACK the peer's FIN set it."""
     if not tcb.profile.rst_on_data_after_close or seg.seg_len == 0:
         return False
     fin = "F" in seg.flags
     new = seq_diff(seq_add(seg.seq, seg.seg_len - int(fin)), tcb.rcv_nxt) > 0
     if tcb.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
-        return new
+        return new and tcb.rcv_shutdown
     return tcb.state in (State.CLOSING, State.LAST_ACK) and seq_diff(seg.seq, tcb.rcv_nxt) < 0 and new
 
 

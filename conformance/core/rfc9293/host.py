@@ -89,12 +89,19 @@ class Host:
         return self._output(tcb, now)
 
     def close(self, tcb: Tcb, now: float) -> list[Emitted]:
-        """CLOSE (§3.10.4): a FIN after the pending data (SYN-SENT: delete the TCB)."""
+        """close(): CLOSE (§3.10.4, :meth:`shutdown`) and the application lets the socket go, an orphan
+        (:func:`.timeouts.orphan`) whose receive queue is purged (Linux tcp_close). The services close so."""
+        timeouts.orphan(tcb, now)
+        tcb.fin_unread = False
+        return self.shutdown(tcb, now)
+
+    def shutdown(self, tcb: Tcb, now: float) -> list[Emitted]:
+        """CLOSE (§3.10.4) by shutdown(SHUT_WR): a FIN after the pending data (SYN-SENT: delete the TCB); the
+        connection still receives ("I have no more to send", §3.6)."""
         if tcb.state is State.SYN_SENT:
             self._forget(tcb, "closed", now, "close/fin")
             return []
         tcb.close_pending = True
-        tcb.fin_unread = False  # close() purges the receive queue (Linux tcp_close)
         return self._output(tcb, now)
 
     def abort(self, tcb: Tcb, now: float) -> list[Emitted]:

@@ -4,8 +4,8 @@ Two states of a Linux connection are small structures with checks of their own, 
 
 - the **timewait sock** (:func:`timewait`, ``tcp_timewait_state_process``): TIME-WAIT, and FIN-WAIT-2 once the
   application has closed the socket (``tcp_rcv_state_process`` hands an orphaned FIN-WAIT-1 socket whose FIN is
-  acknowledged to ``tcp_time_wait(sk, TCP_FIN_WAIT2, ...)``). The model's CLOSE is the application's close(), so
-  every FIN-WAIT-2 of the model is one, under :attr:`~.profile.ModelProfile.timewait_socks`;
+  acknowledged to ``tcp_time_wait(sk, TCP_FIN_WAIT2, ...)``): an orphan's FIN-WAIT-2 (after close(), not a
+  shutdown: :attr:`~.tcb.Tcb.orphan`), under :attr:`~.profile.ModelProfile.timewait_socks`;
 - the **request sock** of SYN-RECEIVED after a passive OPEN (:func:`request_bad_ack`, ``tcp_check_req``), which
   checks the ACK before the sequence number.
 
@@ -25,8 +25,10 @@ REOPEN_ISS_OFFSET = 65535 + 2
 
 
 def is_timewait(tcb: Tcb) -> bool:
-    """Is this connection a Linux timewait sock under its profile?"""
-    return tcb.profile.timewait_socks and tcb.state in (State.FIN_WAIT_2, State.TIME_WAIT)
+    """Is this connection a Linux timewait sock under its profile? FIN-WAIT-2 only for an orphan (close(), not a
+    shutdown: tcp_rcv_state_process calls tcp_time_wait(sk, TCP_FIN_WAIT2, ...) only when SOCK_DEAD is set)."""
+    fin_wait_2 = tcb.state is State.FIN_WAIT_2 and tcb.orphan
+    return tcb.profile.timewait_socks and (tcb.state is State.TIME_WAIT or fin_wait_2)
 
 
 def in_window(seq: int, end: int, nxt: int, wnd: int) -> bool:

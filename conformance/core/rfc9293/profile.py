@@ -57,6 +57,10 @@ class ModelProfile:
     #: Retransmissions to a window shrunk to zero are probes R2 does not count (§3.8.6 SHLD-17; Linux
     #: tcp_retransmit_timer, "we should not timeout this connection"; :mod:`.timeouts`).
     shrunk_window_kept: bool = True
+    #: R2 of an orphan (after close()), in place of data_retries (None: R2 applies). Linux tcp_write_timeout uses
+    #: tcp_orphan_retries for a SOCK_DEAD socket, and its 0 means 8 while the RTO is below TCP_RTO_MAX
+    #: (net/ipv4/tcp_timer.c tcp_orphan_retries: "8 corresponds to >100 seconds with minimal RTO"). :mod:`.timeouts`.
+    orphan_retries: int | None = None
     #: An orphaned FIN-WAIT-2 is deleted, silently, after this (Linux tcp_fin_timeout 60 s, net/ipv4/tcp.c
     #: tcp_close, tcp_fin_time; RFC 9293 has no such timer: None).
     fin_timeout: float | None = None
@@ -268,6 +272,7 @@ LINUX = replace(
     granularity=0.2,  # the variance term is floored at rto_min (tcp_rtt_estimator)
     syn_linear=4,  # tcp_syn_linear_timeouts
     r2_as_time=True,  # net/ipv4/tcp_timer.c retransmits_timed_out, tcp_model_timeout
+    orphan_retries=0,  # tcp_orphan_retries (ip-sysctl.rst: default 8; the sysctl's 0, tcp_timer.c: 8 while alive)
     fin_timeout=60.0,  # tcp_fin_timeout
     backlog_extra=1,  # include/net/sock.h sk_acceptq_is_full, inet_connection_sock.h inet_csk_reqsk_queue_is_full
     syncookies=1,  # tcp_syncookies (observations: tcp_syncookies=1)

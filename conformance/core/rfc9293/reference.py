@@ -51,6 +51,7 @@ SYSCTL_KNOBS = {
     "tcp_syn_retries": "syn_retries",
     "tcp_syn_linear_timeouts": "syn_linear",
     "tcp_retries2": "data_retries",
+    "tcp_orphan_retries": "orphan_retries",
     "tcp_fin_timeout": "fin_timeout",
     "tcp_syncookies": "syncookies",
     "tcp_abort_on_overflow": "abort_on_overflow",

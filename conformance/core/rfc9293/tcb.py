@@ -121,6 +121,10 @@ class Tcb:
     queue: list[Sent] = field(default_factory=list)  # sent, not yet acknowledged (the retransmission queue)
     pending: bytes = b""  # SEND data not segmentized yet
     close_pending: bool = False  # CLOSE queued behind pending data
+    #: The application's close() (not a shutdown): the socket is an orphan (Linux SOCK_DEAD, :mod:`.timeouts`) and
+    #: its receive side is shut (Linux RCV_SHUTDOWN, as by shutdown(SHUT_RD)): new data is reset (:mod:`.arrive`).
+    orphan: bool = False
+    rcv_shutdown: bool = False
     received: bytes = b""  # in order, not read by the application
     out_of_order: dict[int, tuple[bytes, bool]] = field(default_factory=dict)  # seq -> (text, FIN)
     retries: int = 0
