@@ -33,7 +33,6 @@ included, so a baseline can be written again from a run that used one), each wit
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from ..core.loader import load_case, read_case_file
 from ..core.model import Case
 from ..core.outcomes import FailureKind
 from ..core.results import CaseResult
-from .coverage import MAX_RESULTS_BYTES
+from .results_file import CaseRecord, FailureRecord, read_cases
 
 #: How a known deviation's message starts (the reports show it as a skip with this reason).
 KNOWN = "known deviation"
@@ -241,42 +240,37 @@ def _entry(item: Any, path: str, n: int) -> Entry:
 
 
 def from_results(path: str) -> list[dict[str, Any]]:
-    """The entries of a baseline for the deviations in a ``results.json`` (new and known ones), in report order."""
-    try:  # a regular file of bounded size, read like a case file (not /dev/zero, not a FIFO)
-        doc = json.loads(read_case_file(path, MAX_RESULTS_BYTES))
-    except CaseFormatError as exc:
-        raise HarnessError(f"--from {path}: cannot read it ({exc.problem})") from None
-    except ValueError as exc:
-        raise HarnessError(f"--from {path}: not JSON ({exc})", "give a run's results.json") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
-        raise HarnessError(f"--from {path}: not a results.json (no 'cases')", "give a run's reports/results.json")
+    """The entries of a baseline for the deviations in a ``results.json`` (new and known ones), in report order.
+    The file is untrusted: :func:`~.results_file.read_cases` checks every field used here."""
     out: list[dict[str, Any]] = []
-    for case in doc["cases"]:
-        failure = case.get("failure")
-        deviated = case.get("status") == "failed" or str(case.get("message", "")).startswith(KNOWN)
-        if failure and deviated:
-            why = _known_why(str(case.get("message", ""))) or "TODO: why this deviation is known"
-            out.append({"case": case["id"], "check": _check(case, failure), "why": why})
+    for case in read_cases(path, f"--from {path}"):
+        deviated = case.status == "failed" or case.message.startswith(KNOWN)
+        if case.failure is not None and deviated:
+            why = _known_why(case.message) or "TODO: why this deviation is known"
+            out.append({"case": case.id, "check": _check(case, case.failure), "why": why})
     return out
 
 
-def _check(case: dict[str, Any], failure: dict[str, Any]) -> str:
+def _check(case: CaseRecord, failure: FailureRecord) -> str:
     """The failing step's description, or ``STEP N KIND`` (:func:`step_key`, read from the case file) when the
     step recorded several checks (a withhold's retransmissions: which one is late may change from run to run)."""
-    same_line = [s for s in case.get("steps", []) if s.get("line") == failure["line"]]
-    if len(same_line) <= 1:
-        return str(failure["step"])
-    where = f"case {case['id']}, failing at line {failure['line']}"
+    if case.step_lines.count(failure.line) <= 1:
+        return failure.step
+    where = f"case {case.id}, failing at line {failure.line}"
+    if case.file is None:
+        raise HarnessError(f"{where}: the results.json names no case file to name the step from", _NAME_IT)
     try:
-        key = step_key(load_case(str(case.get("file"))), int(failure["line"]))
+        key = step_key(load_case(case.file), failure.line)
     except CaseFormatError as exc:
         raise HarnessError(
-            f"{where}: cannot read its case file {case.get('file')} to name the step ({exc.problem})",
-            "write the baseline where the run's case files are, as they were for the run",
+            f"{where}: cannot read its case file {case.file} to name the step ({exc.problem})", _NAME_IT
         ) from None
     if key is None:
-        raise HarnessError(f"{where}: its case file {case.get('file')} has no single step on that line now")
-    return f"{key} {failure['kind']}"
+        raise HarnessError(f"{where}: its case file {case.file} has no single step on that line now")
+    return f"{key} {failure.kind}"
+
+
+_NAME_IT = "write the baseline where the run's case files are, as they were for the run"
 
 
 def _known_why(message: str) -> str | None:

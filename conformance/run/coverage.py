@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..core.coverage import Covered, Tally, coverage, document_of, statuses, tallies
-from ..core.errors import CaseFormatError, ConformanceError
-from ..core.loader import read_case_file
+from ..core.errors import ConformanceError
 from ..reporters.files import write_file
+from .results_file import read_document
 
 FORMATS = ("auto", "table", "plain", "json")
 #: Where ``conformance run`` writes its results by default.
 DEFAULT_RESULTS = "reports/results.json"
-#: The largest results.json read (the matrix's 880 cases and the suite take a few MB).
-MAX_RESULTS_BYTES = 64_000_000
 
 
 def read_results(path: str, explicit: bool) -> dict[str, Any] | None:
@@ -34,13 +32,7 @@ def read_results(path: str, explicit: bool) -> dict[str, Any] | None:
                 f"{path}: no such results file (write one with `conformance run`, or drop --results)"
             )
         return None
-    try:  # a regular file of bounded size, read like a case file
-        data = json.loads(read_case_file(path, MAX_RESULTS_BYTES))
-    except (CaseFormatError, json.JSONDecodeError) as exc:
-        raise ConformanceError(f"{path}: not a results.json ({exc}); give the one `conformance run` wrote") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
-        raise ConformanceError(f"{path}: not a results.json (no list of cases); give the one `conformance run` wrote")
-    return data
+    return read_document(path, f"--results {path}" if explicit else path)  # untrusted: every field used checked
 
 
 def summary_lines(counts: list[Tally]) -> list[str]:
