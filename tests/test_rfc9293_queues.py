@@ -98,6 +98,56 @@ def test_a_cookie_encodes_the_mss_table_index() -> None:
     assert MSSTAB == (536, 1300, 1440, 1460)
 
 
+def cookie_handshake(syn_seg: Segment, echo: bool = True) -> tuple[Segment, Host]:
+    """A SYN answered with a cookie (tcp_syncookies 2), and our ACK, echoing the SYN-ACK's TSval when it has one
+    and `echo`: the SYN-ACK and the host."""
+    host = listening(replace(LINUX, syncookies=2))
+    (synack,) = [e.segment for e in host.receive(syn_seg, 0.5)]
+    stamp = synack.option("timestamp")
+    options = (("timestamp", (7000, stamp[0])),) if isinstance(stamp, tuple) and echo else ()
+    host.receive(seg("A", 1001, synack.seq + 1, options=options), 0.6)
+    return synack, host
+
+
+def test_a_cookie_keeps_window_scale_and_ecn_in_its_timestamp() -> None:
+    """syncookies.c cookie_init_timestamp: the peer's shift and ECN in the TSval's low 6 bits, back in the TSecr."""
+    offer = seg("SEC", 1000, options=(("mss", 1460), ("wscale", 8), ("timestamp", (5000, 0))))
+    synack, host = cookie_handshake(offer)
+    assert synack.option("wscale") == LINUX.window_scale and "E" in synack.flags
+    tsval = synack.option("timestamp")
+    assert isinstance(tsval, tuple) and (tsval[0] - synack.seq) % 2**32 & 63 == 8 | 32
+    assert (tsval[0] - synack.seq) % 2**32 <= 500  # not ahead of the clock (ms from the offset)
+    tcb = host.tcbs[(PORT, US, 40000)]
+    assert tcb.state is State.ESTABLISHED
+    assert (tcb.snd_shift, tcb.rcv_shift, tcb.ts_ok, tcb.ts_recent, tcb.ecn_ok) == (8, 7, True, 7000, True)
+    assert tcb.segment("A", tcb.snd_nxt, tcb.rcv_nxt).window == LINUX.rcv_wnd >> 7
+
+
+def test_a_cookie_without_ecn_or_window_scale_encodes_none() -> None:
+    synack, host = cookie_handshake(seg("S", 1000, options=(("mss", 1460), ("timestamp", (5000, 0)))))
+    tsval = synack.option("timestamp")
+    assert isinstance(tsval, tuple) and (tsval[0] - synack.seq) % 2**32 & 63 == 0xF
+    tcb = host.tcbs[(PORT, US, 40000)]
+    assert (tcb.snd_shift, tcb.rcv_shift, tcb.ts_ok, tcb.ecn_ok) == (0, 0, True, False)
+
+
+def test_a_cookie_syn_ack_to_a_syn_without_timestamps_offers_no_window_scale_or_ecn() -> None:
+    """tcp_conn_request: want_cookie && !saw_tstamp clears the options (and ecn_ok): the connection has none."""
+    synack, host = cookie_handshake(seg("SEC", 1000, options=(("mss", 1460), ("wscale", 8))))
+    assert synack.option("wscale") is None and synack.option("timestamp") is None and "E" not in synack.flags
+    tcb = host.tcbs[(PORT, US, 40000)]
+    assert tcb.state is State.ESTABLISHED and tcb.send_mss == 1460
+    assert (tcb.snd_shift, tcb.rcv_shift, tcb.ts_ok, tcb.ecn_ok) == (0, 0, False, False)
+
+
+def test_an_ack_without_the_timestamp_loses_the_cookies_options() -> None:
+    """cookie_timestamp_decode: no timestamp in the ACK, the options cleared."""
+    offer = seg("S", 1000, options=(("mss", 1460), ("wscale", 8), ("timestamp", (5000, 0))))
+    _, host = cookie_handshake(offer, echo=False)
+    tcb = host.tcbs[(PORT, US, 40000)]
+    assert (tcb.snd_shift, tcb.rcv_shift, tcb.ts_ok) == (0, 0, False)
+
+
 # ---------------------------------------------------------------- the accept queue
 def filled(host: Host) -> Segment:
     """Two connections complete, a victim's SYN is answered, a third completes: the accept queue holds

@@ -22,6 +22,15 @@ Linux 6.18, with the knobs of :class:`~.profile.ModelProfile`:
   cookie for the 4-tuple and SEG.SEQ-1 (:func:`cookie`), the connection is made from it (``tcp_get_cookie_sock``),
   ESTABLISHED, with the MSS the cookie encodes; when the accept queue is full it is dropped.
 
+The cookie's options (:func:`stamped`, :func:`cookie_syn`): only the MSS fits in the ISS, so the other options the
+SYN-ACK offers travel in its TSval. ``tcp_conn_request`` clears the SYN's options when it has no (usable) timestamp
+(``if (want_cookie && !tmp_opt.saw_tstamp) tcp_clear_options``, and ``ecn_ok = 0``): that cookie SYN-ACK offers no
+window scale and no ECN, and the connection has none. With a timestamp, ``cookie_init_timestamp`` (syncookies.c)
+puts them in the TSval's low ``TSBITS`` (6): the peer's window shift (``TS_OPT_WSCALE_MASK``, 0xf: none), SACK
+(bit 4; the model offers none) and ECN (bit 5), the clock rounded down so that the TSval is not ahead of it; the
+ACK's TSecr brings them back (``cookie_v4_check``: TSecr less the connection's TS offset, ``cookie_timestamp_decode``,
+``cookie_ecn_ok``), and the connection uses them, with timestamps (TS.Recent the ACK's TSval).
+
 The cookie follows ``secure_tcp_syn_cookie`` (net/core/secure_seq.c, syncookies.c): a hash of the 4-tuple plus the
 peer's ISN, a minute counter in the top 8 bits, and the MSS table index under a second hash in the low 24; it is
 valid for ``MAX_SYNCOOKIE_AGE`` (2) counter values. The hash is the model's own (SHA-256 with the ISN secret).
@@ -33,7 +42,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from ..segment import SEQ_MOD, Segment, seq_add
+from ..segment import SEQ_MOD, Segment, canonical_flags, seq_add
 from .arrive import Out, listen, reset_for
 from .minisocks import in_window
 from .profile import ModelProfile
@@ -48,6 +57,11 @@ MAX_SYNCOOKIE_AGE = 2
 SYNCOOKIE_VALID = MAX_SYNCOOKIE_AGE * COOKIE_PERIOD  # TCP_SYNCOOKIE_VALID
 #: syncookies.c msstab: the MSS values a cookie can encode.
 MSSTAB = (536, 1300, 1440, 1460)
+#: syncookies.c: the TSval's low bits that carry the options, and the option bits.
+TSBITS = 6
+TS_OPT_WSCALE_MASK = 0xF
+TS_OPT_SACK = 1 << 4
+TS_OPT_ECN = 1 << 5
 
 
 @dataclass
@@ -113,9 +127,43 @@ def syn(
     if not p.cookie_stateless:
         return False, iss
     scratch = Out()
-    listen(seg, p, lambda: new_tcb(iss), scratch)  # the usual SYN-ACK; its request is freed (reqsk_free)
-    out.send(Emitted(scratch.sent[0].segment, RULES["linux/syncookie"]))
+    request = listen(_usable(seg, p), p, lambda: new_tcb(iss), scratch)  # the usual SYN-ACK; freed (reqsk_free)
+    assert request is not None
+    out.send(Emitted(stamped(request, seg, scratch.sent[0].segment), RULES["linux/syncookie"]))
     return True, None
+
+
+def _usable(syn_seg: Segment, profile: ModelProfile) -> Segment:
+    """The SYN as tcp_conn_request takes it for a cookie: without a timestamp it can use (tcp_parse_options reads
+    one only under tcp_timestamps), every option but the MSS cleared and no ECN."""
+    if profile.timestamps and _stamp(syn_seg) is not None:
+        return syn_seg
+    mss = syn_seg.option("mss")
+    kept = (("mss", mss),) if isinstance(mss, int) else ()
+    return replace(syn_seg, flags=canonical_flags(syn_seg.flags.replace("E", "").replace("C", "")), options=kept)
+
+
+def stamped(request: Tcb, syn_seg: Segment, synack: Segment) -> Segment:
+    """The cookie SYN-ACK with its options in the TSval (cookie_init_timestamp, plus the TS offset: the model's is
+    the ISS, :meth:`~.tcb.Tcb.ts_val`); unchanged without timestamps."""
+    stamp = _stamp(synack)
+    if stamp is None:
+        return synack
+    shift = syn_seg.option("wscale")
+    scaled = isinstance(shift, int) and request.profile.window_scale is not None  # ireq->wscale_ok
+    bits = request.snd_shift if scaled else TS_OPT_WSCALE_MASK
+    bits |= TS_OPT_ECN if request.ecn_ok else 0
+    now = (stamp[0] - request.iss) % SEQ_MOD
+    value = (now >> TSBITS << TSBITS) | bits
+    value -= (1 << TSBITS) if value > now else 0
+    tsval = (value + request.iss) % SEQ_MOD
+    options = tuple((k, (tsval, stamp[1]) if k == "timestamp" else v) for k, v in synack.options)
+    return replace(synack, options=options)
+
+
+def _stamp(seg: Segment) -> tuple[int, int] | None:
+    stamp = seg.option("timestamp")
+    return (int(stamp[0]), int(stamp[1])) if isinstance(stamp, tuple | list) and len(stamp) == 2 else None
 
 
 def overflow(listener: Listener | None, tcb: Tcb, seg: Segment, tcbs: list[Tcb], out: Out) -> bool:
@@ -160,6 +208,8 @@ def cookie_mss(listener: Listener, profile: ModelProfile, seg: Segment, now: flo
     """The MSS a valid cookie in this ACK encodes (cookie_v4_check, check_tcp_syn_cookie); None: not a cookie."""
     if not syncookies(profile) or "A" not in seg.flags or set(seg.flags) & set("RS"):
         return None
+    if _stamp(seg) is not None and not profile.timestamps:  # cookie_timestamp_decode: no tcp_timestamps, no cookie
+        return None
     if listener.last_overflow is None or now - listener.last_overflow > SYNCOOKIE_VALID:
         return None
     sseq = seq_add(seg.seq, -1)
@@ -173,5 +223,16 @@ def cookie_mss(listener: Listener, profile: ModelProfile, seg: Segment, now: flo
 
 
 def cookie_syn(ack: Segment, mss: int) -> Segment:
-    """The SYN a valid cookie stands for: SEG.SEQ-1, the MSS it encodes (the request cookie_v4_check rebuilds)."""
-    return replace(ack, flags="S", seq=seq_add(ack.seq, -1), ack=0, payload=b"", options=(("mss", mss),))
+    """The SYN a valid cookie stands for (the request cookie_v4_check rebuilds): SEG.SEQ-1, the MSS it encodes and,
+    when the ACK has a timestamp, the options its TSecr carries (cookie_timestamp_decode, cookie_ecn_ok), the
+    ACK's TSval for TS.Recent; without one, no other option (tcp_clear_options)."""
+    options: list[tuple[str, object]] = [("mss", mss)]
+    flags = "S"
+    stamp = _stamp(ack)
+    if stamp is not None:
+        bits = (stamp[1] - seq_add(ack.ack, -1)) % SEQ_MOD & ((1 << TSBITS) - 1)  # less the TS offset, the ISS
+        options.append(("timestamp", (stamp[0], 0)))
+        if bits & TS_OPT_WSCALE_MASK != TS_OPT_WSCALE_MASK:
+            options.append(("wscale", bits & TS_OPT_WSCALE_MASK))
+        flags = canonical_flags("SEC") if bits & TS_OPT_ECN else "S"
+    return replace(ack, flags=flags, seq=seq_add(ack.seq, -1), ack=0, payload=b"", options=tuple(options))
