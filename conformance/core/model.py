@@ -142,6 +142,10 @@ class ExpectStep(Step):
     until_ack: Expr | None = None
     #: ``segments: {at_least: N, at_most: M}``: how many segments such a series may hold (a bound may be None).
     segments: tuple[int | None, int | None] | None = None
+    #: ``repeats: judged``: a repeat of a segment already judged is compared with the pattern, even when it does not
+    #: match and none of our ACKs covered it (by default such a repeat is passed over as one our late ACK caused).
+    #: For an expect that waits for the target's own retransmission: we never sent the ACK it would answer.
+    judge_repeats: bool = False
 
 
 @dataclass(frozen=True)

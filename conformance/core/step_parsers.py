@@ -47,7 +47,7 @@ STEP_KINDS = ("send", "expect", "silence", "withhold", "assert", "app", "app_res
 #: Keys allowed beside each step kind.
 STEP_KEYS = {
     "send": {"conn", "ref"},
-    "expect": {"conn", "ref", "label", "bind", "until", "segments"},
+    "expect": {"conn", "ref", "label", "bind", "until", "segments", "repeats"},
     "silence": {"conn", "ref", "repeats"},
     "withhold": {"conn", "ref", "retransmits", "schedule", "count", "then_silence"},
     "assert": {"ref"},
@@ -56,9 +56,9 @@ STEP_KEYS = {
     "state": {"conn", "ref", "lasts"},
 }
 DEFAULT_WITHIN = 1.0
-#: ``silence`` with ``repeats:``: whether a repeat none of our ACKs covered is passed over (the default: our ACK
-#: may have been late) or judged (the dialogue withholds its ACK on purpose, so the repeat is the target's).
-SILENCE_REPEATS = ("forgiven", "judged")
+#: ``silence`` or ``expect`` with ``repeats:``: whether a repeat none of our ACKs covered is passed over (the default:
+#: our ACK may have been late) or judged (the dialogue withholds its ACK on purpose, so the repeat is the target's).
+REPEATS = ("forgiven", "judged")
 
 
 def field_name(path: Path_) -> str:
@@ -345,7 +345,16 @@ def _expect(b: StepBuilder, s: RawStep) -> Step:
         until=until,
         until_ack=until_ack,
         segments=segments,
+        judge_repeats=_judge_repeats(b, s),
     )
+
+
+def _judge_repeats(b: StepBuilder, s: RawStep) -> bool:
+    """``repeats: forgiven|judged`` of a silence or an expect: True for judged."""
+    repeats = s.raw.get("repeats", "forgiven")
+    if repeats not in REPEATS:
+        raise b.error(s.path + ("repeats",), f"unknown repeats value {repeats!r}", REPEATS)
+    return bool(repeats == "judged")
 
 
 def _series(b: StepBuilder, s: RawStep, until: Any) -> tuple[Expr | None, tuple[int | None, int | None] | None]:
@@ -366,11 +375,9 @@ def _series(b: StepBuilder, s: RawStep, until: Any) -> tuple[Expr | None, tuple[
 def _silence(b: StepBuilder, s: RawStep) -> Step:
     # Without conn: the whole case must be silent; with it, that connection.
     conn = s.raw.get("conn", ANY_CONN)
-    repeats = s.raw.get("repeats", "forgiven")
-    if repeats not in SILENCE_REPEATS:
-        raise b.error(s.path + ("repeats",), f"unknown repeats value {repeats!r}", SILENCE_REPEATS)
+    judge_repeats = _judge_repeats(b, s)
     seconds = b.duration(s.body, s.body_path)
-    return SilenceStep(line=s.line, conn=conn, ref=s.ref, seconds=seconds, judge_repeats=repeats == "judged")
+    return SilenceStep(line=s.line, conn=conn, ref=s.ref, seconds=seconds, judge_repeats=judge_repeats)
 
 
 def _withhold(b: StepBuilder, s: RawStep) -> Step:

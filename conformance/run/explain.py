@@ -115,6 +115,8 @@ def step_row(step: Step) -> tuple[bool | None, str, str]:
             note.append(f"label {step.label}")
         if step.bind:
             note.append("bind " + ", ".join(f"{name}={fld}" for name, fld in step.bind))
+        if step.judge_repeats:
+            note.append("repeats judged: a repeat no ACK of ours covered is compared, not passed over")
     elif isinstance(step, WithholdStep):
         count = f" (first {step.count})" if step.count else ""
         label = f"withhold {step.what}: the target retransmits {step.retransmits}{count} on schedule {step.schedule}"

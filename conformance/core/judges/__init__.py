@@ -28,6 +28,7 @@ def judge_for(step: Step, ctx: Context) -> ActiveStep:
         description = describe_pattern(step.pattern, step.window_)
         description += f", each until {step.until}" if step.until else ""
         description += f", each until one acknowledges {step.until_ack}" if step.until_ack is not None else ""
+        description += ", repeats judged" if step.judge_repeats else ""
         return Expect(
             step,
             step.pattern,
@@ -38,6 +39,7 @@ def judge_for(step: Step, ctx: Context) -> ActiveStep:
             until=step.until,
             until_ack=step.until_ack,
             segments=step.segments,
+            judge_repeats=step.judge_repeats,
         )
     if isinstance(step, SilenceStep):
         judged = ", repeats judged" if step.judge_repeats else ""

@@ -3,7 +3,7 @@
 ``expect`` takes the next segment of its connection and compares it field by field with the pattern, then its
 time with the window, counted from the previous event on the wire (packetdrill style). ``silence`` fails on any
 segment from the target. A retransmission that only our late ACK caused is passed over by both (see
-:meth:`~conformance.core.engine.Dialogue.our_ack_was_late`), except by a silence with ``repeats: judged``.
+:meth:`~conformance.core.engine.Dialogue.our_ack_was_late`), except by a step with ``repeats: judged``.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ class Expect(ActiveStep):
         until: str | None = None,
         until_ack: Expr | None = None,
         segments: tuple[int | None, int | None] | None = None,
+        judge_repeats: bool = False,
     ) -> None:
         self.step = step
         self.pattern = pattern
@@ -121,6 +122,7 @@ class Expect(ActiveStep):
         self.until_ack = until_ack  # or until one acknowledges this (``until: {ack: EXPR}``)
         self.segments = segments  # (at_least, at_most): how many segments the series may hold
         self.taken = 0  # segments of the series so far
+        self.judge_repeats = judge_repeats  # ``repeats: judged``: no repeat is taken as our late ACK's doing
         #: The trace index of the event the window counts from (-1: the dialogue's start). An index, not a
         #: time: the time of a segment we sent becomes its capture time when its capture comes back.
         self.ref_index = -1
@@ -173,6 +175,10 @@ class Expect(ActiveStep):
         return self.ref_time(ctx) + self.window.deadline(self._tolerance(ctx)) + DELIVERY_GRACE
 
     def _late_repeat(self, ctx: Context, index: int, seg: Segment) -> bool:
+        """A repeat our late ACK caused, passed over; one that matches the pattern, or any with ``repeats: judged``
+        (we withheld the ACK: the repeat is the target's own), is judged."""
+        if self.judge_repeats:
+            return False
         conn = ctx.conn_of(seg)
         try:
             if matches(compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled, values(ctx))):
