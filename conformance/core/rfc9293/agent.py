@@ -158,7 +158,8 @@ class Agent:
             return {"ok": True, "sent": len(data)}
         if cmd == "shutdown":  # the receive side shut by "read" or "both"; a FIN for "write" or "both"
             how = str(args.get("how", "write"))
-            tcb.rcv_shutdown = tcb.rcv_shutdown or how in ("read", "both")
+            simplex = self.host.profile.half_close  # §3.6: CLOSE in a simplex fashion
+            tcb.rcv_shutdown = tcb.rcv_shutdown or how in ("read", "both") or not simplex
             out += [e.segment for e in self.host.shutdown(tcb, now)] if how != "read" else []
             return {"ok": True}
         if cmd == "close":  # an orphan (:func:`.timeouts.orphan`)

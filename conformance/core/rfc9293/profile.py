@@ -131,9 +131,6 @@ class ModelProfile:
     #: TCP_NODELAY sends what was held (net/ipv4/tcp.c __tcp_sock_set_nodelay -> tcp_push_pending_frames).
     nagle: bool = True
     nagle_linux: bool = False
-    #: RFC 9293 §3.8.6.2.2 (MUST-39): the receiver's SWS avoidance, the right window edge kept until it can advance
-    #: by min(RCV.BUFF / 2, Eff.snd.MSS) (:mod:`.receiver`; Linux net/ipv4/tcp_output.c __tcp_select_window).
-    receiver_sws: bool = True
     #: The last urgent octet is the mark and is read apart (one octet, MSG_OOB) unless SO_OOBINLINE, the BSD way (Linux
     #: net/ipv4/tcp.c tcp_recvmsg_locked, tcp_recv_urg; tcp_input.c tcp_urg); RFC 9293 §3.8.5 marks a point in the
     #: stream: the urgent data stays in line, the mark after it (RFC 6093). See :mod:`.urgent`.
@@ -238,6 +235,9 @@ class ModelProfile:
     simultaneous_open: bool = True
     #: A RST that carries data is processed like any RST (§3.5.3, SHLD-2); False: dropped.
     rst_with_data_accepted: bool = True
+    #: CLOSE is simplex: after shutdown(SHUT_WR) the application still receives (§3.6); False: the receive side is
+    #: shut too, and new data gets a RST.
+    half_close: bool = True
     #: The urgent mechanism (§3.8.5, :mod:`.urgent`): a SEND's urgent flag sets SND.UP (MUST-30); the urgent pointer is
     #: the octet after the urgent data, sent and read (MUST-62, RFC 6093 §2; Linux tcp_stdurg=0; False: the last
     #: urgent octet, RFC 1122 §4.2.2.4's reading); every segment before SND.UP carries URG (MUST-31; False: only the
@@ -515,15 +515,11 @@ DEVIATIONS: tuple[Deviation, ...] = (
         (("rfc6191", False),),
     ),
     Deviation("no-nagle", "RFC 9293 §3.7.4, SHLD-7: the Nagle algorithm", (("nagle", False),)),
+    Deviation("no-half-close", "RFC 9293 §3.6: after CLOSE the user may continue to RECEIVE", (("half_close", False),)),
     Deviation(
         "no-delayed-ack",
         "RFC 9293 §3.8.6.3, SHLD-18: fewer ACKs than segments",
         (("ack_delay", None), ("quickacks", 0)),
     ),
     Deviation("ack-delay-600ms", "RFC 9293 §3.8.6.3, MUST-40: an ACK delayed less than 0.5 s", (("ack_delay", 0.6),)),
-    Deviation(
-        "no-receiver-sws",
-        "RFC 9293 §3.8.6.2.2, MUST-39: the receiver advances its right window edge by min(RCV.BUFF/2, Eff.snd.MSS)",
-        (("receiver_sws", False),),
-    ),
 )
