@@ -89,7 +89,7 @@ def test_a_baseline_that_is_not_a_regular_file_is_refused() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ("  rto_initial: {value: .nan, source: s}\n", "out of range"),
+        ("  rto_initial: {value: .nan, source: s}\n", "must be finite"),  # read as a case file: NaN is refused
         ("  rto_initial: {value: -1, source: s}\n", "out of range"),
         ("  rto_initial: {value: abc, source: s}\n", "not a number"),
         ("  tcp_synack_retries: {value: 2.5, source: s}\n", "whole number"),

@@ -109,6 +109,7 @@ CAUGHT_BY = {
     "no-delayed-ack": {"ack-train"},
     "no-half-close": {"half-close-receive"},
     "ack-delay-600ms": {"ack-train"},
+    "no-receiver-sws": {"window-receiver-sws"},
 }
 #: Deviation -> (a case it fails, the requirement its failure must cite).
 CITED = {
@@ -145,6 +146,7 @@ CITED = {
     "no-delayed-ack": ("ack-train", "SHLD-18"),
     "no-half-close": ("half-close-receive", "RFC 9293 §3.6"),
     "ack-delay-600ms": ("ack-train", "MUST-40"),
+    "no-receiver-sws": ("window-receiver-sws", "MUST-39"),
 }
 #: Deviation of a MAY -> the cases that must note it: each reports, as information (a run judges a MAY so, never as a
 #: failure: conformance.core.profiles.outcome), a finding citing that MAY. No case may fail it.

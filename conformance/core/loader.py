@@ -200,9 +200,9 @@ def _parse(text: str, file: str) -> tuple[Any, Lines]:
         raise CaseFormatError(file, line, "YAML", f"a character YAML does not allow{where}: {exc}") from None
     try:
         node = loader.get_single_node()
-        if node is None:
-            raise CaseFormatError(file, None, "file", "empty case file")
         lines = Lines()
+        if node is None:  # nothing but comments: the caller says whether that is a valid file
+            return None, lines
         return _Converter(loader, lines).convert(node, ()), lines
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -210,6 +210,13 @@ def _parse(text: str, file: str) -> tuple[Any, Lines]:
         raise CaseFormatError(file, mark.line + 1 if mark else None, "YAML", str(problem)) from None
     finally:
         loader.dispose()
+
+
+def parse_yaml(text: str, file: str) -> Any:
+    """The YAML document of another file the tool reads (a profile, a baseline), read as a case file is: bounded
+    nesting, aliases and values, no tags, keys as text, CaseFormatError naming `file` and the line; None when it
+    holds nothing (only comments)."""
+    return _parse(text, file)[0]
 
 
 def _schema_error(file: str, lines: Lines, err: jsonschema.ValidationError) -> CaseFormatError:
@@ -263,6 +270,8 @@ def load_case(path: str | Path, root: str | Path | None = None) -> Case:
 def _load(path: str | Path, root: str | Path | None) -> tuple[Case, Lines]:
     file = str(path)
     data, lines = _parse(read_case_file(file), file)
+    if data is None:
+        raise CaseFormatError(file, None, "file", "empty case file")
     if not isinstance(data, dict):
         raise CaseFormatError(file, 1, "(top level)", "a case file is a mapping (id:, title:, refs:, steps:)")
     errors = sorted(

@@ -19,10 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import CaseFormatError
-from .loader import read_case_file
+from .loader import parse_yaml, read_case_file
 from .model import LEVELS, Reference
 from .outcomes import Level, Outcome
 from .params import DOCUMENTED, Profile, ProfileValue
@@ -58,11 +56,7 @@ def load_profile(name_or_path: str) -> Profile:
         path = name_or_path
     else:
         raise CaseFormatError(name_or_path, None, "profile", "no such profile", builtin_names())
-    try:
-        data: Any = yaml.safe_load(read_case_file(path))  # a regular file of bounded size, as a case file
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CaseFormatError(path, mark.line + 1 if mark else None, "YAML", str(exc)) from None
+    data: Any = parse_yaml(read_case_file(path), path)  # a regular file of bounded size, read as a case file
     if not isinstance(data, dict) or "name" not in data:
         raise CaseFormatError(path, 1, "(top level)", "a profile has name:, title:, stack:, read_sysctls:, values:")
     unknown = set(data) - {"name", "title", "stack", "read_sysctls", "values"}
@@ -78,18 +72,39 @@ def load_profile(name_or_path: str) -> Profile:
             raise CaseFormatError(path, None, f"values.{key}", "not a documented parameter", sorted(DOCUMENTED))
         if not isinstance(spec, dict) or "value" not in spec or "source" not in spec:
             raise CaseFormatError(path, None, f"values.{key}", "needs value:, level: and source:")
+        if extra := sorted(set(spec) - {"value", "level", "source"}):  # a misspelt level: must not go unnoticed
+            raise CaseFormatError(path, None, f"values.{key}.{extra[0]}", "unknown field", ["value", "level", "source"])
         level = spec.get("level", "default")
         if level not in LEVELS:
             raise CaseFormatError(path, None, f"values.{key}.level", f"{level!r} is not a level", LEVELS)
-        values[key] = ProfileValue(_value(path, key, spec["value"]), Level(level), str(spec["source"]))
+        values[key] = ProfileValue(_value(path, key, spec["value"]), Level(level), _text(path, spec, "source", key))
+    if not isinstance(data.get("read_sysctls", False), bool):
+        raise CaseFormatError(path, None, "read_sysctls", f"{_short(data['read_sysctls'])} is not true or false")
     return Profile(
-        name=str(data["name"]),
-        title=str(data.get("title", data["name"])),
-        stack=data.get("stack"),
-        read_sysctls=bool(data.get("read_sysctls", False)),
+        name=_text(path, data, "name"),
+        title=_text(path, data, "title") if "title" in data else _text(path, data, "name"),
+        stack=_text(path, data, "stack") if data.get("stack") is not None else None,
+        read_sysctls=data.get("read_sysctls", False),
         values=values,
         path=path,
     )
+
+
+#: The longest text a profile's name, title, stack or source may be.
+MAX_TEXT = 2000
+
+
+def _text(path: str, data: dict[str, Any], name: str, key: str = "") -> str:
+    """`data[name]`: a non-empty text of at most MAX_TEXT characters (`key`: the value it is the source of)."""
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT:
+        field = f"values.{key}.{name}" if key else name
+        raise CaseFormatError(path, None, field, f"{_short(value)} is not a text of 1 to {MAX_TEXT} characters")
+    return value
+
+
+def _short(value: object) -> str:
+    return repr(value)[:40] if isinstance(value, str | int | float | bool) or value is None else type(value).__name__
 
 
 #: The largest value a profile may give (a day, in seconds; far above any count or timer a stack documents).

@@ -36,17 +36,17 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
 from ..core.checks import STEP_TYPES
 from ..core.errors import CaseFormatError, HarnessError
-from ..core.loader import load_case, read_case_file
+from ..core.loader import load_case, parse_yaml, read_case_file
 from ..core.model import Case
 from ..core.outcomes import FailureKind
 from ..core.results import CaseResult
-from .results_file import CaseRecord, FailureRecord, read_cases
+from .results_file import CASE_ID, MAX_ID_CHARS, MAX_STEP_CHARS, CaseRecord, FailureRecord, read_cases
 
 #: How a known deviation's message starts (the reports show it as a skip with this reason).
 KNOWN = "known deviation"
@@ -136,12 +136,13 @@ class Baseline:
     @classmethod
     def load(cls, path: str, today: dt.date | None = None) -> Baseline:
         """Read and check a baseline file; HarnessError saying what is wrong and how to fix it."""
-        try:  # a regular file of bounded size, as case files are: not /dev/zero, not a FIFO
-            data = yaml.safe_load(read_case_file(path))
+        try:  # a regular file of bounded size, read as case files are: bounded nesting and aliases, no tags
+            data = parse_yaml(read_case_file(path), path)
         except CaseFormatError as exc:
-            raise HarnessError(f"--baseline {path}: {exc.problem}") from None
-        except yaml.YAMLError as exc:
-            raise HarnessError(f"--baseline {path}: not YAML ({exc})") from None
+            if exc.field == "file":  # cannot read it, or it is empty
+                raise HarnessError(f"--baseline {path}: {exc.problem}") from None
+            line = f"line {exc.line}: " if exc.line is not None else ""
+            raise HarnessError(f"--baseline {path}: not YAML the tool reads ({line}{exc.problem})", _FORM) from None
         if data is None:
             data = []
         if not isinstance(data, list):
@@ -227,16 +228,35 @@ def _entry(item: Any, path: str, n: int) -> Entry:
     unknown = sorted(set(item) - set(FIELDS))
     if unknown:
         raise HarnessError(f"{where}: unknown field {unknown[0]!r}", _FORM)
-    for name in ("case", "check", "why"):
-        if not isinstance(item.get(name), str) or not item[name].strip():
-            raise HarnessError(f"{where}: {name!r} must be a non-empty text", _FORM)
-    until = item.get("until")
-    if until is not None and not isinstance(until, dt.date):
-        try:
-            until = dt.date.fromisoformat(str(until))
-        except ValueError:
-            raise HarnessError(f"{where}: until {until!r} is not a date", "write it as YYYY-MM-DD") from None
-    return Entry(item["case"], item["check"], item["why"], until)
+    for name, most in _MOST.items():
+        value = item.get(name)
+        if not isinstance(value, str) or not value.strip() or len(value) > most:
+            raise HarnessError(f"{where}: {name!r} must be a non-empty text of at most {most} characters", _FORM)
+    if not CASE_ID.fullmatch(item["case"]):
+        raise HarnessError(f"{where}: case {item['case']!r} is not a case id", "give it as the reports do: closed-ack")
+    return Entry(item["case"], item["check"], item["why"], _until(item.get("until"), where))
+
+
+#: The longest text of each field of an entry.
+_MOST = {"case": MAX_ID_CHARS, "check": MAX_STEP_CHARS, "why": 2000}
+
+
+def _until(until: Any, where: str) -> dt.date | None:
+    """An entry's ``until``: a day (YAML reads 2025-12-31 as one; a time of day is refused), or None."""
+    if until is None or (isinstance(until, dt.date) and not isinstance(until, dt.datetime)):
+        return until
+    try:
+        return dt.date.fromisoformat(until) if isinstance(until, str) and len(until) <= 10 else _no_date(until, where)
+    except ValueError:
+        return _no_date(until, where)
+
+
+def _no_date(until: Any, where: str) -> NoReturn:
+    if isinstance(until, dt.datetime):
+        shown = f"{until} (a day and a time)"
+    else:
+        shown = repr(until)[:40] if isinstance(until, str | int | float) else f"a {type(until).__name__}"
+    raise HarnessError(f"{where}: until {shown} is not a date", "write it as YYYY-MM-DD") from None
 
 
 def from_results(path: str) -> list[dict[str, Any]]:

@@ -365,7 +365,7 @@ def _deliver(tcb: Tcb, data: bytes, fin: bool, now: float, out: Out) -> str | No
     rule: str | None = None
     if data and tcb.state in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2):
         tcb.received += data
-        tcb.rcv_wnd = tcb.window_left()  # the right edge stays: RCV.WND shrinks by what RCV.NXT advances
+        tcb.rcv_wnd = tcb.window_left(len(data))  # the right edge stays: RCV.WND shrinks by what RCV.NXT advances
         tcb.rcv_nxt = seq_add(tcb.rcv_nxt, len(data) + tcb.profile.ack_offset)
         rule = "text/accept"
     elif data:

@@ -131,6 +131,9 @@ class ModelProfile:
     #: TCP_NODELAY sends what was held (net/ipv4/tcp.c __tcp_sock_set_nodelay -> tcp_push_pending_frames).
     nagle: bool = True
     nagle_linux: bool = False
+    #: RFC 9293 §3.8.6.2.2 (MUST-39): the receiver's SWS avoidance, the right window edge kept until it can advance
+    #: by min(RCV.BUFF / 2, Eff.snd.MSS) (:mod:`.receiver`; Linux net/ipv4/tcp_output.c __tcp_select_window).
+    receiver_sws: bool = True
     #: The last urgent octet is the mark and is read apart (one octet, MSG_OOB) unless SO_OOBINLINE, the BSD way (Linux
     #: net/ipv4/tcp.c tcp_recvmsg_locked, tcp_recv_urg; tcp_input.c tcp_urg); RFC 9293 §3.8.5 marks a point in the
     #: stream: the urgent data stays in line, the mark after it (RFC 6093). See :mod:`.urgent`.
@@ -522,4 +525,9 @@ DEVIATIONS: tuple[Deviation, ...] = (
         (("ack_delay", None), ("quickacks", 0)),
     ),
     Deviation("ack-delay-600ms", "RFC 9293 §3.8.6.3, MUST-40: an ACK delayed less than 0.5 s", (("ack_delay", 0.6),)),
+    Deviation(
+        "no-receiver-sws",
+        "RFC 9293 §3.8.6.2.2, MUST-39: the receiver advances its right window edge by min(RCV.BUFF/2, Eff.snd.MSS)",
+        (("receiver_sws", False),),
+    ),
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ..segment import SEQ_MOD, Segment, canonical_flags, seq_add, seq_diff
+from . import receiver
 from .ip import IpState
 from .profile import ModelProfile
 from .rules import RULES, Rule
@@ -250,11 +251,15 @@ class Tcb:
         """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, the reply of many paragraphs of §3.10.7.4."""
         return Emitted(self.segment("A", self.snd_nxt, self.rcv_nxt), RULES[rule])
 
-    def window_left(self) -> int:
+    def window_left(self, advancing: int = 0) -> int:
         """RCV.WND: the offered window less what the application has not read (the right edge stays put); with a
-        receive buffer, RCV.BUFF - RCV.USER (§3.8.6.2.2: the buffer less the data the user has not read)."""
+        receive buffer, RCV.BUFF - RCV.USER (§3.8.6.2.2: the buffer less the data the user has not read), the edge
+        advanced only as the receiver's SWS avoidance allows (:mod:`.receiver`, MUST-39); `advancing`: the octets
+        RCV.NXT is about to advance by."""
         buffer = self.profile.rcv_wnd if self.rcv_buf is None else self.rcv_buf
-        return max(buffer - len(self.received), 0)
+        if not self.profile.receiver_sws:
+            return max(buffer - len(self.received), 0)
+        return receiver.offered(buffer, len(self.received), self.rcv_wnd, advancing, self.send_mss)
 
     def acked_by(self, ack: int) -> bool:
         """SND.UNA < ack =< SND.NXT."""
