@@ -86,3 +86,24 @@ def test_a_baseline_of_comments_only_is_empty_and_a_day_is_a_date(tmp_path: Path
     assert Baseline.load(str(path)).entries[0].until == dt.date(2025, 12, 31)
     path.write_text(ENTRY + "  until: '2025-12-31'\n", encoding="utf-8")
     assert Baseline.load(str(path)).entries[0].until == dt.date(2025, 12, 31)
+
+
+LONG = "a" * 5000  # a name no file system takes: each of these was an OSError ('internal error')
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list", LONG],
+        ["list", "/".join(["a" * 255] * 20)],
+        ["coverage", "--results", LONG],
+        ["coverage", LONG],
+        ["explain", LONG],
+        ["explain", str(SYNACK_ACK), "--profile", LONG],
+        ["baseline", "--from", LONG],
+    ],
+)
+def test_a_file_name_too_long_is_a_clear_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "File name too long" in err and "internal error" not in err and len(err) < 400, err

@@ -46,7 +46,7 @@ from ..core.loader import load_case, parse_yaml, read_case_file
 from ..core.model import Case
 from ..core.outcomes import FailureKind
 from ..core.results import CaseResult
-from .results_file import CASE_ID, MAX_ID_CHARS, MAX_STEP_CHARS, CaseRecord, FailureRecord, read_cases
+from .results_file import CASE_ID, MAX_ID_CHARS, MAX_STEP_CHARS, CaseRecord, FailureRecord, read_cases, short_path
 
 #: How a known deviation's message starts (the reports show it as a skip with this reason).
 KNOWN = "known deviation"
@@ -263,7 +263,7 @@ def from_results(path: str) -> list[dict[str, Any]]:
     """The entries of a baseline for the deviations in a ``results.json`` (new and known ones), in report order.
     The file is untrusted: :func:`~.results_file.read_cases` checks every field used here."""
     out: list[dict[str, Any]] = []
-    for case in read_cases(path, f"--from {path}"):
+    for case in read_cases(path, f"--from {short_path(path)}"):
         deviated = case.status == "failed" or case.message.startswith(KNOWN)
         if case.failure is not None and deviated:
             why = _known_why(case.message) or "TODO: why this deviation is known"

@@ -300,13 +300,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("conformance: interrupted (before any target was made, or after every one was removed)", file=sys.stderr)
         return EXIT_ERROR
-    except Exception as exc:  # a bug of the tool: one line that says where, not a traceback
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else ""
-        print(f"conformance: internal error: {type(exc).__name__}: {exc}{where} (please report it)", file=sys.stderr)
+    except OSError as exc:
+        if exc.filename is None:  # not about a file: the tool's bug, or the environment's
+            return _internal(exc)
+        from .results_file import short_path  # a file named on the command line (or in a file it names)
+
+        print(f"conformance: error: {short_path(str(exc.filename))}: {exc.strerror}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:
+        return _internal(exc)
+
+
+def _internal(exc: BaseException) -> int:
+    """A bug of the tool: one line that says where, not a traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else ""
+    print(f"conformance: internal error: {type(exc).__name__}: {exc}{where} (please report it)", file=sys.stderr)
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import IO, Any
 from ..core.coverage import Covered, Tally, coverage, document_of, statuses, tallies
 from ..core.errors import ConformanceError
 from ..reporters.files import write_file
-from .results_file import read_document
+from .results_file import read_document, short_path
 
 FORMATS = ("auto", "table", "plain", "json")
 #: Where ``conformance run`` writes its results by default.
@@ -32,7 +32,8 @@ def read_results(path: str, explicit: bool) -> dict[str, Any] | None:
                 f"{path}: no such results file (write one with `conformance run`, or drop --results)"
             )
         return None
-    return read_document(path, f"--results {path}" if explicit else path)  # untrusted: every field used checked
+    label = f"--results {short_path(path)}" if explicit else short_path(path)
+    return read_document(path, label)  # untrusted: every field used is checked
 
 
 def summary_lines(counts: list[Tally]) -> list[str]:

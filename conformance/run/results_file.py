@@ -60,6 +60,11 @@ class CaseRecord:
     step_lines: tuple[int, ...] = ()
 
 
+def short_path(path: str) -> str:
+    """`path` as an error shows it: whole when short, else its start and end (a name may be thousands long)."""
+    return path if len(path) <= 200 else f"{path[:100]}...{path[-40:]} ({len(path)} characters)"
+
+
 def read_document(path: str, label: str) -> dict[str, Any]:
     """The whole results.json at `path`, its cases checked (see :func:`case_records`); `label` starts each error
     (``--from reports/results.json``)."""
