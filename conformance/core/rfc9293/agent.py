@@ -14,7 +14,7 @@ from typing import Protocol
 
 from ..segment import Segment
 from ..steps import Addressing, AppRequest
-from . import keepalive, urgent
+from . import keepalive, urgent, window_update
 from .host import Host
 from .tcb import State, Tcb
 
@@ -117,7 +117,11 @@ class Agent:
             state = self.host.status(int(here[1]), (str(there[0]), int(there[1])))
             return {"ok": True, "state": state.value, "linux": "model", "timer_ms": 0}
         if cmd in ("accept", "recv", "poll"):
-            return self._blocked(req, now)
+            answer = self._blocked(req, now)
+            reader = self.socks.get(int(str(args.get("sock", 0)))) if cmd == "recv" and answer else None
+            if answer and answer.get("data") and reader is not None and reader.tcb is not None:
+                out += window_update.after_read(reader.tcb)  # Linux tcp_cleanup_rbuf
+            return answer
         found = self.socks.get(int(str(args.get("sock", 0))))
         if found is None:
             return {"ok": False, "error": "bad request", "detail": f"no socket {args.get('sock')!r}"}

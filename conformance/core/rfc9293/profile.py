@@ -134,6 +134,9 @@ class ModelProfile:
     #: RFC 9293 §3.8.6.2.2 (MUST-39): the receiver's SWS avoidance, the right window edge kept until it can advance
     #: by min(RCV.BUFF / 2, Eff.snd.MSS) (:mod:`.receiver`; Linux net/ipv4/tcp_output.c __tcp_select_window).
     receiver_sws: bool = True
+    #: A read that opens the window sends a window update at once (Linux net/ipv4/tcp.c tcp_cleanup_rbuf,
+    #: :mod:`.window_update`); the RFC leaves the update to the delayed ACK and the sender's probes (§3.8.6.2.2).
+    window_update_on_read: bool = False
     #: The last urgent octet is the mark and is read apart (one octet, MSG_OOB) unless SO_OOBINLINE, the BSD way (Linux
     #: net/ipv4/tcp.c tcp_recvmsg_locked, tcp_recv_urg; tcp_input.c tcp_urg); RFC 9293 §3.8.5 marks a point in the
     #: stream: the urgent data stays in line, the mark after it (RFC 6093). See :mod:`.urgent`.
@@ -304,6 +307,7 @@ LINUX = replace(
     ack_delay=0.04,  # TCP_ATO_MIN, the delayed-ACK timer's first value
     quickacks=16,  # TCP_MAX_QUICKACKS
     nagle_linux=True,  # tcp_minshall_check, tcp_nagle_test, __tcp_sock_set_nodelay
+    window_update_on_read=True,  # tcp_cleanup_rbuf
 )
 
 
