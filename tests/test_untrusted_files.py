@@ -4,10 +4,13 @@ one is a clear error naming the file and the field (exit code 2), never a traceb
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
+import conformance.inside.agent as inside
 from conformance.core.errors import HarnessError
 from conformance.run.baseline import Baseline
 from conformance.run.cli import EXIT_ERROR, EXIT_OK, main
@@ -107,3 +110,34 @@ def test_a_file_name_too_long_is_a_clear_error(argv: list[str], capsys: pytest.C
     assert main(argv) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "File name too long" in err and "internal error" not in err and len(err) < 400, err
+
+
+def _token_error(path: str) -> str:
+    """What reading the token file `path` says, on a thread: a FIFO must not block it."""
+    said: list[str] = []
+
+    def read() -> None:
+        try:
+            inside.read_token(path, "--agent-token")
+        except inside.UsageError as exc:
+            said.append(str(exc))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    assert not reader.is_alive(), f"reading {path} blocked"
+    return said[0] if said else ""
+
+
+def test_a_token_file_is_a_regular_file_read_boundedly(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    assert "not a regular file" in _token_error(str(fifo))  # was: blocked for ever in open()
+    # /dev/zero (read until memory ran out) is refused by the same check; not read here, lest a regression do that
+    assert "not a regular file" in _token_error(str(tmp_path))
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * inside.MAX_TOKEN_LINE + b"\n")
+    big.chmod(0o600)
+    assert "a first line over 4095 octets" in _token_error(str(big))  # the agent could never match it
+    big.write_bytes(b"x" * (inside.MAX_TOKEN_LINE - 1) + b"\n" + b"y" * 100_000)
+    assert inside.read_token(str(big)) == b"x" * (inside.MAX_TOKEN_LINE - 1)

@@ -42,6 +42,7 @@ import json
 import os
 import select
 import socket
+import stat
 import sys
 import threading
 import time
@@ -314,13 +315,23 @@ def parse_listen(text: str, option: str = "--listen", form: str = "ADDR:PORT") -
 
 
 def read_token(path: str, option: str = "--token-file") -> bytes:
-    """The shared secret: the file's first line, which must not be empty nor readable by others than its owner."""
+    """The shared secret: the file's first line, which must not be empty nor readable by others than its owner. A
+    regular file: opening never blocks (a FIFO) and reading is bounded (/dev/zero)."""
     try:
-        mode = os.stat(path).st_mode
-        with open(path, "rb") as f:
-            token = f.readline().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            mode = os.fstat(fd).st_mode  # of the file read, not of what the name pointed to a moment before
+            data = os.read(fd, MAX_TOKEN_LINE + 1) if stat.S_ISREG(mode) else b""
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise UsageError(f"{option} {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{option} {path}: not a regular file (a FIFO, a device or a folder?): name the secret's file")
+    first = data.split(b"\n", 1)[0]
+    if len(first) >= MAX_TOKEN_LINE:  # the agent reads at most that much of a peer's first line
+        raise UsageError(f"{option} {path}: a first line over {MAX_TOKEN_LINE - 1} octets: use a shorter secret")
+    token = first.strip()
     if mode & 0o077:
         raise UsageError(f"{option} {path} can be read by others than its owner: chmod 600 {path}")
     if not token:
