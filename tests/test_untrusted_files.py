@@ -66,7 +66,7 @@ BASELINES = [
     (ENTRY + "  until: [2024]\n", "until a list is not a date"),
     (ENTRY + "  until: 20240101\n", "until 20240101 is not a date"),
     (ENTRY.replace("closed-ack", "x" * 201), "'case' must be a non-empty text of at most 200 characters"),
-    (ENTRY.replace("closed-ack", "'../Closed'"), "case '../Closed' is not a case id"),
+    (ENTRY.replace("closed-ack", "'Closed ack'"), "case 'Closed ack' is not a case id"),
     (ENTRY.replace("answers RST,ACK", "x" * 2001), "'why' must be a non-empty text of at most 2000 characters"),
     (ENTRY + "  case: again\n", "duplicate key"),
 ]

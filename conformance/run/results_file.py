@@ -24,8 +24,9 @@ from ..reporters.results_json import FORMAT_VERSION
 
 #: The largest results.json read (the matrix's 880 cases and the suite take a few MB).
 MAX_RESULTS_BYTES = 64_000_000
-#: A case id, as the case schema allows it (an IPv6 copy ends in ``.ipv6``), of at most this many characters.
-CASE_ID = re.compile(r"[a-z0-9][a-z0-9._-]*")
+#: A case id, as the case schema allows it (an IPv6 copy ends in ``.ipv6``) or the RFC 9293 matrix makes it
+#: (``matrix/established/syn/seq-left``), of at most this many characters.
+CASE_ID = re.compile(r"[a-z0-9][a-z0-9._/-]*")
 MAX_ID_CHARS = 200
 #: A line of a case file: a case file holds at most MAX_FILE_BYTES bytes, so at most that many lines.
 MAX_LINE = MAX_FILE_BYTES
@@ -103,7 +104,7 @@ def _case(item: Any, where: str) -> CaseRecord:
         raise _bad(where, "", "an object (a case's record)", item)
     case_id = _text(item, "id", where, MAX_ID_CHARS, required=True)
     if not CASE_ID.fullmatch(case_id):
-        raise _bad(where, "id", "a case id (lower case, digits, '.', '_' or '-')", case_id)
+        raise _bad(where, "id", "a case id (lower case, digits, '.', '_', '-' or '/')", case_id)
     where = f"{where} (id {case_id})"
     status = _text(item, "status", where, 20, required=True)
     if status not in CASE_STATUSES:
