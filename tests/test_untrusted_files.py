@@ -141,3 +141,12 @@ def test_a_token_file_is_a_regular_file_read_boundedly(tmp_path: Path) -> None:
     assert "a first line over 4095 octets" in _token_error(str(big))  # the agent could never match it
     big.write_bytes(b"x" * (inside.MAX_TOKEN_LINE - 1) + b"\n" + b"y" * 100_000)
     assert inside.read_token(str(big)) == b"x" * (inside.MAX_TOKEN_LINE - 1)
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64), "1_0", "\u0663", "1e3"])
+def test_a_seed_is_a_whole_number_a_report_can_give(seed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """int() took -1 (results.json's schema wants a seed from 0), 1_0 and other scripts' digits."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", f"--seed={seed}", str(SYNACK_ACK)])
+    assert stopped.value.code == EXIT_ERROR
+    assert "is not a seed: give a whole number from 0 to 18446744073709551615" in capsys.readouterr().err

@@ -72,6 +72,16 @@ def _port(text: str) -> int:
     return _bounded_int(text, 1, 65535, "a TCP port")
 
 
+#: The largest --seed: a run draws 8 random octets (results.json's seed is a whole number from 0).
+MAX_SEED = 2**64 - 1
+
+
+def _seed(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,20}", text) or int(text) > MAX_SEED:  # ASCII digits: not "-1", "1_0", "٣"
+        raise argparse.ArgumentTypeError(f"{text[:30]!r} is not a seed: give a whole number from 0 to {MAX_SEED}")
+    return int(text)
+
+
 def _percent(text: str) -> float:
     try:
         value = float(text)
@@ -180,7 +190,9 @@ def _judging_arguments(p_run: argparse.ArgumentParser) -> None:
     p_run.add_argument(
         "--tolerance-pct", type=_percent, metavar="PERCENT", help="override every case's percent tolerance (0-100)"
     )
-    p_run.add_argument("--seed", type=int, help="seed for source ports and ISNs (default: random)")
+    p_run.add_argument(
+        "--seed", type=_seed, help="seed for source ports and ISNs, as a report gives it (default: random)"
+    )
     p_run.add_argument(
         "--profile",
         metavar="NAME|FILE",
