@@ -115,10 +115,13 @@ def _value(path: str, key: str, raw: object) -> float:
     """A profile value: a finite number from 0 to :data:`MAX_VALUE`, a whole one for a count."""
     field = f"values.{key}.value"
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise CaseFormatError(path, None, field, f"{raw!r} is not a number")
+        raise CaseFormatError(path, None, field, f"{_short(raw)} is not a number")
+    if isinstance(raw, int) and not 0 <= raw <= MAX_VALUE:  # before float(): a huge int cannot be one
+        raise CaseFormatError(path, None, field, f"{_short(raw)} is out of range: a number from 0 to {MAX_VALUE:g}")
     value = float(raw)
     if not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
-        raise CaseFormatError(path, None, field, f"{raw!r} is out of range: a finite number from 0 to {MAX_VALUE:g}")
+        bound = f"a finite number from 0 to {MAX_VALUE:g}"
+        raise CaseFormatError(path, None, field, f"{_short(raw)} is out of range: {bound}")
     if DOCUMENTED[key].unit in ("count", "bool", "mode") and not value.is_integer():
-        raise CaseFormatError(path, None, field, f"{raw!r}: a {DOCUMENTED[key].unit} is a whole number")
+        raise CaseFormatError(path, None, field, f"{_short(raw)}: a {DOCUMENTED[key].unit} is a whole number")
     return value
