@@ -144,7 +144,7 @@ CITED = {
     "no-timestamp-reopen": ("time-wait-timestamp-reopen", "SHLD-4"),
     "no-nagle": ("app-nagle", "SHLD-7"),
     "no-delayed-ack": ("ack-train", "SHLD-18"),
-    "no-half-close": ("half-close-receive", "RFC 9293 §3.6"),
+    "no-half-close": ("half-close-receive", "POSIX.1-2017 shutdown()"),
     "ack-delay-600ms": ("ack-train", "MUST-40"),
     "no-receiver-sws": ("window-receiver-sws", "MUST-39"),
 }

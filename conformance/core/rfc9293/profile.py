@@ -241,8 +241,8 @@ class ModelProfile:
     simultaneous_open: bool = True
     #: A RST that carries data is processed like any RST (§3.5.3, SHLD-2); False: dropped.
     rst_with_data_accepted: bool = True
-    #: CLOSE is simplex: after shutdown(SHUT_WR) the application still receives (§3.6); False: the receive side is
-    #: shut too, and new data gets a RST.
+    #: CLOSE is simplex: after shutdown(SHUT_WR) the application still receives (RFC 9293 §3.6's design; POSIX
+    #: shutdown(): SHUT_WR "disables further send operations"); False: the receive side is shut too, data gets a RST.
     half_close: bool = True
     #: The urgent mechanism (§3.8.5, :mod:`.urgent`): a SEND's urgent flag sets SND.UP (MUST-30); the urgent pointer is
     #: the octet after the urgent data, sent and read (MUST-62, RFC 6093 §2; Linux tcp_stdurg=0; False: the last
@@ -522,7 +522,9 @@ DEVIATIONS: tuple[Deviation, ...] = (
         (("rfc6191", False),),
     ),
     Deviation("no-nagle", "RFC 9293 §3.7.4, SHLD-7: the Nagle algorithm", (("nagle", False),)),
-    Deviation("no-half-close", "RFC 9293 §3.6: after CLOSE the user may continue to RECEIVE", (("half_close", False),)),
+    Deviation(
+        "no-half-close", "POSIX shutdown(): SHUT_WR disables sending only (RFC 9293 §3.6)", (("half_close", False),)
+    ),
     Deviation(
         "no-delayed-ack",
         "RFC 9293 §3.8.6.3, SHLD-18: fewer ACKs than segments",
