@@ -176,9 +176,9 @@ class Expect(ActiveStep):
 
     def _late_repeat(self, ctx: Context, index: int, seg: Segment) -> bool:
         """A repeat our late ACK caused, passed over; one that matches the pattern, or any with ``repeats: judged``
-        (we withheld the ACK: the repeat is the target's own), is judged."""
+        (we withheld the ACK: the repeat is the target's own) captured after the window's start, is judged."""
         if self.judge_repeats:
-            return False
+            return before_stimulus(ctx, index, seg, ctx.event_time(self.ref_index))
         conn = ctx.conn_of(seg)
         try:
             if matches(compare(self.pattern, seg, ctx.names_for(conn), ctx.labelled, values(ctx))):
@@ -301,6 +301,23 @@ class Expect(ActiveStep):
         ctx.fail(self.step, f"{self.description}: {n} segments", FailureKind.ASSERTION, message, now, check=check)
 
 
+def before_stimulus(ctx: Context, index: int, seg: Segment, begin: float) -> bool:
+    """With ``repeats: judged``: a segment captured before the step's begin (our previous segment had not left,
+    so the target could not have seen it, e.g. a SYN-ACK retransmitted by its timer while a slow prober was still
+    sending) is not the target's answer to it: noted in the trace, not judged, True."""
+    if seg.time >= begin:
+        return False
+    ctx.entry(index).note = (
+        f"captured {format_duration(begin - seg.time)} before the step began: the target could not have seen "
+        "what we sent (not judged)"
+    )
+    return True
+
+
+def _into(offset: float) -> str:
+    return f"{format_duration(offset)} into" if offset >= 0 else f"{format_duration(-offset)} before the start of"
+
+
 def values(ctx: Context) -> dict[str, float]:
     """The run's documented values by name (core.params), for the bounds of options."""
     return {name: param.value for name, param in ctx.params.items()}
@@ -326,8 +343,11 @@ class Silence(ActiveStep):
         return self.step.conn == ANY_CONN or ctx.entry(index).conn == self.step.conn
 
     def _late(self, ctx: Context, index: int, seg: Segment) -> bool:
-        """A repeat our late ACK caused, passed over unless the step judges repeats (we withheld the ACK)."""
-        return not self.judge_repeats and ctx.our_ack_was_late(index, seg)
+        """A repeat our late ACK caused, passed over unless the step judges repeats (we withheld the ACK); one
+        that judges repeats passes over what was captured before the silence began (see :func:`before_stimulus`)."""
+        if self.judge_repeats:
+            return before_stimulus(ctx, index, seg, self.begin)
+        return ctx.our_ack_was_late(index, seg)
 
     def advance(self, ctx: Context, now: float) -> Progress:
         s = self.step
@@ -349,8 +369,7 @@ class Silence(ActiveStep):
                 self.description,
                 FailureKind.UNEXPECTED,
                 f"the target sent {seg.flags or '<no flags>'} seq={seg.seq} ack={seg.ack} "
-                f"len={len(seg.payload)} {format_duration(seg.time - self.begin)} into a silence of "
-                f"{format_duration(self.seconds)}",
+                f"len={len(seg.payload)} {_into(seg.time - self.begin)} a silence of {format_duration(self.seconds)}",
                 now,
                 time=seg.time,
                 check=Check.UNEXPECTED,
