@@ -122,19 +122,19 @@ class _Wire:
         return time, to_target, seg
 
 
-def policy_for(profile: ModelProfile) -> Policy:
+def policy_for(profile: ModelProfile, strict: bool = True) -> Policy:
     """A check that does not hold is judged as a run judges it (:func:`~conformance.core.profiles.outcome`) against
     the profile's stack with ``--strict``, but for the SHOULDs the profile documents the stack does not follow
     (:attr:`~.profile.ModelProfile.should_departures`), which warn as in a run: a MUST fails, a SHOULD fails unless
     it is a documented departure (then it warns), a MAY is information, a stack's documented default fails under
-    that stack's profile and is information under any other."""
+    that stack's profile and is information under any other. `strict` False: a SHOULD warns, as in a default run."""
     departs = {requirement for requirement, _ in profile.should_departures}
     stack = Profile(name=profile.name, title=profile.name, stack=profile.stack, read_sysctls=False)
 
     def policy(ref: Reference | None) -> Outcome:
         if ref is not None and ref.level in (Level.SHOULD, Level.SHOULD_NOT) and ref.id in departs:
             return Outcome.WARN
-        return outcome(ref, stack, strict=True)
+        return outcome(ref, stack, strict=strict)
 
     return policy
 
