@@ -84,6 +84,31 @@ def test_a_probe_outside_every_plausible_rto_still_warns(probe: float, word: str
     assert "with the largest sample R = 80.5 ms" in text and "rto_min 200.0 ms (from profile linux" in text
 
 
+def test_a_missing_probe_names_the_tolerance_of_the_end_that_bounds_the_deadline() -> None:
+    """Our ACK 1 s late: the range runs to ~3 s, whose tolerance (15% + a jiffy, ~454 ms) sets the deadline; the
+    message must give it, not the low end's 54 ms."""
+    w = FakeWire(load_case(CASE), profile=load_profile("linux"), capture_delay=CAPTURE)
+    answered: set[int] = set()
+    t = 100.0
+    w.advance(t)
+    answer_app_requests(w, answered, t + 0.001)
+    w.reply(t + 0.002, "SA", seq=PEER_ISN, ack=ISN + 1)
+    for i in range(3):
+        answer_app_requests(w, answered, t + 0.004 + i * 0.001)
+    t += 0.01
+    w.target(t, "A", seq=PEER_ISN + 1, payload=b"x" * 1000)
+    w.target(t + 0.0001, "PA", seq=PEER_ISN + 1001, payload=b"x" * 1000)
+    w.advance(t + 1.0)
+    w.run_until(t + 10)
+    v = w.verdict()
+    text = " ".join(f.failure.message for f in v.findings) + (v.failure.message if v.failure else "")
+    assert (
+        "no segment from the target: expected after rto = 200.5 ms to 3.002 s (tolerance 54.0 ms at 200.5 ms and "
+        "454.2 ms at 3.002 s, max(50.0 ms, 15%) + timer granularity 4.0 ms) of the previous event, nothing came in "
+        "3.507 s"
+    ) in text, text
+
+
 # --- the samples and the estimator -----------------------------------------------------------------------------
 
 

@@ -127,6 +127,14 @@ def test_after_check_agrees_with_its_bounds(seconds: float, fraction: float) -> 
 # ---------------------------------------------------------------- schedules (the windows withhold builds)
 
 
+def test_tolerance_text_gives_each_end_of_a_range() -> None:
+    tol = Tolerance(0.05, 15.0, 0.004)
+    assert Window("after", 0.2).tolerance_text(tol) == "tolerance 54.0 ms, max(50.0 ms, 15%) + timer granularity 4.0 ms"
+    text = Window("after", 0.2, "rto", latest=3.0).tolerance_text(tol)
+    assert text.startswith("tolerance 54.0 ms at 200.0 ms and 454.0 ms at 3.000 s, ")  # 454 ms sets the deadline
+    assert Window("after", 0.2, "rto", latest=3.0).deadline(tol) == pytest.approx(3.454)
+
+
 def test_synack_schedule_doubles_from_the_initial_rto() -> None:
     s = synack(resolve({"tcp_synack_retries": 2}))
     assert s.intervals == (1.0, 2.0)

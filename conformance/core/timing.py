@@ -60,6 +60,15 @@ class Window:
         end = self.seconds if self.latest is None else self.latest
         return end + tol.of(end)
 
+    def tolerance_text(self, tol: Tolerance) -> str:
+        """The tolerance as a message gives it: of the end that bounds the deadline, and of each end of a range."""
+        if self.latest is None:
+            return f"tolerance {format_duration(tol.of(self.seconds))}, {tol}"
+        return (
+            f"tolerance {format_duration(tol.of(self.seconds))} at {format_duration(self.seconds)} and "
+            f"{format_duration(tol.of(self.latest))} at {format_duration(self.latest)}, {tol}"
+        )
+
     def earliest(self, tol: Tolerance) -> float:
         if self.kind == "within":
             return float("-inf")

@@ -207,8 +207,8 @@ class Expect(ActiveStep):
                 self.step,
                 self.description,
                 FailureKind.MISSING,
-                f"no segment from the target: expected {self.window} (tolerance "
-                f"{format_duration(tol.of(self.window.seconds))}, {tol}) of the previous event, "
+                f"no segment from the target: expected {self.window} ({self.window.tolerance_text(tol)}) of the "
+                "previous event, "
                 f"nothing came in {format_duration(now - ref)}",
                 now,
                 note=self.note,
