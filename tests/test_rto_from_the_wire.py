@@ -4,6 +4,8 @@ and a probe clearly outside every plausible RTO still warns (SHLD-29). On a fake
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conformance.core.engine import Verdict
@@ -16,7 +18,7 @@ from conformance.core.schedules import named_time
 from conformance.core.segment import Segment
 from conformance.core.verdict import TraceEntry
 
-from .helpers import ISN, PEER_ISN, ROOT, FakeWire, answer_app_requests
+from .helpers import ISN, PEER_ISN, ROOT, FakeWire, answer_app_requests, write_case
 from .test_sender_window_cases import _cites
 
 CASE = ROOT / "cases" / "sender" / "zero-window-first-probe.yaml"
@@ -153,5 +155,43 @@ def test_the_bounds_are_the_smallest_and_largest_plausible_rto() -> None:
     assert bounds.low == pytest.approx(0.001 + 0.2)  # a stack that timed only the 1 ms sample
     assert bounds.high == pytest.approx(0.087625 + 4 * 0.06225)  # the smoothed value exceeds R_max + 2 R_max
     assert "over all 2 samples in order (RFC 6298 §2.2-2.3)" in bounds.how
-    none = rto_bounds([], 1.0, "profile rfc")
-    assert (none.low, none.high) == (1.0, 1.0) and "no RTT sample on the wire" in none.how
+
+
+def test_with_no_sample_the_rto_is_the_initial_one_up_to_rfc_6298s_3_s() -> None:
+    """RFC 6298 §2.1 (1 s before any measurement) to §5.7 (3 s after a handshake that gave no sample; Linux
+    tcp_init_metrics TCP_TIMEOUT_FALLBACK), never rto_min: that would take R = 0 for a sample nobody measured."""
+    none = rto_bounds([], 0.2, "profile linux", 1.0, "profile linux: TCP_TIMEOUT_INIT")
+    assert (none.low, none.high) == (1.0, 3.0)
+    assert none.how.startswith(
+        "rto from rto_initial 1.000 s (profile linux: TCP_TIMEOUT_INIT) to 3.000 s (RFC 6298 §5.7"
+    )
+    assert none.how.endswith("no RTT sample on the wire (RFC 6298 §2.1: the initial RTO until one)")
+    slow = rto_bounds([], 0.2, "profile windows", 3.0, "profile windows: InitialRto")
+    assert (slow.low, slow.high) == (3.0, 3.0) and slow.how.startswith("rto = rto_initial 3.000 s")
+
+
+#: No ACK of ours before the repeat: no RTT sample on the wire, so ``after: rto`` is the initial RTO's range.
+NO_SAMPLE = """\
+  - send: {flags: S, seq: isn}
+  - expect: {flags: SA, ack: isn+1, len: 0}
+  - expect: {flags: SA, ack: isn+1, len: 0, after: rto}
+"""
+
+
+@pytest.mark.parametrize(("repeat", "status"), [(1.001, "passed"), (3.0, "passed"), (0.3, "failed"), (4.0, "failed")])
+def test_with_no_sample_on_the_wire_the_expect_takes_the_runs_rto_initial(
+    tmp_path: Path, repeat: float, status: str
+) -> None:
+    """Linux retransmits its SYN-ACK after TCP_TIMEOUT_INIT (1 s); with no sample the range is the profile's
+    rto_initial to RFC 6298 §5.7's 3 s, not rto_min (200 ms)."""
+    w = FakeWire(load_case(write_case(tmp_path, NO_SAMPLE)), profile=load_profile("linux"))
+    w.advance(100.0)
+    w.reply(100.001, "SA", seq=PEER_ISN, ack=ISN + 1)
+    w.reply(100.001 + repeat, "SA", seq=PEER_ISN, ack=ISN + 1)
+    w.run_until(105.0)
+    v = w.verdict()
+    text = v.failure.render() if v.failure else ""
+    assert v.status == status, text  # no refs: the case's checks are MUSTs
+    if status == "failed":
+        assert "expected after 1.000 s to 3.000 s" in text and "TCP_TIMEOUT_INIT = 1 s" in text, text
+        assert "rto from rto_initial 1.000 s" in text and "to 3.000 s (RFC 6298 §5.7" in text, text

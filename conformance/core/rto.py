@@ -18,7 +18,8 @@ they smooth them, so :func:`rto_bounds` gives a range, from the smallest to the 
 
 As in the ``data`` schedule (:func:`conformance.core.schedules.data`), the run's ``rto_min`` stands in for the
 clock granularity G (Linux bounds the variance term below by TCP_RTO_MIN), and the target's timer granularity goes
-into the tolerance, not into the RTO.
+into the tolerance, not into the RTO. With no sample at all, the RTO is the initial one (RFC 6298 §2.1) up to the
+3 s of §5.7 (:func:`no_sample_bounds`).
 """
 
 from __future__ import annotations
@@ -124,14 +125,36 @@ class RtoBounds:
     how: str
 
 
-def rto_bounds(samples: Sequence[RttSample], rto_min: float, rto_min_from: str) -> RtoBounds:
-    """The range of RTOs a conforming target could have after `samples` (see the module docstring)."""
+#: RFC 6298 §5.7: a SYN or SYN-ACK retransmitted, so no RTT sample from the handshake, and an initial RTO under
+#: 3 s: the RTO MUST be re-initialized to 3 s when data transmission begins. Linux tcp_init_metrics does so
+#: whenever srtt_us == 0 after the handshake (TCP_TIMEOUT_FALLBACK = 3 s, include/net/tcp.h).
+FALLBACK_RTO = 3.0
+
+
+def no_sample_bounds(rto_initial: float, rto_initial_from: str) -> RtoBounds:
+    """No RTT sample on the wire: the initial RTO (RFC 6298 §2.1, 1 s; the run's `rto_initial`) up to the 3 s of
+    RFC 6298 §5.7 (a stack whose handshake gave no sample, e.g. Linux's TCP_TIMEOUT_FALLBACK)."""
+    high = max(rto_initial, FALLBACK_RTO)
+    initial = f"rto_initial {format_duration(rto_initial)} ({rto_initial_from})"
+    fallback = (
+        f"{format_duration(FALLBACK_RTO)} (RFC 6298 §5.7: after a handshake that gave no sample; Linux "
+        "tcp_init_metrics TCP_TIMEOUT_FALLBACK)"
+    )
+    span = f"rto = {initial}" if high - rto_initial < 1e-6 else f"rto from {initial} to {fallback}"
+    return RtoBounds(rto_initial, high, f"{span}: no RTT sample on the wire (RFC 6298 §2.1: the initial RTO until one)")
+
+
+def rto_bounds(
+    samples: Sequence[RttSample],
+    rto_min: float,
+    rto_min_from: str,
+    rto_initial: float = 1.0,
+    rto_initial_from: str = "RFC 6298 §2.1",
+) -> RtoBounds:
+    """The range of RTOs a conforming target could have after `samples` (see the module docstring); with no
+    sample, :func:`no_sample_bounds`."""
     if not samples:
-        how = (
-            f"rto = rto_min {format_duration(rto_min)} ({rto_min_from}): no RTT sample on the wire "
-            "(R = 0 in R + max(rto_min, 2R), RFC 6298 §2.2)"
-        )
-        return RtoBounds(rto_min, rto_min, how)
+        return no_sample_bounds(rto_initial, rto_initial_from)
     values = [s.seconds for s in samples]
     smallest, largest = min(samples, key=lambda s: s.seconds), max(samples, key=lambda s: s.seconds)
     candidates = {

@@ -152,7 +152,14 @@ class Expect(ActiveStep):
             entries = [ctx.entry(i) for i in range(self.ref_index + 1)]
             rto_min = ctx.params["rto_min"]
             origin = f"from {rto_min.origin}: {rto_min.source}"
-            bounds = rto_bounds(rtt_samples(entries, self.step.conn), rto_min.value, origin)
+            initial = ctx.params["rto_initial"]
+            bounds = rto_bounds(
+                rtt_samples(entries, self.step.conn),
+                rto_min.value,
+                origin,
+                initial.value,
+                f"from {initial.origin}: {initial.source}",
+            )
             latest = bounds.high if bounds.high > bounds.low else None
             self.window, how = replace(self.window, seconds=bounds.low, latest=latest), bounds.how
         else:
