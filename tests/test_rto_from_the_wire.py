@@ -157,6 +157,16 @@ def test_the_bounds_are_the_smallest_and_largest_plausible_rto() -> None:
     assert "over all 2 samples in order (RFC 6298 §2.2-2.3)" in bounds.how
 
 
+def test_the_top_is_the_largest_sample_alone_about_3_times_a_late_ack() -> None:
+    """Our ACK 0.5 s late: Linux smooths it with the handshake's sample (about 0.56 s), but a stack that follows
+    RFC 6298 and does not time its SYN-ACK takes 0.5 s as its first sample (§2.2: 3R = 1.5 s); the range must
+    hold both (README, Limitations)."""
+    samples = [RttSample("its SYN-ACK", 0.0, 0.0005), RttSample("its 1000 octets at +1", 1.0, 1.5005)]
+    bounds = rto_bounds(samples, 0.2, "profile linux")
+    assert smoothed_rto([0.0005, 0.5005], 0.2) == pytest.approx(0.063 + 4 * 0.1251875)  # §2.3 by hand
+    assert bounds.high == pytest.approx(3 * 0.5005) and "with the largest sample R = 500.5 ms" in bounds.how
+
+
 def test_with_no_sample_the_rto_is_the_initial_one_up_to_rfc_6298s_3_s() -> None:
     """RFC 6298 §2.1 (1 s before any measurement) to §5.7 (3 s after a handshake that gave no sample; Linux
     tcp_init_metrics TCP_TIMEOUT_FALLBACK), never rto_min: that would take R = 0 for a sample nobody measured."""
