@@ -68,6 +68,7 @@ class Check(StrEnum):
     EQUAL = "equal"  # an assert: the values are all equal (for ISNs: no clock-driven component, MUST-8)
     INCREMENT = "increment"  # an assert: the values grow by one constant (for ISNs: predictable, SHLD-1)
     NONDECREASING = "nondecreasing"  # an assert: sequence values never move left (a window's right edge, SHLD-14)
+    OUTSIDE = "outside"  # an assert: a value lies outside a range (a window opening that is not silly, MUST-39)
     AT_LEAST = "at_least"  # an expect series (until: {ack: ...}): it holds at least so many segments (SHLD-19)
     AT_MOST = "at_most"  # an expect series: it holds at most so many segments (fewer ACKs than data: SHLD-18)
     RETRANSMISSION = "retransmission"  # a withhold: the segment is not a retransmission of the label
@@ -110,8 +111,11 @@ STEP_CHECKS: dict[type[Step], frozenset[Check]] = {
         {Check.STATE, Check.LASTS, Check.FLAGS, Check.SEQ, Check.ACK, Check.MISSING, Check.UNEXPECTED}
     ),
     AppResultStep: frozenset({Check.RESULT, Check.TIMING, Check.MISSING}),
-    AssertStep: frozenset({Check.VALUES, Check.EQUAL, Check.INCREMENT, Check.NONDECREASING}),
+    AssertStep: frozenset({Check.VALUES, Check.EQUAL, Check.INCREMENT, Check.NONDECREASING, Check.OUTSIDE}),
 }
+
+#: The one check an assert of each kind other than ``unpredictable`` (equal and increment) makes.
+ASSERT_CHECKS = {"nondecreasing": Check.NONDECREASING, "outside": Check.OUTSIDE}
 
 #: The model class of each step kind, by the key a case file uses.
 STEP_TYPES: dict[str, type[Step]] = {
@@ -198,7 +202,7 @@ def is_default_window(step: Step) -> bool:
 def document(case: Case, step: Step, check: Check) -> Reference | None:
     """The document check `check` of `step` answers to (see the module docstring); None: none is known."""
     named = dict(step.check_refs).get(check.value)
-    if named is None and check in (Check.EQUAL, Check.INCREMENT, Check.NONDECREASING):
+    if named is None and check in (Check.EQUAL, Check.INCREMENT, Check.NONDECREASING, Check.OUTSIDE):
         named = dict(step.check_refs).get(Check.VALUES.value)  # `values` names an assert's checks
     if named is not None:
         return case.reference(named)
@@ -238,7 +242,7 @@ def undocumented(case: Case, step: Step) -> list[Check]:
         checks -= {Check.AT_MOST} if at_most is None else set()
     if isinstance(step, AssertStep):
         checks -= {Check.VALUES}  # a name for both of its checks, not a check of its own
-        checks -= {Check.NONDECREASING} if step.check == "unpredictable" else {Check.EQUAL, Check.INCREMENT}
+        checks &= {ASSERT_CHECKS[step.check]} if step.check in ASSERT_CHECKS else {Check.EQUAL, Check.INCREMENT}
     return sorted(c for c in checks if document(case, step, c) is None)
 
 

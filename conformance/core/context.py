@@ -188,6 +188,13 @@ class DialogueContext:
         if self._current is not None and (self._current.outcome in (None, Status.PASSED)):
             self._current.outcome = status
 
+    def skip_rest(self, reason: str, now: float) -> None:
+        """End the case here: every step not started yet is recorded as not checked, for `reason` (the verdict is
+        then not checked when none of its main reference's checks was made, see core.evidence)."""
+        while self._pending:
+            step = self._pending.popleft()
+            self.record(step.line, f"not checked: {reason}", Status.SKIPPED, now)
+
     def fail(
         self,
         step: Step,

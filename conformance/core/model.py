@@ -127,6 +127,11 @@ class SendStep(Step):
     icmp: IcmpSpec | None = None
     #: IPv4 header fields and named addresses of the segment (``ip:``, see core.ipfields).
     ip: IpSend | None = None
+    #: ``len: w4`` (a bound name, e.g. a window to fill): the payload length, evaluated when the step plays; the
+    #: step sends that many 'x' octets instead of `data`. ``max_len: N`` bounds it: a larger value ends the case
+    #: with the remaining steps not checked (one segment of the case cannot carry it).
+    length: Expr | None = None
+    max_length: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,11 +178,13 @@ class WithholdStep(Step):
 class AssertStep(Step):
     """A check on bound values, e.g. that ISNs are not predictable."""
 
-    check: str  # "unpredictable" or "nondecreasing"
+    check: str  # "unpredictable", "nondecreasing" or "outside"
     names: tuple[str, ...]
     #: ``nondecreasing``: the sequence expressions compared, in order (``a1+w1``: an ACK's right window edge);
-    #: `names` are the names they use.
+    #: `names` are the names they use. ``outside``: the one expression judged (a bound window, ``w5``).
     exprs: tuple[Expr, ...] = ()
+    #: ``outside: [w5, 1, 199]``: the value must lie outside this closed range of plain integers (low, high).
+    span: tuple[int, int] = (0, 0)
 
 
 #: Commands a case can give the target's application (see conformance.inside.agent).

@@ -223,17 +223,18 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
     for k in ("within", "after"):
         if k in body:
             raise b.error(kp + (k,), "timing goes with expect, not send (a send happens at once)")
-    if "max_len" in body:
-        raise b.error(kp + ("max_len",), "max_len bounds what the target sends (expect); a send takes len or data")
+    if "max_len" in body and not isinstance(body.get("len"), str):
+        raise b.error(kp + ("max_len",), "max_len bounds what the target sends (expect), or a send's bound len: w4")
     if "padding" in body:
         raise b.error(kp + ("padding",), "padding checks what the target sends (expect); a send pads with zeros")
     if "icmp" in body:  # an ICMP error about the target's segment, not a segment (core.ipfields)
         icmp = parse_icmp(b, body, kp)
         return SendStep(s.line, s.conn, s.ref, flags="", seq=None, ack=None, window=0, data=b"", options=(), icmp=icmp)
     flags, _ = b.flags(body.get("flags", ""), kp + ("flags",), allow_optional=False)
+    length, max_length = _send_length(b, body, kp)
     data = b.data(body, kp)
     if data is None:
-        data = b"x" * body.get("len", 0)
+        data = b"x" * (0 if length is not None else body.get("len", 0))
     return SendStep(
         line=s.line,
         conn=s.conn,
@@ -247,7 +248,30 @@ def _send(b: StepBuilder, s: RawStep) -> Step:
         bad_checksum=body.get("checksum", "good") == "bad",
         urgptr=body.get("urgptr", 0),
         ip=parse_ip_send(b, body["ip"], kp + ("ip",)) if "ip" in body else None,
+        length=length,
+        max_length=max_length,
     )
+
+
+def _send_length(b: StepBuilder, body: dict[str, Any], kp: Path_) -> tuple[Expr | None, int]:
+    """``len: w4`` with ``max_len: N``: a payload length from a bound name, and the most one segment carries."""
+    text = body.get("len")
+    if not isinstance(text, str):
+        return None, 0
+    try:
+        parse_expr(text)
+    except ValueError:
+        raise b.error(
+            kp + ("len",), f"{text!r} is not of type integer, nor an expression over bound names (len: w4)"
+        ) from None
+    if "data" in body:
+        raise b.error(kp + ("len",), "a bound len sends 'x' octets: leave data out")
+    if not isinstance(body.get("max_len"), int):
+        raise b.error(
+            kp + ("len",),
+            f"len: {text} needs max_len: N, the most octets this segment may carry (at most {MAX_PAYLOAD})",
+        )
+    return b.expr(text, kp + ("len",)), body["max_len"]
 
 
 #: Fields of a segment we send that an expected segment does not take, and why.
@@ -280,6 +304,8 @@ def _pattern(b: StepBuilder, body: dict[str, Any], kp: Path_) -> SegmentPattern:
     flags_req, flags_opt = (None, "")
     if "flags" in body:
         flags_req, flags_opt = b.flags(body["flags"], kp + ("flags",), allow_optional=True)
+    if isinstance(body.get("len"), str):
+        raise b.error(kp + ("len",), "a bound len (a name) is for send; an expect binds len: bind: {name: len}")
     data = b.data(body, kp)
     return SegmentPattern(
         flags=flags_req,
@@ -465,8 +491,14 @@ def _state(b: StepBuilder, s: RawStep) -> Step:
 
 
 def _assert(b: StepBuilder, s: RawStep) -> Step:
+    if len(s.body) > 1:
+        raise b.error(
+            s.body_path + (sorted(s.body)[1],), "an assert makes one check: unpredictable, nondecreasing or outside"
+        )
     if "nondecreasing" in s.body:
         return _assert_nondecreasing(b, s)
+    if "outside" in s.body:
+        return _assert_outside(b, s)
     names = tuple(s.body.get("unpredictable", ()))
     for i, name in enumerate(names):
         if name not in b.bound:
@@ -478,13 +510,25 @@ def _assert(b: StepBuilder, s: RawStep) -> Step:
 
 def _assert_nondecreasing(b: StepBuilder, s: RawStep) -> Step:
     """``assert: {nondecreasing: [a1+w1, a2+w2, ...]}``: sequence expressions over bound names."""
-    if "unpredictable" in s.body:
-        raise b.error(s.body_path + ("nondecreasing",), "an assert makes one check: unpredictable or nondecreasing")
     exprs = []
     for i, text in enumerate(s.body["nondecreasing"]):
         exprs.append(b.expr(text, s.body_path + ("nondecreasing", i)))
     names = tuple(dict.fromkeys(n for e in exprs for n in e.names))
     return AssertStep(line=s.line, conn="main", ref=s.ref, check="nondecreasing", names=names, exprs=tuple(exprs))
+
+
+def _assert_outside(b: StepBuilder, s: RawStep) -> Step:
+    """``assert: {outside: [w5, 1, 199]}``: a value over bound names must not lie in the closed range [1, 199]."""
+    path = s.body_path + ("outside",)
+    text, low, high = s.body["outside"]
+    if not (isinstance(low, int) and isinstance(high, int)) or low > high:
+        raise b.error(
+            path + (1,), f"outside: [value, low, high] takes whole numbers with low <= high, not {low}, {high}"
+        )
+    expr = b.expr(text, path + (0,))
+    return AssertStep(
+        line=s.line, conn="main", ref=s.ref, check="outside", names=expr.names, exprs=(expr,), span=(low, high)
+    )
 
 
 #: The parser of each step kind, by the step's key.

@@ -86,7 +86,9 @@ def describe_send(s: SendStep) -> str:
         text += f" seq={s.seq}"
     if s.ack is not None:
         text += f" ack={s.ack}"
-    if s.data:
+    if s.length is not None:
+        text += f" len={s.length} (at most {s.max_length})"
+    elif s.data:
         text += f" len={len(s.data)}"
     if s.urgptr and "U" in s.flags:
         text += f" urgptr={s.urgptr}"

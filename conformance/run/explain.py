@@ -129,6 +129,8 @@ def step_row(step: Step) -> tuple[bool | None, str, str]:
             label += " (repeats judged: not even a repeat no ACK of ours covered)"
     elif isinstance(step, AssertStep):
         label, direction = f"assert {step.check}: {', '.join(map(str, step.exprs or step.names))}", None
+        if step.check == "outside":
+            label += f" not in {step.span[0]}..{step.span[1]}"
     else:
         label, direction = _generic(step), None
     if step.ref:

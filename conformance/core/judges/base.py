@@ -112,6 +112,7 @@ class Context(Protocol):
         diffs: tuple[FieldDiff, ...] = (),
         timing: str = "",
     ) -> None: ...
+    def skip_rest(self, reason: str, now: float) -> None: ...
     def fail(
         self,
         step: Step,

@@ -58,8 +58,17 @@ class Send(ActiveStep):
                 fatal=True,
             )
             return Progress.DONE
+        data = s.data
+        if s.length is not None:  # len: w4, a bound name (a window to fill)
+            length = s.length.evaluate(names)
+            if length > s.max_length:
+                why = f"len {s.length} = {length} is more than this segment may carry (max_len {s.max_length})"
+                ctx.record(s.line, f"{describe_send(s)} (not sent: {why})", Status.SKIPPED, now)
+                ctx.skip_rest(f"line {s.line} could not send its segment: {why}", now)
+                return Progress.DONE
+            data = b"x" * length
         options = tuple((o.kind, o.value) for o in s.options)
-        seg = ctx.segment(conn, s.flags, seq, ack, s.window, s.data, options)
+        seg = ctx.segment(conn, s.flags, seq, ack, s.window, data, options)
         if s.bad_checksum or s.urgptr:
             seg = replace(seg, checksum_ok=False if s.bad_checksum else None, urgptr=s.urgptr)
         if s.ip is not None:
@@ -391,7 +400,8 @@ class Silence(ActiveStep):
 
 class Assert(ActiveStep):
     """Bound values must be neither all equal nor a constant increment (``assert: {unpredictable: [...]}``), or
-    sequence values must never move left (``assert: {nondecreasing: [a1+w1, a2+w2]}``, in sequence space)."""
+    sequence values must never move left (``assert: {nondecreasing: [a1+w1, a2+w2]}``, in sequence space), or a
+    value must lie outside a range (``assert: {outside: [w5, 1, 199]}``, plain whole numbers)."""
 
     step: AssertStep
 
@@ -407,6 +417,8 @@ class Assert(ActiveStep):
             return Progress.DONE
         if a.check == "nondecreasing":
             return self._nondecreasing(ctx, now)
+        if a.check == "outside":
+            return self._outside(ctx, now)
         values = [ctx.names[n] for n in a.names]
         desc = f"assert unpredictable: {', '.join(a.names)}"
         shown = ", ".join(str(v) for v in values)
@@ -438,4 +450,16 @@ class Assert(ActiveStep):
                 ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.NONDECREASING)
                 return Progress.DONE
         ctx.record(a.line, desc, Status.PASSED, now, timing=shown)
+        return Progress.DONE
+
+    def _outside(self, ctx: Context, now: float) -> Progress:
+        a = self.step
+        (expr,), (low, high) = a.exprs, a.span
+        value = expr.evaluate(dict(ctx.names))
+        desc = f"assert outside: {expr} not in {low}..{high}"
+        if low <= value <= high:
+            message = f"{expr} = {value}, within {low}..{high}, where it must be below {low} or above {high}"
+            ctx.fail(a, desc, FailureKind.ASSERTION, message, now, check=Check.OUTSIDE)
+            return Progress.DONE
+        ctx.record(a.line, desc, Status.PASSED, now, timing=f"{expr} = {value}")
         return Progress.DONE
