@@ -9,9 +9,15 @@ import pytest
 
 from conformance.core.errors import CaseFormatError
 from conformance.core.loader import load_case
+from conformance.core.outcomes import Status
+from conformance.core.rfc9293 import LINUX
+from conformance.core.rfc9293.profile import RFC
+from conformance.core.rfc9293.reference import play
 from tests.helpers import ISN, PEER_ISN, FakeWire, line_of
 
 T0 = 100.0
+ROOT = Path(__file__).resolve().parent.parent
+SWS = ROOT / "cases" / "window" / "receiver-sws.yaml"
 
 HEADER = """\
 id: test-case
@@ -117,3 +123,19 @@ def test_a_bad_outside_assert_is_refused_with_its_line(tmp_path: Path, body: str
         load_case(path)
     assert message in str(err.value)
     assert f":{line_of(path, '- assert')}:" in str(err.value)
+
+
+@pytest.mark.parametrize("profile", [LINUX, RFC])
+def test_the_sws_case_is_not_failed_when_the_buffer_is_larger_than_asked(tmp_path: Path, profile: object) -> None:
+    """SO_RCVBUF is a request: a window the case cannot fill with one segment ends it not checked, never failed."""
+    path = tmp_path / "sws.yaml"
+    path.write_text(SWS.read_text(encoding="utf-8").replace("SO_RCVBUF: 2048", "SO_RCVBUF: 4096"), encoding="utf-8")
+    verdict = play(load_case(path), profile).verdict  # type: ignore[arg-type]
+    assert verdict.status is Status.SKIPPED, verdict.failure and verdict.failure.render()
+    assert "could not send its segment" in verdict.skip_reason
+
+
+@pytest.mark.parametrize("profile", [LINUX, RFC])
+def test_the_sws_case_passes_on_the_model(profile: object) -> None:
+    verdict = play(load_case(SWS), profile).verdict  # type: ignore[arg-type]
+    assert verdict.status is Status.PASSED, verdict.failure and verdict.failure.render()
