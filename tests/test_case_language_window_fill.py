@@ -114,7 +114,12 @@ def test_a_bad_bound_len_is_refused_with_its_line(
 
 @pytest.mark.parametrize(
     ("body", "message"),
-    [("[w0, 199, 1]", "low <= high"), ("[w9, 1, 199]", "name 'w9' is not bound"), ("[w0, 1]", "")],
+    [
+        ("[w0, 199, 1]", "low <= high"),
+        ("[w9, 1, 199]", "name 'w9' is not bound"),
+        ("[w0, 1]", ""),
+        ("[w0, 1, 199], nondecreasing: [w0, w0]", "an assert makes one check"),
+    ],
 )
 def test_a_bad_outside_assert_is_refused_with_its_line(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "case.yaml"

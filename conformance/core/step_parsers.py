@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .assert_parsers import parse_assert
 from .checks import KEYS, SEGMENT_CHECKS, STEP_CHECKS, STEP_TYPES
 from .errors import CaseFormatError
 from .ipfields import parse_icmp, parse_ip_expect, parse_ip_route, parse_ip_send, parse_ip_source
@@ -24,7 +25,6 @@ from .model import (
     ANY_CONN,
     AppResultStep,
     AppStep,
-    AssertStep,
     ExpectStep,
     OptionSpec,
     SegmentPattern,
@@ -490,54 +490,13 @@ def _state(b: StepBuilder, s: RawStep) -> Step:
     return StateStep(line=s.line, conn=s.conn, ref=s.ref, state=s.body, lasts=lasts)
 
 
-def _assert(b: StepBuilder, s: RawStep) -> Step:
-    if len(s.body) > 1:
-        raise b.error(
-            s.body_path + (sorted(s.body)[1],), "an assert makes one check: unpredictable, nondecreasing or outside"
-        )
-    if "nondecreasing" in s.body:
-        return _assert_nondecreasing(b, s)
-    if "outside" in s.body:
-        return _assert_outside(b, s)
-    names = tuple(s.body.get("unpredictable", ()))
-    for i, name in enumerate(names):
-        if name not in b.bound:
-            raise b.error(
-                s.body_path + ("unpredictable", i), f"name {name!r} is not bound before this step", sorted(b.bound)
-            )
-    return AssertStep(line=s.line, conn="main", ref=s.ref, check="unpredictable", names=names)
-
-
-def _assert_nondecreasing(b: StepBuilder, s: RawStep) -> Step:
-    """``assert: {nondecreasing: [a1+w1, a2+w2, ...]}``: sequence expressions over bound names."""
-    exprs = []
-    for i, text in enumerate(s.body["nondecreasing"]):
-        exprs.append(b.expr(text, s.body_path + ("nondecreasing", i)))
-    names = tuple(dict.fromkeys(n for e in exprs for n in e.names))
-    return AssertStep(line=s.line, conn="main", ref=s.ref, check="nondecreasing", names=names, exprs=tuple(exprs))
-
-
-def _assert_outside(b: StepBuilder, s: RawStep) -> Step:
-    """``assert: {outside: [w5, 1, 199]}``: a value over bound names must not lie in the closed range [1, 199]."""
-    path = s.body_path + ("outside",)
-    text, low, high = s.body["outside"]
-    if not (isinstance(low, int) and isinstance(high, int)) or low > high:
-        raise b.error(
-            path + (1,), f"outside: [value, low, high] takes whole numbers with low <= high, not {low}, {high}"
-        )
-    expr = b.expr(text, path + (0,))
-    return AssertStep(
-        line=s.line, conn="main", ref=s.ref, check="outside", names=expr.names, exprs=(expr,), span=(low, high)
-    )
-
-
 #: The parser of each step kind, by the step's key.
 PARSERS: dict[str, Callable[[StepBuilder, RawStep], Step]] = {
     "send": _send,
     "expect": _expect,
     "silence": _silence,
     "withhold": _withhold,
-    "assert": _assert,
+    "assert": parse_assert,
     "app": _app,
     "app_result": _app_result,
     "state": _state,
