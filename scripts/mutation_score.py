@@ -31,8 +31,8 @@ from conformance.core.loader import discover
 from conformance.core.model import Case
 from conformance.core.outcomes import Level, Outcome, Status
 from conformance.core.rfc9293 import DEVIATIONS, LINUX, RFC, ModelProfile
+from conformance.core.rfc9293.deviations import Deviation
 from conformance.core.rfc9293.matrix import checked_matrix
-from conformance.core.rfc9293.profile import Deviation
 from conformance.core.rfc9293.reference import play, policy_for, unsupported
 
 ROOT = Path(__file__).resolve().parent.parent

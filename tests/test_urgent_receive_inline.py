@@ -15,7 +15,7 @@ from conformance.core.loader import load_case
 from conformance.core.model import Case
 from conformance.core.outcomes import Status
 from conformance.core.rfc9293 import LINUX, RFC, ModelProfile
-from conformance.core.rfc9293.profile import DEVIATIONS
+from conformance.core.rfc9293.deviations import DEVIATIONS
 from conformance.core.rfc9293.reference import play
 
 from .helpers import ROOT
