@@ -73,10 +73,22 @@ def test_wrong_state_fails_with_expected_observed_and_method(tmp_path: Path) -> 
 def test_app_error_fails_the_case(tmp_path: Path) -> None:
     w = FakeWire(load_case(write_case(tmp_path, "  - app: {do: listen}\n", extra=AGENT_CASE)))
     w.advance(T0)
-    w.dialogue.app_answer(w.requests[-1].id, {"ok": False, "error": "EADDRINUSE", "detail": "in use"}, T0 + 0.01)
+    w.dialogue.app_answer(w.requests[-1].id, {"ok": False, "error": "ENOBUFS", "detail": "no buffer"}, T0 + 0.01)
     w.advance(T0 + 0.01)
     f = w.verdict().failure
-    assert f is not None and f.kind == "app" and "EADDRINUSE" in f.render()
+    assert f is not None and f.kind == "app" and "ENOBUFS" in f.render()
+
+
+def test_a_listener_port_in_use_is_the_tools_doing_not_a_verdict(tmp_path: Path) -> None:
+    """The listener's port is the tool's choice: another socket on the target holding it is a harness error (a
+    benchmark run once failed a case so, when a target connect's ephemeral port was a later listener's port)."""
+    w = FakeWire(load_case(write_case(tmp_path, "  - app: {do: listen}\n", extra=AGENT_CASE)))
+    w.advance(T0)
+    w.dialogue.app_answer(w.requests[-1].id, {"ok": False, "error": "EADDRINUSE", "detail": "in use"}, T0 + 0.01)
+    w.advance(T0 + 0.01)
+    v = w.verdict()
+    assert v.failure is not None and v.failure.kind == "harness" and v.failure.kind.is_harness  # reported: error
+    assert f"the port the tool gave the agent's listener, {TARGET_PORT}, is in use" in v.failure.render()
 
 
 def test_silent_agent_is_a_harness_failure(tmp_path: Path) -> None:

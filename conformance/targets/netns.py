@@ -56,6 +56,9 @@ PREFIXES = (PREFIX_PROBER, PREFIX_TARGET, PREFIX_DOCKER)
 LISTEN_PORT, BANNER_PORT, CLOSED_PORT = 7000, 7001, 7009
 ECHO_PORT, HTTP_PORT = 7007, 7080
 #: The target's IPv4 subnet: 198.18.N.0/24 (its directed broadcast 198.18.N.255 is in the test range).
+#: The target's ports kept out of its ephemeral range (net.ipv4.ip_local_reserved_ports): every window of source
+#: and agent ports a run takes (conformance.run.session.Ports: a base in 20000-39999, PORT_WINDOW 10000 ports).
+RESERVED_PORTS = "20000-49999"
 PREFIX_LEN = 24
 #: The services of :mod:`conformance.inside.services` in the target namespace (closed: nobody listens there).
 PORTS = {"listen": LISTEN_PORT, "banner": BANNER_PORT, "echo": ECHO_PORT, "http": HTTP_PORT, "closed": CLOSED_PORT}
@@ -185,7 +188,7 @@ class NamespaceTarget:
             ports=dict(PORTS),
             params=resolve(sysctls),
             description=f"Linux {ready.get('kernel', '?')} in {where}, {self.target_ip}"
-            + ("" if self.existing else ", rp_filter=2 (as distributions ship it)"),
+            + ("" if self.existing else f", rp_filter=2 (as distributions ship it), ports {RESERVED_PORTS} reserved"),
             sysctls=sysctls,
             agent=self._agent,
             our_ip6=self.our_ip6 if has_ipv6 else None,
@@ -219,6 +222,11 @@ class NamespaceTarget:
             # lets the IP layer or TCP refuse (README, Targets: "The embedded target").
             rp_filter = "for s in all default; do echo 2 > /proc/sys/net/ipv4/conf/$s/rp_filter; done"
             _run(["ip", "netns", "exec", self.target_ns, "sh", "-c", rp_filter])
+            # The ports the tool may give the agent's listeners (every run's window lies in them) are no ephemeral
+            # port of the target's own connects: else a connect of one case may take the port a later case's
+            # listener is given (EADDRINUSE, the tool's doing). Reserved ports still bind when asked for.
+            reserve = f"echo {RESERVED_PORTS} > /proc/sys/net/ipv4/ip_local_reserved_ports"
+            _run(["ip", "netns", "exec", self.target_ns, "sh", "-c", reserve])
 
     def _make_veth(self) -> None:
         """The veth pair, one end moved into each namespace (both removed again if a move fails)."""

@@ -116,6 +116,14 @@ class AgentCommand(ActiveStep):
         return Progress.AGAIN
 
     def _check_answer(self, ctx: Context, answer: dict[str, object], when: float, now: float) -> Progress:
+        if not answer.get("ok") and self.cmd == "listen" and answer.get("error") == "EADDRINUSE":
+            message = (  # the listener's port is the tool's choice (_arguments): another socket there holds it
+                f"the port the tool gave the agent's listener, {ctx.addr.target_port}, is in use on the target: "
+                "not a verdict about the target (keep the run's port window out of the target's ephemeral ports, "
+                "net.ipv4.ip_local_reserved_ports, as the embedded target does)"
+            )
+            ctx.fail(self.step, self.description, FailureKind.HARNESS, message, now, time=when, fatal=True)
+            return Progress.DONE
         if not answer.get("ok"):
             message = (
                 f"the target's application failed: {self.cmd} -> {answer.get('error')} ({answer.get('detail', '')})"
