@@ -6,14 +6,14 @@ choose, and the "target" is whatever segments a test scripts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from conformance.core.engine import Addressing, AppRequest, Dialogue, Policy, Verdict
 from conformance.core.loader import load_case
 from conformance.core.model import Case
 from conformance.core.params import resolve
-from conformance.core.profiles import Profile, outcome
+from conformance.core.profiles import Profile, load_profile, outcome
 from conformance.core.segment import Segment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,3 +206,21 @@ def answer_app_requests(w: FakeWire, answered: set[int], now: float) -> None:
             answer.update(state="ESTABLISHED", linux="ESTABLISHED")
         w.dialogue.app_answer(request.id, answer, now)
         w.advance(now)
+
+
+def agent_handshake(path: Path, t: float, commands: int) -> tuple[FakeWire, Callable[[float], None]]:
+    """The agent case at `path` on the fake wire under the linux profile, started at `t`: its listen answered, our
+    SYN answered by a SYN-ACK, then the next `commands` agent commands answered a millisecond apart. Returns the
+    wire and the function that answers the commands given so far at a time."""
+    w = FakeWire(load_case(path), profile=load_profile("linux"))
+    answered: set[int] = set()
+    w.advance(t)
+
+    def answer_app(now: float) -> None:
+        answer_app_requests(w, answered, now)
+
+    answer_app(t + 0.001)  # listen
+    w.reply(t + 0.002, "SA", seq=PEER_ISN, ack=ISN + 1)
+    for i in range(commands):
+        answer_app(t + 0.003 + i * 0.001)
+    return w, answer_app

@@ -6,11 +6,10 @@ from __future__ import annotations
 from conformance.core.engine import Verdict
 from conformance.core.loader import load_case
 from conformance.core.outcomes import Status
-from conformance.core.profiles import load_profile
 from conformance.core.rfc9293 import LINUX
 from conformance.core.rfc9293.reference import play, unsupported
 
-from .helpers import ISN, PEER_ISN, ROOT, FakeWire, answer_app_requests
+from .helpers import ISN, PEER_ISN, ROOT, agent_handshake
 
 CASE = ROOT / "cases" / "app" / "aggregate-sends.yaml"
 
@@ -18,18 +17,8 @@ CASE = ROOT / "cases" / "app" / "aggregate-sends.yaml"
 def _play(later: list[bytes]) -> Verdict:
     """ "a" at once; then, after the three writes, `later` one segment each: at once (a stack without Nagle) when
     the list has three, else after our ACK of "a"."""
-    w = FakeWire(load_case(CASE), profile=load_profile("linux"))
-    answered: set[int] = set()
     t = 100.0
-    w.advance(t)
-
-    def answer_app(now: float) -> None:
-        answer_app_requests(w, answered, now)
-
-    answer_app(t + 0.001)  # listen
-    w.reply(t + 0.002, "SA", seq=PEER_ISN, ack=ISN + 1)
-    for i in range(3):  # accept, getsockopt, send "a"
-        answer_app(t + 0.003 + i * 0.001)
+    w, answer_app = agent_handshake(CASE, t, 3)  # accept, getsockopt, send "a"
     w.reply(t + 0.007, "PA", seq=PEER_ISN + 1, ack=ISN + 1, payload=b"a")
     for i in range(3):  # the three writes
         answer_app(t + 0.008 + i * 0.001)

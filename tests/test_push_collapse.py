@@ -6,29 +6,18 @@ from __future__ import annotations
 from conformance.core.engine import Verdict
 from conformance.core.loader import load_case
 from conformance.core.outcomes import Status
-from conformance.core.profiles import load_profile
 from conformance.core.rfc9293 import LINUX
 from conformance.core.rfc9293.reference import play, unsupported
 
-from .helpers import ISN, PEER_ISN, ROOT, FakeWire, answer_app_requests
+from .helpers import ISN, PEER_ISN, ROOT, agent_handshake
 
 CASE = ROOT / "cases" / "sender" / "push-collapse.yaml"
 
 
 def _play(segments: list[tuple[str, bytes]]) -> Verdict:
     """The target completes the handshake; once our window opens it sends `segments` (flags, data)."""
-    w = FakeWire(load_case(CASE), profile=load_profile("linux"))
-    answered: set[int] = set()
     t = 100.0
-    w.advance(t)
-
-    def answer_app(now: float) -> None:
-        answer_app_requests(w, answered, now)
-
-    answer_app(t + 0.001)  # listen
-    w.reply(t + 0.002, "SA", seq=PEER_ISN, ack=ISN + 1)
-    for i in range(6):  # accept, then the three writes
-        answer_app(t + 0.003 + i * 0.001)
+    w, _ = agent_handshake(CASE, t, 6)  # accept, then the three writes
     assert w.sent[-1].window == 65535, "the window update comes after the writes"
     seq, at = PEER_ISN + 1, t + 0.02
     for flags, data in segments:
